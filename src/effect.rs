@@ -1,0 +1,84 @@
+//! Effect records: what a successful mutation changed, as data. The journal
+//! and alerting build on them. Item changes are deltas, which commute, so a
+//! consumer can apply effects written by concurrent operations in any order
+//! and reach the same stock. Records are only built when an observer is
+//! installed: an engine without one pays a single branch per operation.
+
+use crate::ids::{Channel, ItemKey, Line, ReservationId, ReservationState};
+use serde::{Deserialize, Serialize};
+
+/// One change made by a successful operation (or by expiry).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Effect {
+    /// An item came into existence with an all-zero cell.
+    ItemCreated {
+        /// The item.
+        item: ItemKey,
+    },
+    /// An item's counters moved by these amounts. A cycle count is recorded
+    /// as the delta it caused.
+    Stock {
+        /// The item.
+        item: ItemKey,
+        /// Change of `on_hand`.
+        on_hand: i64,
+        /// Change of `reserved`.
+        reserved: i64,
+    },
+    /// An item's safety stock moved by this amount.
+    SafetyStock {
+        /// The item.
+        item: ItemKey,
+        /// Change of `safety_stock`.
+        delta: i64,
+    },
+    /// A reservation was made (its `Stock` effects come with it).
+    Reserved {
+        /// The reservation.
+        id: ReservationId,
+        /// Its channel.
+        channel: Channel,
+        /// Its lines.
+        lines: Vec<Line>,
+        /// Its deadline.
+        expires_at_ms: u64,
+    },
+    /// A pending reservation got a new deadline.
+    Extended {
+        /// The reservation.
+        id: ReservationId,
+        /// The new deadline.
+        expires_at_ms: u64,
+    },
+    /// A reservation reached a terminal state at `at_ms` (its `Stock`
+    /// effects come with it).
+    Finished {
+        /// The reservation.
+        id: ReservationId,
+        /// Committed, released or expired.
+        state: ReservationState,
+        /// The time it was processed.
+        at_ms: u64,
+    },
+    /// A terminal reservation left the idempotency window.
+    Forgotten {
+        /// The reservation.
+        id: ReservationId,
+    },
+}
+
+/// Receives the effects of every successful mutation, one call per operation
+/// (an operation's effects are all-or-nothing, so a journal can write them as
+/// one record). Called on the thread that made the change, after the change
+/// is visible; calls from different threads may interleave. Keep it quick:
+/// hand the records to a channel or buffer rather than doing I/O inline.
+pub trait EffectObserver: Send + Sync {
+    /// The effects of one operation, in the order they were made.
+    fn on_effects(&self, effects: &[Effect]);
+}
+
+impl<F: Fn(&[Effect]) + Send + Sync> EffectObserver for F {
+    fn on_effects(&self, effects: &[Effect]) {
+        self(effects)
+    }
+}

@@ -1,0 +1,152 @@
+//! The one error type of the crate. Each variant is a rule of the contract
+//! (`shared/SEMANTICS.md`) that a request broke, carrying what the caller
+//! needs to react: which item, how much was asked, how much there was.
+//! A failed operation never changes stock.
+
+use crate::ids::{ReservationId, Sku, StoreId};
+use std::fmt;
+
+/// Why an operation was refused. Nothing changed (apart from the lazy expiry
+/// of an overdue reservation the request named, which the contract performs
+/// before checking).
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Error {
+    /// The request itself is malformed (zero quantity, no lines, a line
+    /// repeated, a zero ttl...). Fix the request; retrying it as is fails again.
+    Invalid {
+        /// What is wrong with the request.
+        reason: &'static str,
+    },
+    /// A restock would take `on_hand` past `u32::MAX`.
+    Overflow {
+        /// The SKU.
+        sku: Sku,
+        /// The store.
+        store: StoreId,
+        /// Units on hand now.
+        on_hand: u32,
+        /// Units the restock tried to add.
+        requested: u32,
+    },
+    /// A cycle count below the units promised to pending reservations.
+    /// Release or commit reservations first, or count again.
+    BelowReserved {
+        /// The SKU.
+        sku: Sku,
+        /// The store.
+        store: StoreId,
+        /// Units reserved now.
+        reserved: u32,
+    },
+    /// The item was never stocked (restock, set_on_hand or set_safety_stock
+    /// create it).
+    UnknownItem {
+        /// The SKU.
+        sku: Sku,
+        /// The store.
+        store: StoreId,
+    },
+    /// Not enough stock for the channel. `available` is what the channel could
+    /// have taken at that moment; nothing was reserved or sold.
+    Insufficient {
+        /// The SKU of the first line that could not be served.
+        sku: Sku,
+        /// Its store.
+        store: StoreId,
+        /// Units asked for.
+        requested: u32,
+        /// Units available to the channel.
+        available: u32,
+    },
+    /// No reservation with this id is known (never made, failed, or forgotten
+    /// after retention).
+    UnknownReservation {
+        /// The id asked for.
+        id: ReservationId,
+    },
+    /// The reservation was already committed; it can no longer be released or
+    /// extended.
+    AlreadyCommitted {
+        /// The reservation.
+        id: ReservationId,
+    },
+    /// The reservation was already released; reserve again with a new id.
+    AlreadyReleased {
+        /// The reservation.
+        id: ReservationId,
+    },
+    /// The reservation's deadline passed and its units went back to stock;
+    /// reserve again with a new id.
+    Expired {
+        /// The reservation.
+        id: ReservationId,
+    },
+    /// The id is already used by a different request (other lines or
+    /// channel). Use a fresh id for a different order.
+    IdConflict {
+        /// The reservation.
+        id: ReservationId,
+    },
+}
+
+impl Error {
+    /// The error's name in the contract and the replay format
+    /// (`"insufficient"`, `"id_conflict"`...).
+    pub const fn name(&self) -> &'static str {
+        match self {
+            Error::Invalid { .. } => "invalid",
+            Error::Overflow { .. } => "overflow",
+            Error::BelowReserved { .. } => "below_reserved",
+            Error::UnknownItem { .. } => "unknown_item",
+            Error::Insufficient { .. } => "insufficient",
+            Error::UnknownReservation { .. } => "unknown_reservation",
+            Error::AlreadyCommitted { .. } => "already_committed",
+            Error::AlreadyReleased { .. } => "already_released",
+            Error::Expired { .. } => "expired",
+            Error::IdConflict { .. } => "id_conflict",
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Invalid { reason } => write!(f, "invalid request: {reason}"),
+            Error::Overflow { sku, store, on_hand, requested } => write!(
+                f,
+                "restocking {requested} units of {sku} at {store} would pass the limit of {} units on hand (now {on_hand})",
+                u32::MAX
+            ),
+            Error::BelowReserved { sku, store, reserved } => write!(
+                f,
+                "cannot count {sku} at {store} below the {reserved} units reserved; commit or release reservations first"
+            ),
+            Error::UnknownItem { sku, store } => write!(
+                f,
+                "{sku} at {store} is not stocked; restock it or set its on-hand count first"
+            ),
+            Error::Insufficient { sku, store, requested, available } => write!(
+                f,
+                "only {available} units of {sku} at {store} available for this channel, {requested} requested"
+            ),
+            Error::UnknownReservation { id } => {
+                write!(f, "{id} is unknown (never made, or forgotten after retention)")
+            }
+            Error::AlreadyCommitted { id } => write!(f, "{id} is already committed"),
+            Error::AlreadyReleased { id } => {
+                write!(f, "{id} was released; reserve again with a new id")
+            }
+            Error::Expired { id } => write!(
+                f,
+                "{id} expired and its units went back to stock; reserve again with a new id"
+            ),
+            Error::IdConflict { id } => write!(
+                f,
+                "{id} is already used by a different request; use a new id for a different order"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
