@@ -1,1 +1,194 @@
-//! cell
+//! The stock cell: one item's `on_hand` and `reserved` packed into a single
+//! atomic word, plus its safety stock. Every change to the word is one atomic
+//! read-modify-write that checks and keeps `reserved <= on_hand` in the same
+//! instruction, so no thread can ever observe an oversold cell. Nothing
+//! outside this module writes the word.
+
+use crate::command::Level;
+use crate::ids::Channel;
+use crate::sync::{AtomicU32, AtomicU64, Ordering};
+
+/// `on_hand` lives in the high half of the word, `reserved` in the low half.
+const SHIFT: u32 = 32;
+const LOW: u64 = u32::MAX as u64;
+
+const fn pack(on_hand: u32, reserved: u32) -> u64 {
+    ((on_hand as u64) << SHIFT) | reserved as u64
+}
+
+const fn unpack(word: u64) -> (u32, u32) {
+    ((word >> SHIFT) as u32, (word & LOW) as u32)
+}
+
+/// One item's counters.
+#[derive(Debug, Default)]
+pub(crate) struct StockCell {
+    word: AtomicU64,
+    safety_stock: AtomicU32,
+}
+
+/// A restock would pass `u32::MAX` units on hand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WouldOverflow {
+    pub(crate) on_hand: u32,
+}
+
+/// Not enough units for the channel; `available` is what it could take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Short {
+    pub(crate) available: u32,
+}
+
+/// A cycle count below the units reserved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BelowReserved {
+    pub(crate) reserved: u32,
+}
+
+impl StockCell {
+    fn safety_for(&self, channel: Channel) -> u32 {
+        match channel {
+            Channel::Online => self.safety_stock.load(Ordering::Acquire),
+            Channel::InStore => 0,
+        }
+    }
+
+    fn level_of(&self, word: u64) -> Level {
+        let (on_hand, reserved) = unpack(word);
+        Level::new(on_hand, reserved, self.safety_stock.load(Ordering::Acquire))
+    }
+
+    /// A consistent reading of the cell (`on_hand` and `reserved` from one load).
+    pub(crate) fn level(&self) -> Level {
+        self.level_of(self.word.load(Ordering::Acquire))
+    }
+
+    /// Runs `step` on the current word until it either declines (returns
+    /// `Err`) or its proposed word is installed. A declined step costs one
+    /// load and no write: a sold-out item answers without touching shared
+    /// memory.
+    fn update<E>(&self, mut step: impl FnMut(u32, u32) -> Result<u64, E>) -> Result<u64, E> {
+        let mut current = self.word.load(Ordering::Acquire);
+        loop {
+            let (on_hand, reserved) = unpack(current);
+            let next = step(on_hand, reserved)?;
+            match self.word.compare_exchange_weak(
+                current,
+                next,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Ok(next),
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    /// Holds `qty` units for `channel` if that many are available to it.
+    pub(crate) fn reserve(&self, qty: u32, channel: Channel) -> Result<Level, Short> {
+        // Safety stock is read before the word: a concurrent change of it
+        // linearizes either side of this reserve, never in the middle.
+        let safety = self.safety_for(channel);
+        self.update(|on_hand, reserved| {
+            let available = (on_hand - reserved).saturating_sub(safety);
+            if qty > available {
+                return Err(Short { available });
+            }
+            Ok(pack(on_hand, reserved + qty))
+        })
+        .map(|word| self.level_of(word))
+    }
+
+    /// Returns `qty` held units. The caller owns that hold (its reservation
+    /// moved to a terminal state under its lock), so `reserved >= qty` and
+    /// the subtraction cannot borrow from `on_hand`.
+    pub(crate) fn unreserve(&self, qty: u32) {
+        let before = self.word.fetch_sub(qty as u64, Ordering::AcqRel);
+        debug_assert!(unpack(before).1 >= qty, "released more than was held");
+    }
+
+    /// Takes `qty` held units out of stock: `on_hand -= qty`, `reserved -= qty`.
+    /// As for [`unreserve`](Self::unreserve), the caller owns the hold, so
+    /// `on_hand >= reserved >= qty` and one subtraction does both halves.
+    pub(crate) fn commit(&self, qty: u32) {
+        let before = self.word.fetch_sub(pack(qty, qty), Ordering::AcqRel);
+        debug_assert!(unpack(before).1 >= qty, "committed more than was held");
+    }
+
+    /// An immediate sale of `qty` units available to `channel`.
+    pub(crate) fn sell(&self, qty: u32, channel: Channel) -> Result<Level, Short> {
+        let safety = self.safety_for(channel);
+        self.update(|on_hand, reserved| {
+            let available = (on_hand - reserved).saturating_sub(safety);
+            if qty > available {
+                return Err(Short { available });
+            }
+            Ok(pack(on_hand - qty, reserved))
+        })
+        .map(|word| self.level_of(word))
+    }
+
+    /// Receives `qty` units.
+    pub(crate) fn restock(&self, qty: u32) -> Result<Level, WouldOverflow> {
+        self.update(|on_hand, reserved| match on_hand.checked_add(qty) {
+            Some(next) => Ok(pack(next, reserved)),
+            None => Err(WouldOverflow { on_hand }),
+        })
+        .map(|word| self.level_of(word))
+    }
+
+    /// A cycle count: `on_hand = qty`, refused below the units reserved.
+    /// Returns the new level and the change of `on_hand` it caused.
+    pub(crate) fn set_on_hand(&self, qty: u32) -> Result<(Level, i64), BelowReserved> {
+        let mut previous = 0;
+        let word = self.update(|on_hand, reserved| {
+            if qty < reserved {
+                return Err(BelowReserved { reserved });
+            }
+            previous = on_hand;
+            Ok(pack(qty, reserved))
+        })?;
+        Ok((self.level_of(word), i64::from(qty) - i64::from(previous)))
+    }
+
+    /// Sets the safety stock; returns the new level and the change it caused.
+    pub(crate) fn set_safety_stock(&self, qty: u32) -> (Level, i64) {
+        let previous = self.safety_stock.swap(qty, Ordering::AcqRel);
+        let (on_hand, reserved) = unpack(self.word.load(Ordering::Acquire));
+        (
+            Level::new(on_hand, reserved, qty),
+            i64::from(qty) - i64::from(previous),
+        )
+    }
+}
+
+#[cfg(all(test, not(omnistock_loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pack_round_trips_extremes() {
+        for (on_hand, reserved) in [(0, 0), (u32::MAX, 0), (u32::MAX, u32::MAX), (7, 3)] {
+            assert_eq!(unpack(pack(on_hand, reserved)), (on_hand, reserved));
+        }
+    }
+
+    #[test]
+    fn commit_subtracts_both_halves_without_borrow() {
+        let cell = StockCell::default();
+        cell.restock(u32::MAX).unwrap();
+        cell.reserve(u32::MAX, Channel::InStore).unwrap();
+        cell.commit(u32::MAX);
+        assert_eq!(cell.level(), Level::new(0, 0, 0));
+    }
+
+    #[test]
+    fn online_reserve_respects_safety_stock() {
+        let cell = StockCell::default();
+        cell.restock(10).unwrap();
+        cell.set_safety_stock(4);
+        assert_eq!(cell.reserve(7, Channel::Online), Err(Short { available: 6 }));
+        assert!(cell.reserve(7, Channel::InStore).is_ok());
+        assert_eq!(cell.level().available_online, 0);
+    }
+}

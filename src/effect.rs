@@ -82,3 +82,34 @@ impl<F: Fn(&[Effect]) + Send + Sync> EffectObserver for F {
         self(effects)
     }
 }
+
+/// The effects of one operation, collected only when someone listens.
+#[derive(Debug)]
+pub(crate) struct EffectLog {
+    records: Option<Vec<Effect>>,
+}
+
+impl EffectLog {
+    pub(crate) fn new(listening: bool) -> Self {
+        EffectLog {
+            records: listening.then(Vec::new),
+        }
+    }
+
+    /// Records the effect `make` builds; `make` never runs when no one listens.
+    pub(crate) fn push(&mut self, make: impl FnOnce() -> Effect) {
+        if let Some(records) = &mut self.records {
+            records.push(make());
+        }
+    }
+
+    /// Hands what was recorded to `observer` and empties the log.
+    pub(crate) fn flush(&mut self, observer: Option<&dyn EffectObserver>) {
+        if let (Some(records), Some(observer)) = (&mut self.records, observer) {
+            if !records.is_empty() {
+                observer.on_effects(records);
+                records.clear();
+            }
+        }
+    }
+}

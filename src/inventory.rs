@@ -1,66 +1,670 @@
-//! API STUB (being implemented): signatures are final.
-use crate::*;
-use std::sync::Arc;
+//! [`Inventory`]: the engine an order service embeds. It composes the item
+//! table (lock-free stock cells), the sharded reservation table with its
+//! deadline index, the injected clock and the effect observer. Stock
+//! operations touch one cell word with one atomic step; operations naming a
+//! reservation id take that id's shard lock, never a global one.
+
+use crate::cell::{self, StockCell};
+use crate::clock::{Clock, SystemClock};
+use crate::command::{Command, Level, Outcome, ReservationAck, ReservationInfo};
+use crate::effect::{Effect, EffectLog, EffectObserver};
+use crate::error::Error;
+use crate::ids::{Channel, ItemKey, Line, ReservationId, ReservationState, Sku, StoreId};
+use crate::reservation::{deadline_after, HeldLine, HeldLines, Reservation, ReservationShard};
+use crate::sync::{Arc, Mutex, MutexGuard};
+use crate::table::{shard_of, ItemTable};
+use crossbeam_utils::CachePadded;
+use std::fmt;
 
 /// Default time to live of a reservation: 15 minutes.
 pub const DEFAULT_TTL_MS: u64 = 900_000;
-/// Default retention of terminal reservations: 24 hours.
+/// Default time a terminal reservation is remembered for idempotency: 24 hours.
 pub const DEFAULT_RETENTION_MS: u64 = 86_400_000;
-/// Most lines one reservation may have.
+/// The most lines one reservation may have.
 pub const MAX_LINES: usize = 256;
 
-/// The engine.
-#[derive(Debug)]
-pub struct Inventory {}
-/// Builder.
-pub struct InventoryBuilder {}
-impl InventoryBuilder {
-    /// clock
-    pub fn clock(self, clock: Arc<dyn Clock>) -> Self { todo!() }
-    /// ttl
-    pub fn default_ttl_ms(self, ms: u64) -> Self { todo!() }
-    /// retention
-    pub fn retention_ms(self, ms: u64) -> Self { todo!() }
-    /// observer
-    pub fn observer(self, observer: Arc<dyn EffectObserver>) -> Self { todo!() }
-    /// build
-    pub fn build(self) -> Inventory { todo!() }
+/// Reservation shards. A power of two, large enough that threads reserving
+/// different ids rarely meet on one lock.
+const RESERVATION_SHARDS: usize = 256;
+
+/// In-memory stock for every `(sku, store)` and the reservations against it.
+///
+/// `Inventory` is `Send + Sync`: share it through an `Arc` and call it from
+/// any number of threads. Every operation is linearizable and follows the
+/// contract in `SEMANTICS.md`; no interleaving lets `reserved` pass
+/// `on_hand` on any item.
+///
+/// ```
+/// use omnistock::{Channel, Inventory, Line, ReservationId, ReservationState, Sku, StoreId};
+///
+/// let inventory = Inventory::new();
+/// let (sku, store) = (Sku(42), StoreId(1));
+/// inventory.restock(sku, store, 3)?;
+///
+/// let cart = ReservationId(1001);
+/// let held = inventory.reserve(cart, Channel::Online, &[Line::new(sku, store, 2)])?;
+/// assert_eq!(held.state, ReservationState::Pending);
+/// assert_eq!(inventory.level(sku, store)?.available_online, 1);
+///
+/// inventory.commit(cart)?;
+/// assert_eq!(inventory.level(sku, store)?.on_hand, 1);
+/// # Ok::<(), omnistock::Error>(())
+/// ```
+pub struct Inventory {
+    items: ItemTable,
+    reservations: Box<[CachePadded<Mutex<ReservationShard>>]>,
+    clock: Arc<dyn Clock>,
+    default_ttl_ms: u64,
+    retention_ms: u64,
+    observer: Option<Arc<dyn EffectObserver>>,
 }
+
+impl fmt::Debug for Inventory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Inventory")
+            .field("clock", &self.clock)
+            .field("default_ttl_ms", &self.default_ttl_ms)
+            .field("retention_ms", &self.retention_ms)
+            .field("observer", &self.observer.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Configures an [`Inventory`]: clock, default ttl, retention, observer.
+///
+/// ```
+/// use std::sync::Arc;
+/// use omnistock::{Inventory, ManualClock};
+///
+/// let clock = Arc::new(ManualClock::new());
+/// let inventory = Inventory::builder()
+///     .clock(clock.clone())
+///     .default_ttl_ms(60_000)
+///     .retention_ms(3_600_000)
+///     .build();
+/// assert_eq!(inventory.now_ms(), 0);
+/// ```
+pub struct InventoryBuilder {
+    clock: Arc<dyn Clock>,
+    default_ttl_ms: u64,
+    retention_ms: u64,
+    observer: Option<Arc<dyn EffectObserver>>,
+}
+
+impl fmt::Debug for InventoryBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InventoryBuilder")
+            .field("clock", &self.clock)
+            .field("default_ttl_ms", &self.default_ttl_ms)
+            .field("retention_ms", &self.retention_ms)
+            .field("observer", &self.observer.is_some())
+            .finish()
+    }
+}
+
+impl Default for InventoryBuilder {
+    fn default() -> Self {
+        InventoryBuilder {
+            clock: to_sync_arc(std::sync::Arc::new(SystemClock::new())),
+            default_ttl_ms: DEFAULT_TTL_MS,
+            retention_ms: DEFAULT_RETENTION_MS,
+            observer: None,
+        }
+    }
+}
+
+/// The engine keeps its shared handles in `sync::Arc` (loom's under the
+/// model checker); callers hand in std's.
+#[cfg(not(omnistock_loom))]
+fn to_sync_arc<T: ?Sized>(arc: std::sync::Arc<T>) -> Arc<T> {
+    arc
+}
+
+#[cfg(omnistock_loom)]
+fn to_sync_arc<T: ?Sized>(arc: std::sync::Arc<T>) -> Arc<T> {
+    Arc::from_std(arc)
+}
+
+impl InventoryBuilder {
+    /// The source of time (default: [`SystemClock`]). Tests and simulations
+    /// pass a [`ManualClock`](crate::ManualClock).
+    pub fn clock(mut self, clock: std::sync::Arc<dyn Clock>) -> Self {
+        self.clock = to_sync_arc(clock);
+        self
+    }
+
+    /// Time to live of reservations made without one (default 15 minutes).
+    /// 0 is not a usable ttl and is replaced by the default.
+    pub fn default_ttl_ms(mut self, ms: u64) -> Self {
+        self.default_ttl_ms = if ms == 0 { DEFAULT_TTL_MS } else { ms };
+        self
+    }
+
+    /// How long terminal reservations are remembered for idempotency
+    /// (default 24 hours). After it, `expire()` forgets them and their ids
+    /// may be used again.
+    pub fn retention_ms(mut self, ms: u64) -> Self {
+        self.retention_ms = ms;
+        self
+    }
+
+    /// Receives the effect records of every successful mutation.
+    pub fn observer(mut self, observer: std::sync::Arc<dyn EffectObserver>) -> Self {
+        self.observer = Some(to_sync_arc(observer));
+        self
+    }
+
+    /// The inventory, empty.
+    pub fn build(self) -> Inventory {
+        Inventory {
+            items: ItemTable::new(),
+            reservations: (0..RESERVATION_SHARDS)
+                .map(|_| CachePadded::new(Mutex::new(ReservationShard::default())))
+                .collect(),
+            clock: self.clock,
+            default_ttl_ms: self.default_ttl_ms,
+            retention_ms: self.retention_ms,
+            observer: self.observer,
+        }
+    }
+}
+
+impl Default for Inventory {
+    fn default() -> Self {
+        Inventory::new()
+    }
+}
+
+/// Checks a reserve request's lines (step 1 of the contract, minus ttl).
+fn validate_lines(lines: &[Line]) -> Result<(), Error> {
+    if lines.is_empty() {
+        return Err(Error::Invalid {
+            reason: "a reservation needs at least one line",
+        });
+    }
+    if lines.len() > MAX_LINES {
+        return Err(Error::Invalid {
+            reason: "a reservation may have at most 256 lines",
+        });
+    }
+    if lines.iter().any(|line| line.qty == 0) {
+        return Err(Error::Invalid {
+            reason: "every line needs a quantity of at least 1",
+        });
+    }
+    let repeated = if lines.len() <= 16 {
+        lines
+            .iter()
+            .enumerate()
+            .any(|(i, a)| lines[..i].iter().any(|b| a.item() == b.item()))
+    } else {
+        let mut keys: Vec<ItemKey> = lines.iter().map(Line::item).collect();
+        keys.sort_unstable();
+        keys.windows(2).any(|pair| pair[0] == pair[1])
+    };
+    if repeated {
+        return Err(Error::Invalid {
+            reason: "the same (sku, store) appears on two lines; merge them",
+        });
+    }
+    Ok(())
+}
+
+fn zero_qty() -> Error {
+    Error::Invalid {
+        reason: "quantity must be at least 1",
+    }
+}
+
+fn zero_ttl() -> Error {
+    Error::Invalid {
+        reason: "ttl must be at least 1 ms",
+    }
+}
+
 impl Inventory {
-    /// System clock, defaults.
-    pub fn new() -> Self { todo!() }
-    /// builder
-    pub fn builder() -> InventoryBuilder { todo!() }
-    /// now
-    pub fn now_ms(&self) -> u64 { todo!() }
-    /// restock
-    pub fn restock(&self, sku: Sku, store: StoreId, qty: u32) -> Result<Level, Error> { todo!() }
-    /// set_on_hand
-    pub fn set_on_hand(&self, sku: Sku, store: StoreId, qty: u32) -> Result<Level, Error> { todo!() }
-    /// set_safety_stock (never fails)
-    pub fn set_safety_stock(&self, sku: Sku, store: StoreId, qty: u32) -> Level { todo!() }
-    /// sell
-    pub fn sell(&self, sku: Sku, store: StoreId, qty: u32, channel: Channel) -> Result<Level, Error> { todo!() }
-    /// level
-    pub fn level(&self, sku: Sku, store: StoreId) -> Result<Level, Error> { todo!() }
-    /// reserve with default ttl
-    pub fn reserve(&self, id: ReservationId, channel: Channel, lines: &[Line]) -> Result<ReservationAck, Error> { todo!() }
-    /// reserve with ttl
-    pub fn reserve_with_ttl(&self, id: ReservationId, channel: Channel, lines: &[Line], ttl_ms: u64) -> Result<ReservationAck, Error> { todo!() }
-    /// commit
-    pub fn commit(&self, id: ReservationId) -> Result<ReservationAck, Error> { todo!() }
-    /// release
-    pub fn release(&self, id: ReservationId) -> Result<ReservationAck, Error> { todo!() }
-    /// extend
-    pub fn extend(&self, id: ReservationId, ttl_ms: u64) -> Result<ReservationAck, Error> { todo!() }
-    /// get
-    pub fn get(&self, id: ReservationId) -> Result<ReservationInfo, Error> { todo!() }
-    /// expire: number expired
-    pub fn expire(&self) -> u64 { todo!() }
-    /// dispatcher
-    pub fn apply(&self, command: &Command) -> Result<Outcome, Error> { todo!() }
-    /// Every item and its level (unordered), for checks and tests.
-    pub fn items(&self) -> Vec<(ItemKey, Level)> { todo!() }
-    /// Number of reservations remembered (pending and retained terminal).
-    pub fn reservation_count(&self) -> usize { todo!() }
+    /// An empty inventory on the system clock with the default ttl and
+    /// retention.
+    pub fn new() -> Self {
+        InventoryBuilder::default().build()
+    }
+
+    /// Configure clock, ttl, retention and observer.
+    pub fn builder() -> InventoryBuilder {
+        InventoryBuilder::default()
+    }
+
+    /// The time of the inventory's clock, in ms.
+    pub fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    /// The default time to live of reservations.
+    pub fn default_ttl_ms(&self) -> u64 {
+        self.default_ttl_ms
+    }
+
+    fn effects(&self) -> EffectLog {
+        EffectLog::new(self.observer.is_some())
+    }
+
+    fn publish(&self, effects: &mut EffectLog) {
+        effects.flush(self.observer.as_deref());
+    }
+
+    /// The item's cell, created empty if the item is new (recording that).
+    fn cell_or_create(&self, key: ItemKey, effects: &mut EffectLog) -> &StockCell {
+        let (index, created) = self.items.find_or_create(key);
+        if created {
+            effects.push(|| Effect::ItemCreated { item: key });
+        }
+        self.items.cell(index)
+    }
+
+    fn known_cell(&self, sku: Sku, store: StoreId) -> Result<&StockCell, Error> {
+        self.items
+            .get(ItemKey::new(sku, store))
+            .ok_or(Error::UnknownItem { sku, store })
+    }
+
+    /// Receives `qty` units (a delivery), creating the item if new.
+    ///
+    /// Errors: `Invalid` for 0, `Overflow` past `u32::MAX` units on hand.
+    pub fn restock(&self, sku: Sku, store: StoreId, qty: u32) -> Result<Level, Error> {
+        if qty == 0 {
+            return Err(zero_qty());
+        }
+        let key = ItemKey::new(sku, store);
+        let mut effects = self.effects();
+        let cell = self.cell_or_create(key, &mut effects);
+        let result = cell.restock(qty).map_err(|cell::WouldOverflow { on_hand }| Error::Overflow {
+            sku,
+            store,
+            on_hand,
+            requested: qty,
+        });
+        if result.is_ok() {
+            effects.push(|| Effect::Stock {
+                item: key,
+                on_hand: i64::from(qty),
+                reserved: 0,
+            });
+        }
+        // A new item cannot overflow, so a failed restock created nothing.
+        self.publish(&mut effects);
+        result
+    }
+
+    /// A cycle count: sets `on_hand` to what was counted, creating the item
+    /// if new. Refused with `BelowReserved` when fewer units were counted
+    /// than pending reservations hold.
+    pub fn set_on_hand(&self, sku: Sku, store: StoreId, qty: u32) -> Result<Level, Error> {
+        let key = ItemKey::new(sku, store);
+        let mut effects = self.effects();
+        let cell = self.cell_or_create(key, &mut effects);
+        // A new cell has nothing reserved, so a refused count created nothing.
+        let result = cell.set_on_hand(qty);
+        let answer = match result {
+            Ok((level, delta)) => {
+                if delta != 0 {
+                    effects.push(|| Effect::Stock {
+                        item: key,
+                        on_hand: delta,
+                        reserved: 0,
+                    });
+                }
+                Ok(level)
+            }
+            Err(cell::BelowReserved { reserved }) => Err(Error::BelowReserved {
+                sku,
+                store,
+                reserved,
+            }),
+        };
+        self.publish(&mut effects);
+        answer
+    }
+
+    /// Sets the units the online channel may not take, creating the item if
+    /// new. Never fails.
+    pub fn set_safety_stock(&self, sku: Sku, store: StoreId, qty: u32) -> Level {
+        let key = ItemKey::new(sku, store);
+        let mut effects = self.effects();
+        let (level, delta) = self.cell_or_create(key, &mut effects).set_safety_stock(qty);
+        if delta != 0 {
+            effects.push(|| Effect::SafetyStock { item: key, delta });
+        }
+        self.publish(&mut effects);
+        level
+    }
+
+    /// An immediate sale without a reservation (a POS sale is
+    /// `Channel::InStore`): `on_hand -= qty` if the channel has that many
+    /// available.
+    pub fn sell(&self, sku: Sku, store: StoreId, qty: u32, channel: Channel) -> Result<Level, Error> {
+        if qty == 0 {
+            return Err(zero_qty());
+        }
+        let level = self
+            .known_cell(sku, store)?
+            .sell(qty, channel)
+            .map_err(|cell::Short { available }| Error::Insufficient {
+                sku,
+                store,
+                requested: qty,
+                available,
+            })?;
+        let mut effects = self.effects();
+        effects.push(|| Effect::Stock {
+            item: ItemKey::new(sku, store),
+            on_hand: -i64::from(qty),
+            reserved: 0,
+        });
+        self.publish(&mut effects);
+        Ok(level)
+    }
+
+    /// The item's stock: one consistent reading of its cell.
+    pub fn level(&self, sku: Sku, store: StoreId) -> Result<Level, Error> {
+        Ok(self.known_cell(sku, store)?.level())
+    }
+
+    fn shard_lock(&self, id: ReservationId) -> MutexGuard<'_, ReservationShard> {
+        self.reservations[shard_of(id.0, RESERVATION_SHARDS)].lock()
+    }
+
+    /// Holds units for an order with the default ttl; see
+    /// [`reserve_with_ttl`](Self::reserve_with_ttl).
+    pub fn reserve(
+        &self,
+        id: ReservationId,
+        channel: Channel,
+        lines: &[Line],
+    ) -> Result<ReservationAck, Error> {
+        self.reserve_with_ttl(id, channel, lines, self.default_ttl_ms)
+    }
+
+    /// Holds every line's units for `channel` until `now + ttl_ms`, or none
+    /// of them.
+    ///
+    /// `id` is the idempotency key: repeating a request that succeeded
+    /// answers it again (`replayed: true`) without holding more; the same id
+    /// with other lines or channel is `IdConflict`. Lines are checked in the
+    /// order given and the first that cannot be served is reported
+    /// (`UnknownItem`, then `Insufficient` with what was available); on
+    /// failure nothing stays held and the id stays free.
+    pub fn reserve_with_ttl(
+        &self,
+        id: ReservationId,
+        channel: Channel,
+        lines: &[Line],
+        ttl_ms: u64,
+    ) -> Result<ReservationAck, Error> {
+        validate_lines(lines)?;
+        if ttl_ms == 0 {
+            return Err(zero_ttl());
+        }
+        let mut effects = self.effects();
+        let mut shard = self.shard_lock(id);
+        let now = self.clock.now_ms();
+        let answer = match shard.records.contains_key(&id.0) {
+            true => {
+                shard.expire_if_overdue(id.0, now, &self.items, &mut effects);
+                let existing = &shard.records[&id.0];
+                if !existing.same_request(channel, lines) {
+                    Err(Error::IdConflict { id })
+                } else {
+                    match existing.state {
+                        ReservationState::Pending | ReservationState::Committed => {
+                            Ok(ack(id, existing, true))
+                        }
+                        ReservationState::Released => Err(Error::AlreadyReleased { id }),
+                        ReservationState::Expired => Err(Error::Expired { id }),
+                    }
+                }
+            }
+            false => self.hold_lines(lines, channel, &mut effects).map(|held| {
+                let (expires_at, overdue_at_once) = deadline_after(now, ttl_ms);
+                effects.push(|| Effect::Reserved {
+                    id,
+                    channel,
+                    lines: lines.to_vec(),
+                    expires_at_ms: expires_at,
+                });
+                let reservation = Reservation {
+                    channel,
+                    state: ReservationState::Pending,
+                    expires_at,
+                    overdue_at_once,
+                    lines: held,
+                };
+                let answer = ack(id, &reservation, false);
+                shard.insert(id.0, reservation);
+                answer
+            }),
+        };
+        // Published under the shard lock so one id's effects stay in order.
+        self.publish(&mut effects);
+        drop(shard);
+        answer
+    }
+
+    /// Reserves each line in order; on the first failure returns the units
+    /// of the lines before it and reports the failure.
+    fn hold_lines(
+        &self,
+        lines: &[Line],
+        channel: Channel,
+        effects: &mut EffectLog,
+    ) -> Result<HeldLines, Error> {
+        let mut held: Vec<HeldLine> = Vec::with_capacity(lines.len());
+        for line in lines {
+            let attempt = match self.items.find(line.item()) {
+                None => Err(Error::UnknownItem {
+                    sku: line.sku,
+                    store: line.store,
+                }),
+                Some(index) => self
+                    .items
+                    .cell(index)
+                    .reserve(line.qty, channel)
+                    .map(|_| index)
+                    .map_err(|cell::Short { available }| Error::Insufficient {
+                        sku: line.sku,
+                        store: line.store,
+                        requested: line.qty,
+                        available,
+                    }),
+            };
+            match attempt {
+                Ok(cell) => held.push(HeldLine { line: *line, cell }),
+                Err(error) => {
+                    for undo in &held {
+                        self.items.cell(undo.cell).unreserve(undo.line.qty);
+                    }
+                    return Err(error);
+                }
+            }
+        }
+        for line in lines {
+            effects.push(|| Effect::Stock {
+                item: line.item(),
+                on_hand: 0,
+                reserved: i64::from(line.qty),
+            });
+        }
+        Ok(HeldLines::from_vec(held))
+    }
+
+    /// Runs `act` on reservation `id` under its shard lock, after the lazy
+    /// expiry the contract performs first. `act` gets the shard, the time,
+    /// the effect log and whether this very call expired the reservation.
+    fn with_reservation<T>(
+        &self,
+        id: ReservationId,
+        act: impl FnOnce(&mut ReservationShard, u64, &mut EffectLog, bool) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let mut effects = self.effects();
+        let mut shard = self.shard_lock(id);
+        let now = self.clock.now_ms();
+        let answer = if shard.records.contains_key(&id.0) {
+            let expired_now = shard.expire_if_overdue(id.0, now, &self.items, &mut effects);
+            act(&mut shard, now, &mut effects, expired_now)
+        } else {
+            Err(Error::UnknownReservation { id })
+        };
+        self.publish(&mut effects);
+        drop(shard);
+        answer
+    }
+
+    /// Takes a pending reservation's units out of stock (the order is paid
+    /// or shipped). Committing again answers `replayed: true`.
+    pub fn commit(&self, id: ReservationId) -> Result<ReservationAck, Error> {
+        self.with_reservation(id, |shard, now, effects, _| {
+            match shard.records[&id.0].state {
+                ReservationState::Pending => {
+                    shard.finish(id.0, ReservationState::Committed, now, &self.items, effects);
+                    Ok(ack(id, &shard.records[&id.0], false))
+                }
+                ReservationState::Committed => Ok(ack(id, &shard.records[&id.0], true)),
+                ReservationState::Released => Err(Error::AlreadyReleased { id }),
+                ReservationState::Expired => Err(Error::Expired { id }),
+            }
+        })
+    }
+
+    /// Gives a pending reservation's units back (the cart was abandoned).
+    /// Releasing a released or expired reservation answers ok with
+    /// `replayed: true` and its state; a committed one is `AlreadyCommitted`.
+    pub fn release(&self, id: ReservationId) -> Result<ReservationAck, Error> {
+        self.with_reservation(id, |shard, now, effects, expired_now| {
+            match shard.records[&id.0].state {
+                ReservationState::Pending => {
+                    shard.finish(id.0, ReservationState::Released, now, &self.items, effects);
+                    Ok(ack(id, &shard.records[&id.0], false))
+                }
+                ReservationState::Expired => Ok(ack(id, &shard.records[&id.0], !expired_now)),
+                ReservationState::Released => Ok(ack(id, &shard.records[&id.0], true)),
+                ReservationState::Committed => Err(Error::AlreadyCommitted { id }),
+            }
+        })
+    }
+
+    /// Moves a pending reservation's deadline to `now + ttl_ms`.
+    pub fn extend(&self, id: ReservationId, ttl_ms: u64) -> Result<ReservationAck, Error> {
+        if ttl_ms == 0 {
+            return Err(zero_ttl());
+        }
+        self.with_reservation(id, |shard, now, effects, _| {
+            let reservation = shard.records.get_mut(&id.0).expect("checked by with_reservation");
+            match reservation.state {
+                ReservationState::Pending => {
+                    let old = reservation.index_deadline();
+                    (reservation.expires_at, reservation.overdue_at_once) = deadline_after(now, ttl_ms);
+                    let new = reservation.index_deadline();
+                    let answer = ack(id, reservation, false);
+                    shard.index.unschedule(old, id.0);
+                    shard.index.schedule(new, id.0);
+                    effects.push(|| Effect::Extended {
+                        id,
+                        expires_at_ms: answer.expires_at_ms.unwrap_or(u64::MAX),
+                    });
+                    Ok(answer)
+                }
+                ReservationState::Committed => Err(Error::AlreadyCommitted { id }),
+                ReservationState::Released => Err(Error::AlreadyReleased { id }),
+                ReservationState::Expired => Err(Error::Expired { id }),
+            }
+        })
+    }
+
+    /// The reservation as it is now (an overdue one is expired first).
+    pub fn get(&self, id: ReservationId) -> Result<ReservationInfo, Error> {
+        self.with_reservation(id, |shard, _, _, _| {
+            let reservation = &shard.records[&id.0];
+            Ok(ReservationInfo {
+                id,
+                state: reservation.state,
+                channel: reservation.channel,
+                lines: reservation.lines.iter().map(|held| held.line).collect(),
+                expires_at_ms: reservation.expires_at,
+            })
+        })
+    }
+
+    /// The reaper: expires every pending reservation whose deadline has
+    /// come, returning their units, then forgets terminal reservations older
+    /// than the retention window. Returns how many it expired. Its cost grows
+    /// with the reservations it processes, not with those it leaves alone.
+    /// Run it periodically (every second or so) from a background thread;
+    /// operations naming an overdue reservation expire it themselves.
+    pub fn expire(&self) -> u64 {
+        let mut expired = 0;
+        let mut effects = self.effects();
+        for shard in self.reservations.iter() {
+            let mut shard = shard.lock();
+            let now = self.clock.now_ms();
+            expired += shard.expire_due(now, &self.items, &mut effects);
+            shard.forget_old(now, self.retention_ms, &mut effects);
+            self.publish(&mut effects);
+        }
+        expired
+    }
+
+    /// Runs one [`Command`]; the dispatcher behind the replay tool and the
+    /// model-based tests.
+    pub fn apply(&self, command: &Command) -> Result<Outcome, Error> {
+        match *command {
+            Command::Restock { sku, store, qty } => self.restock(sku, store, qty).map(Outcome::Level),
+            Command::SetOnHand { sku, store, qty } => {
+                self.set_on_hand(sku, store, qty).map(Outcome::Level)
+            }
+            Command::SetSafetyStock { sku, store, qty } => {
+                Ok(Outcome::Level(self.set_safety_stock(sku, store, qty)))
+            }
+            Command::Sell { sku, store, qty, channel } => {
+                self.sell(sku, store, qty, channel).map(Outcome::Level)
+            }
+            Command::Level { sku, store } => self.level(sku, store).map(Outcome::Level),
+            Command::Reserve { id, channel, ttl_ms, ref lines } => self
+                .reserve_with_ttl(id, channel, lines, ttl_ms.unwrap_or(self.default_ttl_ms))
+                .map(Outcome::Reservation),
+            Command::Commit { id } => self.commit(id).map(Outcome::Reservation),
+            Command::Release { id } => self.release(id).map(Outcome::Reservation),
+            Command::Extend { id, ttl_ms } => self.extend(id, ttl_ms).map(Outcome::Reservation),
+            Command::Get { id } => self.get(id).map(Outcome::Info),
+            Command::Expire => Ok(Outcome::Expired(self.expire())),
+        }
+    }
+
+    /// Every item with its level, in no particular order.
+    pub fn items(&self) -> Vec<(ItemKey, Level)> {
+        let mut all = Vec::new();
+        self.items.for_each(|key, cell| all.push((key, cell.level())));
+        all
+    }
+
+    /// Reservations remembered now: pending ones and terminal ones still in
+    /// the retention window.
+    pub fn reservation_count(&self) -> usize {
+        self.reservations.iter().map(|shard| shard.lock().records.len()).sum()
+    }
+
+    /// Pending reservations now (including overdue ones not yet expired).
+    pub fn pending_count(&self) -> usize {
+        self.reservations
+            .iter()
+            .map(|shard| shard.lock().index.pending_len())
+            .sum()
+    }
+}
+
+fn ack(id: ReservationId, reservation: &Reservation, replayed: bool) -> ReservationAck {
+    ReservationAck {
+        id,
+        state: reservation.state,
+        replayed,
+        expires_at_ms: (reservation.state == ReservationState::Pending).then_some(reservation.expires_at),
+    }
 }

@@ -1,1 +1,212 @@
-//! reservation
+//! Reservation records and their one-way state change. A record lives in
+//! one shard of the reservation table and is only read or changed under that
+//! shard's lock, which also makes "is this id known? if not, hold the units
+//! and record it" one atomic step. The move from pending to a terminal state
+//! happens once, in [`ReservationShard::finish`], which is the only code that
+//! gives a reservation's units back or takes them out of stock.
+
+use crate::effect::{Effect, EffectLog};
+use crate::expiry::DeadlineIndex;
+use crate::ids::{Channel, Line, ReservationId, ReservationState};
+use crate::table::ItemTable;
+use std::collections::HashMap;
+use std::ops::Deref;
+
+/// A line together with the index of the cell holding its units.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct HeldLine {
+    pub(crate) line: Line,
+    pub(crate) cell: u32,
+}
+
+/// A reservation's lines; a single-line cart (the common case) is stored
+/// inline, without a heap allocation.
+#[derive(Debug)]
+pub(crate) enum HeldLines {
+    One(HeldLine),
+    Many(Box<[HeldLine]>),
+}
+
+impl HeldLines {
+    pub(crate) fn from_vec(mut lines: Vec<HeldLine>) -> Self {
+        if lines.len() == 1 {
+            HeldLines::One(lines.remove(0))
+        } else {
+            HeldLines::Many(lines.into_boxed_slice())
+        }
+    }
+}
+
+impl Deref for HeldLines {
+    type Target = [HeldLine];
+
+    fn deref(&self) -> &[HeldLine] {
+        match self {
+            HeldLines::One(line) => std::slice::from_ref(line),
+            HeldLines::Many(lines) => lines,
+        }
+    }
+}
+
+/// When a reservation made or extended at `now` with `ttl` is due: the
+/// reported deadline and whether `now + ttl` saturated, which the contract
+/// makes overdue at once.
+pub(crate) fn deadline_after(now: u64, ttl: u64) -> (u64, bool) {
+    match now.checked_add(ttl) {
+        Some(deadline) => (deadline, false),
+        None => (u64::MAX, true),
+    }
+}
+
+/// One reservation.
+#[derive(Debug)]
+pub(crate) struct Reservation {
+    pub(crate) channel: Channel,
+    pub(crate) state: ReservationState,
+    /// The deadline as reported (`now + ttl`, saturated).
+    pub(crate) expires_at: u64,
+    /// `now + ttl` saturated: overdue from the moment it was set.
+    pub(crate) overdue_at_once: bool,
+    pub(crate) lines: HeldLines,
+}
+
+impl Reservation {
+    /// The key under which the deadline index keeps it: a saturated
+    /// deadline is filed at 0 so the next `expire()` finds it.
+    pub(crate) fn index_deadline(&self) -> u64 {
+        if self.overdue_at_once {
+            0
+        } else {
+            self.expires_at
+        }
+    }
+
+    pub(crate) fn is_overdue(&self, now: u64) -> bool {
+        self.state == ReservationState::Pending && (self.overdue_at_once || now >= self.expires_at)
+    }
+
+    /// Whether a reserve request names the same lines on the same channel
+    /// (order of lines ignored). Both sides are free of repeated items.
+    pub(crate) fn same_request(&self, channel: Channel, lines: &[Line]) -> bool {
+        if self.channel != channel || self.lines.len() != lines.len() {
+            return false;
+        }
+        if lines.len() <= 8 {
+            return lines
+                .iter()
+                .all(|wanted| self.lines.iter().any(|held| held.line == *wanted));
+        }
+        let mut ours: Vec<Line> = self.lines.iter().map(|held| held.line).collect();
+        let mut theirs = lines.to_vec();
+        ours.sort_unstable_by_key(|line| (line.item(), line.qty));
+        theirs.sort_unstable_by_key(|line| (line.item(), line.qty));
+        ours == theirs
+    }
+}
+
+/// One shard of the reservation table: its records and their deadlines.
+#[derive(Debug, Default)]
+pub(crate) struct ReservationShard {
+    pub(crate) records: HashMap<u64, Reservation>,
+    pub(crate) index: DeadlineIndex,
+}
+
+impl ReservationShard {
+    /// Records a reservation whose units are already held, and files its
+    /// deadline.
+    pub(crate) fn insert(&mut self, id: u64, reservation: Reservation) {
+        self.index.schedule(reservation.index_deadline(), id);
+        let previous = self.records.insert(id, reservation);
+        debug_assert!(previous.is_none(), "reservation {id} recorded twice");
+    }
+
+    /// Moves pending reservation `id` to the terminal state `to` at `now`:
+    /// commits or returns its units and files it for forgetting. Returns
+    /// false (and changes nothing) if it is not pending: exactly one caller
+    /// ever finishes a reservation.
+    pub(crate) fn finish(
+        &mut self,
+        id: u64,
+        to: ReservationState,
+        now: u64,
+        items: &ItemTable,
+        effects: &mut EffectLog,
+    ) -> bool {
+        debug_assert!(to.is_terminal());
+        let Some(reservation) = self.records.get_mut(&id) else {
+            return false;
+        };
+        if reservation.state != ReservationState::Pending {
+            return false;
+        }
+        reservation.state = to;
+        for held in reservation.lines.iter() {
+            let cell = items.cell(held.cell);
+            let qty = held.line.qty;
+            let on_hand = if to == ReservationState::Committed {
+                cell.commit(qty);
+                -i64::from(qty)
+            } else {
+                cell.unreserve(qty);
+                0
+            };
+            effects.push(|| Effect::Stock {
+                item: held.line.item(),
+                on_hand,
+                reserved: -i64::from(qty),
+            });
+        }
+        let deadline = reservation.index_deadline();
+        self.index.unschedule(deadline, id);
+        self.index.finished(now, id);
+        effects.push(|| Effect::Finished {
+            id: ReservationId(id),
+            state: to,
+            at_ms: now,
+        });
+        true
+    }
+
+    /// The lazy expiry every operation naming an id performs first: expires
+    /// `id` if it is pending and overdue at `now`. Returns whether it did.
+    pub(crate) fn expire_if_overdue(
+        &mut self,
+        id: u64,
+        now: u64,
+        items: &ItemTable,
+        effects: &mut EffectLog,
+    ) -> bool {
+        match self.records.get(&id) {
+            Some(reservation) if reservation.is_overdue(now) => {
+                self.finish(id, ReservationState::Expired, now, items, effects)
+            }
+            _ => false,
+        }
+    }
+
+    /// Expires every reservation due at `now`; returns how many.
+    pub(crate) fn expire_due(&mut self, now: u64, items: &ItemTable, effects: &mut EffectLog) -> u64 {
+        let mut expired = 0;
+        while let Some((deadline, id)) = self.index.first_due(now) {
+            // finish() takes the entry out of the index.
+            if self.finish(id, ReservationState::Expired, now, items, effects) {
+                expired += 1;
+            } else {
+                debug_assert!(false, "index held reservation {id} that is not pending");
+                self.index.unschedule(deadline, id);
+            }
+        }
+        expired
+    }
+
+    /// Forgets terminal reservations that finished at least `retention` ago.
+    pub(crate) fn forget_old(&mut self, now: u64, retention: u64, effects: &mut EffectLog) {
+        while let Some(id) = self.index.pop_forgettable(now, retention) {
+            let removed = self.records.remove(&id);
+            debug_assert!(removed.is_some_and(|r| r.state.is_terminal()));
+            effects.push(|| Effect::Forgotten {
+                id: ReservationId(id),
+            });
+        }
+    }
+}
