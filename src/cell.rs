@@ -187,7 +187,10 @@ mod tests {
         let cell = StockCell::default();
         cell.restock(10).unwrap();
         cell.set_safety_stock(4);
-        assert_eq!(cell.reserve(7, Channel::Online), Err(Short { available: 6 }));
+        assert_eq!(
+            cell.reserve(7, Channel::Online),
+            Err(Short { available: 6 })
+        );
         assert!(cell.reserve(7, Channel::InStore).is_ok());
         assert_eq!(cell.level().available_online, 0);
     }

@@ -30,7 +30,10 @@ impl DeadlineIndex {
     /// The earliest pending `(deadline, id)` whose deadline is at or before
     /// `now`. It stays filed until the reservation is unscheduled.
     pub(crate) fn first_due(&self, now: u64) -> Option<(u64, u64)> {
-        self.pending.first().copied().filter(|&(deadline, _)| deadline <= now)
+        self.pending
+            .first()
+            .copied()
+            .filter(|&(deadline, _)| deadline <= now)
     }
 
     pub(crate) fn finished(&mut self, at: u64, id: u64) {

@@ -11,10 +11,13 @@ use crate::effect::{Effect, EffectLog, EffectObserver};
 use crate::error::Error;
 use crate::ids::{Channel, ItemKey, Line, ReservationId, ReservationState, Sku, StoreId};
 use crate::reservation::{deadline_after, HeldLine, HeldLines, Reservation, ReservationShard};
-use crate::sync::{Arc, Mutex, MutexGuard};
+use crate::sync::{Mutex, MutexGuard};
+// Clock and observer are the caller's objects, not engine state that loom
+// explores, so they are held in std's Arc in every build.
 use crate::table::{shard_of, ItemTable};
 use crossbeam_utils::CachePadded;
 use std::fmt;
+use std::sync::Arc;
 
 /// Default time to live of a reservation: 15 minutes.
 pub const DEFAULT_TTL_MS: u64 = 900_000;
@@ -105,7 +108,7 @@ impl fmt::Debug for InventoryBuilder {
 impl Default for InventoryBuilder {
     fn default() -> Self {
         InventoryBuilder {
-            clock: to_sync_arc(std::sync::Arc::new(SystemClock::new())),
+            clock: Arc::new(SystemClock::new()),
             default_ttl_ms: DEFAULT_TTL_MS,
             retention_ms: DEFAULT_RETENTION_MS,
             observer: None,
@@ -113,23 +116,11 @@ impl Default for InventoryBuilder {
     }
 }
 
-/// The engine keeps its shared handles in `sync::Arc` (loom's under the
-/// model checker); callers hand in std's.
-#[cfg(not(omnistock_loom))]
-fn to_sync_arc<T: ?Sized>(arc: std::sync::Arc<T>) -> Arc<T> {
-    arc
-}
-
-#[cfg(omnistock_loom)]
-fn to_sync_arc<T: ?Sized>(arc: std::sync::Arc<T>) -> Arc<T> {
-    Arc::from_std(arc)
-}
-
 impl InventoryBuilder {
     /// The source of time (default: [`SystemClock`]). Tests and simulations
     /// pass a [`ManualClock`](crate::ManualClock).
-    pub fn clock(mut self, clock: std::sync::Arc<dyn Clock>) -> Self {
-        self.clock = to_sync_arc(clock);
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
         self
     }
 
@@ -149,8 +140,8 @@ impl InventoryBuilder {
     }
 
     /// Receives the effect records of every successful mutation.
-    pub fn observer(mut self, observer: std::sync::Arc<dyn EffectObserver>) -> Self {
-        self.observer = Some(to_sync_arc(observer));
+    pub fn observer(mut self, observer: Arc<dyn EffectObserver>) -> Self {
+        self.observer = Some(observer);
         self
     }
 
@@ -277,12 +268,14 @@ impl Inventory {
         let key = ItemKey::new(sku, store);
         let mut effects = self.effects();
         let cell = self.cell_or_create(key, &mut effects);
-        let result = cell.restock(qty).map_err(|cell::WouldOverflow { on_hand }| Error::Overflow {
-            sku,
-            store,
-            on_hand,
-            requested: qty,
-        });
+        let result = cell
+            .restock(qty)
+            .map_err(|cell::WouldOverflow { on_hand }| Error::Overflow {
+                sku,
+                store,
+                on_hand,
+                requested: qty,
+            });
         if result.is_ok() {
             effects.push(|| Effect::Stock {
                 item: key,
@@ -341,19 +334,24 @@ impl Inventory {
     /// An immediate sale without a reservation (a POS sale is
     /// `Channel::InStore`): `on_hand -= qty` if the channel has that many
     /// available.
-    pub fn sell(&self, sku: Sku, store: StoreId, qty: u32, channel: Channel) -> Result<Level, Error> {
+    pub fn sell(
+        &self,
+        sku: Sku,
+        store: StoreId,
+        qty: u32,
+        channel: Channel,
+    ) -> Result<Level, Error> {
         if qty == 0 {
             return Err(zero_qty());
         }
-        let level = self
-            .known_cell(sku, store)?
-            .sell(qty, channel)
-            .map_err(|cell::Short { available }| Error::Insufficient {
+        let level = self.known_cell(sku, store)?.sell(qty, channel).map_err(
+            |cell::Short { available }| Error::Insufficient {
                 sku,
                 store,
                 requested: qty,
                 available,
-            })?;
+            },
+        )?;
         let mut effects = self.effects();
         effects.push(|| Effect::Stock {
             item: ItemKey::new(sku, store),
@@ -557,11 +555,15 @@ impl Inventory {
             return Err(zero_ttl());
         }
         self.with_reservation(id, |shard, now, effects, _| {
-            let reservation = shard.records.get_mut(&id.0).expect("checked by with_reservation");
+            let reservation = shard
+                .records
+                .get_mut(&id.0)
+                .expect("checked by with_reservation");
             match reservation.state {
                 ReservationState::Pending => {
                     let old = reservation.index_deadline();
-                    (reservation.expires_at, reservation.overdue_at_once) = deadline_after(now, ttl_ms);
+                    (reservation.expires_at, reservation.overdue_at_once) =
+                        deadline_after(now, ttl_ms);
                     let new = reservation.index_deadline();
                     let answer = ack(id, reservation, false);
                     shard.index.unschedule(old, id.0);
@@ -616,18 +618,28 @@ impl Inventory {
     /// model-based tests.
     pub fn apply(&self, command: &Command) -> Result<Outcome, Error> {
         match *command {
-            Command::Restock { sku, store, qty } => self.restock(sku, store, qty).map(Outcome::Level),
+            Command::Restock { sku, store, qty } => {
+                self.restock(sku, store, qty).map(Outcome::Level)
+            }
             Command::SetOnHand { sku, store, qty } => {
                 self.set_on_hand(sku, store, qty).map(Outcome::Level)
             }
             Command::SetSafetyStock { sku, store, qty } => {
                 Ok(Outcome::Level(self.set_safety_stock(sku, store, qty)))
             }
-            Command::Sell { sku, store, qty, channel } => {
-                self.sell(sku, store, qty, channel).map(Outcome::Level)
-            }
+            Command::Sell {
+                sku,
+                store,
+                qty,
+                channel,
+            } => self.sell(sku, store, qty, channel).map(Outcome::Level),
             Command::Level { sku, store } => self.level(sku, store).map(Outcome::Level),
-            Command::Reserve { id, channel, ttl_ms, ref lines } => self
+            Command::Reserve {
+                id,
+                channel,
+                ttl_ms,
+                ref lines,
+            } => self
                 .reserve_with_ttl(id, channel, lines, ttl_ms.unwrap_or(self.default_ttl_ms))
                 .map(Outcome::Reservation),
             Command::Commit { id } => self.commit(id).map(Outcome::Reservation),
@@ -641,14 +653,18 @@ impl Inventory {
     /// Every item with its level, in no particular order.
     pub fn items(&self) -> Vec<(ItemKey, Level)> {
         let mut all = Vec::new();
-        self.items.for_each(|key, cell| all.push((key, cell.level())));
+        self.items
+            .for_each(|key, cell| all.push((key, cell.level())));
         all
     }
 
     /// Reservations remembered now: pending ones and terminal ones still in
     /// the retention window.
     pub fn reservation_count(&self) -> usize {
-        self.reservations.iter().map(|shard| shard.lock().records.len()).sum()
+        self.reservations
+            .iter()
+            .map(|shard| shard.lock().records.len())
+            .sum()
     }
 
     /// Pending reservations now (including overdue ones not yet expired).
@@ -665,6 +681,7 @@ fn ack(id: ReservationId, reservation: &Reservation, replayed: bool) -> Reservat
         id,
         state: reservation.state,
         replayed,
-        expires_at_ms: (reservation.state == ReservationState::Pending).then_some(reservation.expires_at),
+        expires_at_ms: (reservation.state == ReservationState::Pending)
+            .then_some(reservation.expires_at),
     }
 }

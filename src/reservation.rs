@@ -185,7 +185,12 @@ impl ReservationShard {
     }
 
     /// Expires every reservation due at `now`; returns how many.
-    pub(crate) fn expire_due(&mut self, now: u64, items: &ItemTable, effects: &mut EffectLog) -> u64 {
+    pub(crate) fn expire_due(
+        &mut self,
+        now: u64,
+        items: &ItemTable,
+        effects: &mut EffectLog,
+    ) -> u64 {
         let mut expired = 0;
         while let Some((deadline, id)) = self.index.first_due(now) {
             // finish() takes the entry out of the index.

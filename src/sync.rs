@@ -1,7 +1,7 @@
 //! The one switch between std and loom synchronization primitives.
 //!
-//! Every module that shares state between threads imports its atomics, locks
-//! and `Arc` from here, never from `std` directly, so that building with
+//! Every module that shares state between threads imports its atomics and locks
+//! from here, never from `std` directly, so that building with
 //! `RUSTFLAGS="--cfg omnistock_loom"` puts the whole engine under the loom model
 //! checker. Locks never poison: a panic while holding one is a bug elsewhere
 //! and the protected data stays consistent by construction (every critical
@@ -9,13 +9,9 @@
 
 #[cfg(not(omnistock_loom))]
 pub(crate) use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-#[cfg(not(omnistock_loom))]
-pub(crate) use std::sync::Arc;
 
 #[cfg(omnistock_loom)]
 pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-#[cfg(omnistock_loom)]
-pub(crate) use loom::sync::Arc;
 
 /// A mutual-exclusion lock: parking_lot's in production, loom's under the
 /// model checker. `lock()` returns the guard directly (no poisoning).
@@ -49,7 +45,9 @@ impl<T> Mutex<T> {
         }
         #[cfg(omnistock_loom)]
         {
-            self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+            self.inner
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
         }
     }
 }
@@ -89,7 +87,9 @@ impl<T> RwLock<T> {
         }
         #[cfg(omnistock_loom)]
         {
-            self.inner.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+            self.inner
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
         }
     }
 
@@ -100,7 +100,9 @@ impl<T> RwLock<T> {
         }
         #[cfg(omnistock_loom)]
         {
-            self.inner.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+            self.inner
+                .write()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
         }
     }
 }

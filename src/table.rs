@@ -29,7 +29,12 @@ pub(crate) fn shard_of(key: u64, shards: usize) -> usize {
 }
 
 fn item_hash(key: ItemKey) -> u64 {
-    key.sku.0 ^ key.store.0.rotate_left(29).wrapping_mul(0xD6E8_FEB8_6659_FD93)
+    key.sku.0
+        ^ key
+            .store
+            .0
+            .rotate_left(29)
+            .wrapping_mul(0xD6E8_FEB8_6659_FD93)
 }
 
 /// Where cell `index` lives: (segment, offset).

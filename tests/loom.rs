@@ -1,0 +1,328 @@
+//! loom models of the engine's concurrent steps. Each model builds a small
+//! inventory, races two or three threads through the public API, and checks
+//! every interleaving loom can produce (bounded by `LOOM_MAX_PREEMPTIONS`):
+//! the never-oversell invariant while the threads run, and conservation of
+//! units and exactly-once reservation transitions after they join.
+//!
+//! Run with `RUSTFLAGS="--cfg omnistock_loom" LOOM_MAX_PREEMPTIONS=2 cargo test
+//! --release --test loom` (or `bash .ci/run loom`). Without the cfg this file
+//! compiles to nothing.
+#![cfg(omnistock_loom)]
+
+use loom::sync::Arc;
+use loom::thread;
+use omnistock::{
+    Channel, Error, Inventory, Line, ManualClock, ReservationId, ReservationState, Sku, StoreId,
+};
+
+const STORE: StoreId = StoreId(1);
+const X: Sku = Sku(10);
+const Y: Sku = Sku(20);
+
+fn inventory_with(stock: &[(Sku, u32)]) -> (Arc<Inventory>, std::sync::Arc<ManualClock>) {
+    let clock = std::sync::Arc::new(ManualClock::new());
+    let inventory = Inventory::builder().clock(clock.clone()).build();
+    for &(sku, qty) in stock {
+        inventory.set_on_hand(sku, STORE, qty).unwrap();
+    }
+    (Arc::new(inventory), clock)
+}
+
+fn line(sku: Sku, qty: u32) -> Line {
+    Line::new(sku, STORE, qty)
+}
+
+fn assert_never_oversold(inventory: &Inventory) {
+    for (item, level) in inventory.items() {
+        assert!(
+            level.reserved <= level.on_hand,
+            "{item} oversold: {level:?}"
+        );
+    }
+}
+
+/// Two shoppers want the last unit: exactly one gets it, the other is told
+/// how much was available (0), and the cell ends with one unit reserved.
+#[test]
+fn two_reservers_race_for_the_last_unit() {
+    loom::model(|| {
+        let (inventory, _) = inventory_with(&[(X, 1)]);
+        let shoppers: Vec<_> = (1..=2u64)
+            .map(|id| {
+                let inventory = inventory.clone();
+                thread::spawn(move || {
+                    let answer =
+                        inventory.reserve(ReservationId(id), Channel::Online, &[line(X, 1)]);
+                    assert_never_oversold(&inventory);
+                    answer
+                })
+            })
+            .collect();
+        let answers: Vec<_> = shoppers.into_iter().map(|t| t.join().unwrap()).collect();
+        assert_eq!(answers.iter().filter(|a| a.is_ok()).count(), 1);
+        for answer in answers.iter().filter_map(|a| a.as_ref().err()) {
+            assert!(
+                matches!(answer, Error::Insufficient { available: 0, .. }),
+                "{answer:?}"
+            );
+        }
+        let level = inventory.level(X, STORE).unwrap();
+        assert_eq!((level.on_hand, level.reserved), (1, 1));
+    });
+}
+
+/// A web reservation and a POS sale race for one unit on one cell: exactly
+/// one wins, and the unit is either held or gone, never both.
+#[test]
+fn reserve_races_sell_on_one_cell() {
+    loom::model(|| {
+        let (inventory, _) = inventory_with(&[(X, 1)]);
+        let web = {
+            let inventory = inventory.clone();
+            thread::spawn(move || {
+                inventory.reserve(ReservationId(1), Channel::Online, &[line(X, 1)])
+            })
+        };
+        let pos = {
+            let inventory = inventory.clone();
+            thread::spawn(move || inventory.sell(X, STORE, 1, Channel::InStore))
+        };
+        assert_never_oversold(&inventory);
+        let (reserved, sold) = (web.join().unwrap(), pos.join().unwrap());
+        assert!(reserved.is_ok() != sold.is_ok(), "{reserved:?} {sold:?}");
+        let level = inventory.level(X, STORE).unwrap();
+        if sold.is_ok() {
+            assert_eq!((level.on_hand, level.reserved), (0, 0));
+        } else {
+            assert_eq!((level.on_hand, level.reserved), (1, 1));
+        }
+    });
+}
+
+/// A two-line reservation [X, Y] races a one-line reservation [Y] when only
+/// one unit of each exists. If the two-line cart loses Y it must give X back:
+/// afterwards the reserved units are exactly those of the successful carts,
+/// and no reading in between shows a cell over-reserved.
+#[test]
+fn two_line_reservation_rolls_back_while_another_reserves() {
+    loom::model(|| {
+        let (inventory, _) = inventory_with(&[(X, 1), (Y, 1)]);
+        let pair = {
+            let inventory = inventory.clone();
+            thread::spawn(move || {
+                inventory.reserve(ReservationId(1), Channel::Online, &[line(X, 1), line(Y, 1)])
+            })
+        };
+        let single = {
+            let inventory = inventory.clone();
+            thread::spawn(move || {
+                let answer = inventory.reserve(ReservationId(2), Channel::Online, &[line(Y, 1)]);
+                assert_never_oversold(&inventory);
+                answer
+            })
+        };
+        let (pair, single) = (pair.join().unwrap(), single.join().unwrap());
+        assert!(pair.is_ok() != single.is_ok(), "{pair:?} {single:?}");
+        let x = inventory.level(X, STORE).unwrap();
+        let y = inventory.level(Y, STORE).unwrap();
+        assert_eq!(y.reserved, 1);
+        assert_eq!(x.reserved, u32::from(pair.is_ok()), "X must be rolled back");
+        if let Err(error) = pair {
+            assert!(
+                matches!(error, Error::Insufficient { sku: Y, .. }),
+                "{error:?}"
+            );
+        }
+    });
+}
+
+/// Commit, release and the reaper race on one pending reservation: exactly
+/// one of them moves it, the others see the state it reached, and the units
+/// are committed or returned exactly once.
+#[test]
+fn commit_release_and_expiry_race_on_one_reservation() {
+    loom::model(|| {
+        let (inventory, clock) = inventory_with(&[(X, 2)]);
+        let id = ReservationId(7);
+        inventory
+            .reserve_with_ttl(id, Channel::Online, &[line(X, 2)], 10)
+            .unwrap();
+        let commit = {
+            let inventory = inventory.clone();
+            thread::spawn(move || inventory.commit(id))
+        };
+        let release = {
+            let inventory = inventory.clone();
+            thread::spawn(move || inventory.release(id))
+        };
+        let reaper = {
+            let inventory = inventory.clone();
+            thread::spawn(move || {
+                clock.set(10);
+                inventory.expire()
+            })
+        };
+        let (commit, release, reaped) = (
+            commit.join().unwrap(),
+            release.join().unwrap(),
+            reaper.join().unwrap(),
+        );
+        let state = inventory.get(id).unwrap().state;
+        let level = inventory.level(X, STORE).unwrap();
+        assert_eq!(level.reserved, 0);
+        let winners = [
+            commit.as_ref().is_ok_and(|a| !a.replayed),
+            release
+                .as_ref()
+                .is_ok_and(|a| !a.replayed && a.state == ReservationState::Released),
+            reaped == 1
+                || release
+                    .as_ref()
+                    .is_ok_and(|a| !a.replayed && a.state == ReservationState::Expired),
+        ];
+        match state {
+            ReservationState::Committed => {
+                assert_eq!(level.on_hand, 0);
+                assert_eq!(release, Err(Error::AlreadyCommitted { id }));
+                assert_eq!(reaped, 0);
+            }
+            ReservationState::Released => {
+                assert_eq!(level.on_hand, 2);
+                assert_eq!(commit, Err(Error::AlreadyReleased { id }));
+                assert_eq!(reaped, 0);
+            }
+            ReservationState::Expired => {
+                assert_eq!(level.on_hand, 2);
+                assert_eq!(commit, Err(Error::Expired { id }));
+                assert!(release.is_ok());
+            }
+            ReservationState::Pending => panic!("nothing finished the reservation"),
+        }
+        // Lazy expiry by commit is a win too; count it when commit saw expiry first.
+        let lazy_commit_expiry = state == ReservationState::Expired
+            && reaped == 0
+            && release.as_ref().is_ok_and(|a| a.replayed);
+        let wins = winners.iter().filter(|w| **w).count() + usize::from(lazy_commit_expiry);
+        assert_eq!(wins, 1, "{commit:?} {release:?} {reaped}");
+    });
+}
+
+/// The same id reserved by two threads at once (a client retrying while its
+/// first request is still in flight): the units are held once, one answer is
+/// fresh and the other a replay.
+#[test]
+fn same_id_reserved_by_two_threads_at_once() {
+    loom::model(|| {
+        let (inventory, _) = inventory_with(&[(X, 2)]);
+        let id = ReservationId(9);
+        let tries: Vec<_> = (0..2)
+            .map(|_| {
+                let inventory = inventory.clone();
+                thread::spawn(move || inventory.reserve(id, Channel::Online, &[line(X, 1)]))
+            })
+            .collect();
+        let answers: Vec<_> = tries
+            .into_iter()
+            .map(|t| t.join().unwrap().expect("both are the same request"))
+            .collect();
+        assert_eq!(answers.iter().filter(|a| a.replayed).count(), 1);
+        assert_eq!(inventory.level(X, STORE).unwrap().reserved, 1);
+    });
+}
+
+/// The same id used for two different carts at once: one holds its units,
+/// the other is an id conflict that holds nothing.
+#[test]
+fn same_id_with_different_lines_conflicts_once() {
+    loom::model(|| {
+        let (inventory, _) = inventory_with(&[(X, 2), (Y, 2)]);
+        let id = ReservationId(9);
+        let a = {
+            let inventory = inventory.clone();
+            thread::spawn(move || inventory.reserve(id, Channel::Online, &[line(X, 1)]))
+        };
+        let b = {
+            let inventory = inventory.clone();
+            thread::spawn(move || inventory.reserve(id, Channel::Online, &[line(Y, 1)]))
+        };
+        let (a, b) = (a.join().unwrap(), b.join().unwrap());
+        assert!(a.is_ok() != b.is_ok());
+        assert!(a == Err(Error::IdConflict { id }) || b == Err(Error::IdConflict { id }));
+        let held = inventory.level(X, STORE).unwrap().reserved
+            + inventory.level(Y, STORE).unwrap().reserved;
+        assert_eq!(held, 1);
+    });
+}
+
+/// A reservation races a cycle count that would go below it: either the
+/// count lands first and the reservation sees the new stock, or the
+/// reservation lands first and the count is refused as below_reserved.
+#[test]
+fn reserve_races_a_cycle_count() {
+    loom::model(|| {
+        let (inventory, _) = inventory_with(&[(X, 2)]);
+        let reserve = {
+            let inventory = inventory.clone();
+            thread::spawn(move || {
+                inventory.reserve(ReservationId(1), Channel::InStore, &[line(X, 2)])
+            })
+        };
+        let count = {
+            let inventory = inventory.clone();
+            thread::spawn(move || inventory.set_on_hand(X, STORE, 1))
+        };
+        let (reserve, count) = (reserve.join().unwrap(), count.join().unwrap());
+        let level = inventory.level(X, STORE).unwrap();
+        match (reserve, count) {
+            (Ok(_), Err(Error::BelowReserved { reserved: 2, .. })) => {
+                assert_eq!((level.on_hand, level.reserved), (2, 2))
+            }
+            (Err(Error::Insufficient { available: 1, .. }), Ok(_)) => {
+                assert_eq!((level.on_hand, level.reserved), (1, 0))
+            }
+            other => panic!("not a serial outcome: {other:?}"),
+        }
+    });
+}
+
+/// Extend races the reaper at the deadline: either the extension lands
+/// before time moves (the reservation survives with the new deadline) or the
+/// reservation expires and extend reports it; never an extended reservation
+/// whose units went back.
+#[test]
+fn extend_races_expiry() {
+    loom::model(|| {
+        let (inventory, clock) = inventory_with(&[(X, 1)]);
+        let id = ReservationId(3);
+        inventory
+            .reserve_with_ttl(id, Channel::Online, &[line(X, 1)], 10)
+            .unwrap();
+        let extend = {
+            let inventory = inventory.clone();
+            thread::spawn(move || inventory.extend(id, 100))
+        };
+        let reaper = {
+            let inventory = inventory.clone();
+            thread::spawn(move || {
+                clock.set(10);
+                inventory.expire()
+            })
+        };
+        let (extend, reaped) = (extend.join().unwrap(), reaper.join().unwrap());
+        let info = inventory.get(id).unwrap();
+        let level = inventory.level(X, STORE).unwrap();
+        match extend {
+            Ok(ack) => {
+                assert_eq!(reaped, 0);
+                assert_eq!(info.state, ReservationState::Pending);
+                assert_eq!(Some(info.expires_at_ms), ack.expires_at_ms);
+                assert_eq!(level.reserved, 1);
+            }
+            Err(Error::Expired { .. }) => {
+                assert_eq!(info.state, ReservationState::Expired);
+                assert_eq!(level.reserved, 0);
+            }
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    });
+}
