@@ -32,9 +32,15 @@ impl Clock for SystemClock {
             .duration_since(UNIX_EPOCH)
             .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
             .unwrap_or(0);
-        // fetch_max keeps the clock monotonic across system time steps.
-        let previous = self.last.fetch_max(wall, Ordering::Relaxed);
-        previous.max(wall)
+        // Monotonic across system time steps, without a shared write per
+        // read: the last time is only raised when the wall clock passed it
+        // (at most once per millisecond per thread).
+        let last = self.last.load(Ordering::Relaxed);
+        if wall > last {
+            self.last.fetch_max(wall, Ordering::Relaxed).max(wall)
+        } else {
+            last
+        }
     }
 }
 
