@@ -23,6 +23,8 @@ use std::sync::Arc;
 pub const DEFAULT_TTL_MS: u64 = 900_000;
 /// Default time a terminal reservation is remembered for idempotency: 24 hours.
 pub const DEFAULT_RETENTION_MS: u64 = 86_400_000;
+/// Items the lock-free item index is sized for unless told otherwise.
+pub const DEFAULT_EXPECTED_ITEMS: usize = 65_536;
 /// The most lines one reservation may have.
 pub const MAX_LINES: usize = 256;
 
@@ -89,6 +91,7 @@ impl fmt::Debug for Inventory {
 /// ```
 pub struct InventoryBuilder {
     clock: Arc<dyn Clock>,
+    expected_items: usize,
     default_ttl_ms: u64,
     retention_ms: u64,
     observer: Option<Arc<dyn EffectObserver>>,
@@ -98,6 +101,7 @@ impl fmt::Debug for InventoryBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("InventoryBuilder")
             .field("clock", &self.clock)
+            .field("expected_items", &self.expected_items)
             .field("default_ttl_ms", &self.default_ttl_ms)
             .field("retention_ms", &self.retention_ms)
             .field("observer", &self.observer.is_some())
@@ -109,6 +113,7 @@ impl Default for InventoryBuilder {
     fn default() -> Self {
         InventoryBuilder {
             clock: Arc::new(SystemClock::new()),
+            expected_items: DEFAULT_EXPECTED_ITEMS,
             default_ttl_ms: DEFAULT_TTL_MS,
             retention_ms: DEFAULT_RETENTION_MS,
             observer: None,
@@ -131,6 +136,15 @@ impl InventoryBuilder {
         self
     }
 
+    /// How many items (`(sku, store)` pairs) the lock-free item index is
+    /// sized for (default 65,536; it takes 16 bytes per expected item).
+    /// Items beyond it still work, through a slower locked map: size it for
+    /// the catalogue.
+    pub fn expected_items(mut self, items: usize) -> Self {
+        self.expected_items = items;
+        self
+    }
+
     /// How long terminal reservations are remembered for idempotency
     /// (default 24 hours). After it, `expire()` forgets them and their ids
     /// may be used again.
@@ -148,7 +162,7 @@ impl InventoryBuilder {
     /// The inventory, empty.
     pub fn build(self) -> Inventory {
         Inventory {
-            items: ItemTable::new(),
+            items: ItemTable::new(self.expected_items),
             reservations: (0..RESERVATION_SHARDS)
                 .map(|_| CachePadded::new(Mutex::new(ReservationShard::default())))
                 .collect(),
@@ -650,7 +664,12 @@ impl Inventory {
         }
     }
 
-    /// Every item with its level, in no particular order.
+    /// How many items exist.
+    pub fn item_count(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Every item with its level, in the order the items were created.
     pub fn items(&self) -> Vec<(ItemKey, Level)> {
         let mut all = Vec::new();
         self.items

@@ -56,7 +56,9 @@
 //! reserve on a sold-out item is a load and a compare, with no write to
 //! shared memory. A single-line reservation stores its line inline (no heap
 //! allocation for the line). No hot path takes a global lock: items are found
-//! through 64 sharded maps and reservations through 256 sharded locks.
+//! through a lock-free open-addressing index (size it with
+//! [`InventoryBuilder::expected_items`]) and reservations through 256
+//! sharded locks.
 //! `expire()` costs O(log n) per reservation it processes, not per
 //! reservation pending. Effect records are only built when an
 //! [`EffectObserver`] is installed.
@@ -89,4 +91,7 @@ pub use command::{Command, Level, Outcome, ReservationAck, ReservationInfo};
 pub use effect::{Effect, EffectObserver};
 pub use error::Error;
 pub use ids::{Channel, ItemKey, Line, ReservationId, ReservationState, Sku, StoreId};
-pub use inventory::{Inventory, InventoryBuilder, DEFAULT_RETENTION_MS, DEFAULT_TTL_MS, MAX_LINES};
+pub use inventory::{
+    Inventory, InventoryBuilder, DEFAULT_EXPECTED_ITEMS, DEFAULT_RETENTION_MS, DEFAULT_TTL_MS,
+    MAX_LINES,
+};

@@ -1,13 +1,20 @@
-//! Item storage: `(sku, store)` to stock cell. Cells live in an append-only
-//! arena of segments that are never moved or freed, so a cell is named by a
-//! `u32` index and borrowed for the life of the table without reference
-//! counting; reservations keep the index of every cell they hold. The key to
-//! index maps are sharded so creating items never blocks lookups of other
-//! shards. Items are never removed.
+//! Item storage: `(sku, store)` to stock cell, with lookups that never lock
+//! and never write shared memory. Cells live in an append-only arena of
+//! segments that are never moved or freed, so a cell is named by a `u32`
+//! index and borrowed for the life of the table; reservations keep the index
+//! of every cell they hold. Items are never removed.
+//!
+//! The index is an open-addressing table of atomic slots, sized when the
+//! inventory is built (`expected_items`) and filled to at most half. Slots
+//! and arena entries are only written by a thread holding the creation lock,
+//! and a slot is published (release store) after its entry's key is
+//! written, so a reader that sees the slot sees the key. Items created beyond
+//! the table's half go to an overflow map behind a lock: still correct, only
+//! slower; size the table for the catalogue.
 
 use crate::cell::StockCell;
 use crate::ids::ItemKey;
-use crate::sync::{AtomicU32, Ordering, RwLock};
+use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Mutex, Ordering, RwLock};
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
@@ -18,26 +25,32 @@ const FIRST_BITS: u32 = 10;
 #[cfg(omnistock_loom)]
 const FIRST_BITS: u32 = 2;
 const SEGMENTS: usize = (32 - FIRST_BITS) as usize;
-const SHARDS: usize = 64;
+/// The most items the arena can name.
+const MAX_ITEMS: u32 = u32::MAX - (1 << FIRST_BITS);
 
-/// Spreads 64-bit keys over shards (Fibonacci hashing: multiply, keep the
-/// high bits). Shared by the item and reservation tables.
+/// Spreads 64-bit keys over `shards` (Fibonacci hashing: multiply, keep the
+/// high bits). Used by the reservation table.
 pub(crate) fn shard_of(key: u64, shards: usize) -> usize {
     debug_assert!(shards.is_power_of_two());
     let mixed = key.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     (mixed >> (64 - shards.trailing_zeros())) as usize
 }
 
-fn item_hash(key: ItemKey) -> u64 {
-    key.sku.0
-        ^ key
-            .store
-            .0
-            .rotate_left(29)
-            .wrapping_mul(0xD6E8_FEB8_6659_FD93)
+/// A full-avalanche mix (the splitmix64 finalizer), so linear probing sees
+/// uniform hashes even for sequential SKUs.
+fn mix(mut x: u64) -> u64 {
+    x ^= x >> 30;
+    x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x ^= x >> 27;
+    x = x.wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
 }
 
-/// Where cell `index` lives: (segment, offset).
+fn item_hash(key: ItemKey) -> u64 {
+    mix(key.sku.0 ^ mix(key.store.0))
+}
+
+/// Where arena entry `index` lives: (segment, offset).
 fn locate(index: u32) -> (usize, usize) {
     let biased = u64::from(index) + (1 << FIRST_BITS);
     let segment = (63 - biased.leading_zeros() - FIRST_BITS) as usize;
@@ -45,65 +58,146 @@ fn locate(index: u32) -> (usize, usize) {
     (segment, offset)
 }
 
+/// A slot holds 0 (empty) or `hash tag << 32 | (index + 1)`.
+fn slot_value(hash: u64, index: u32) -> u64 {
+    (hash & !0xFFFF_FFFF) | (u64::from(index) + 1)
+}
+
+/// An arena entry: the cell and the key it belongs to (written once, before
+/// the entry is published).
+#[derive(Debug, Default)]
+struct Entry {
+    cell: StockCell,
+    sku: AtomicU64,
+    store: AtomicU64,
+}
+
+impl Entry {
+    fn key(&self) -> ItemKey {
+        ItemKey::new(
+            crate::ids::Sku(self.sku.load(Ordering::Relaxed)),
+            crate::ids::StoreId(self.store.load(Ordering::Relaxed)),
+        )
+    }
+}
+
 /// The item table.
 #[derive(Debug)]
 pub(crate) struct ItemTable {
-    shards: Box<[RwLock<HashMap<ItemKey, u32>>]>,
-    segments: Box<[OnceLock<Box<[StockCell]>>]>,
-    next: AtomicU32,
+    slots: Box<[AtomicU64]>,
+    /// Items placed in `slots`; creation stops using them at half.
+    in_slots: AtomicU32,
+    /// Set (before the first insert there) once items live in `overflow`.
+    overflowed: AtomicBool,
+    overflow: RwLock<HashMap<ItemKey, u32>>,
+    segments: Box<[OnceLock<Box<[Entry]>>]>,
+    /// Entries published, in index order: `for_each` reads `0..published`.
+    published: AtomicU32,
+    /// Serializes item creation (not a hot path: lookups never take it).
+    creating: Mutex<()>,
 }
 
 impl ItemTable {
-    pub(crate) fn new() -> Self {
+    /// A table whose lock-free index holds `expected_items` items.
+    pub(crate) fn new(expected_items: usize) -> Self {
+        let slots = expected_items
+            .clamp(16, 1 << 30)
+            .saturating_mul(2)
+            .next_power_of_two();
         ItemTable {
-            shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
+            slots: (0..slots).map(|_| AtomicU64::new(0)).collect(),
+            in_slots: AtomicU32::new(0),
+            overflowed: AtomicBool::new(false),
+            overflow: RwLock::new(HashMap::new()),
             segments: (0..SEGMENTS).map(|_| OnceLock::new()).collect(),
-            next: AtomicU32::new(0),
+            published: AtomicU32::new(0),
+            creating: Mutex::new(()),
         }
     }
 
-    fn shard(&self, key: ItemKey) -> &RwLock<HashMap<ItemKey, u32>> {
-        &self.shards[shard_of(item_hash(key), SHARDS)]
+    fn entry(&self, index: u32) -> &Entry {
+        let (segment, offset) = locate(index);
+        let entries = self.segments[segment]
+            .get()
+            .expect("indices come from this table, whose segments are never freed");
+        &entries[offset]
+    }
+
+    /// Probes the slots for `key`: `Ok(index)` if found, else `Err(slot)`
+    /// with the empty slot that ends its probe sequence.
+    fn probe(&self, key: ItemKey, hash: u64) -> Result<u32, usize> {
+        let mask = self.slots.len() - 1;
+        let mut slot = (hash as usize) & mask;
+        loop {
+            let value = self.slots[slot].load(Ordering::Acquire);
+            if value == 0 {
+                return Err(slot);
+            }
+            if value >> 32 == hash >> 32 {
+                let index = (value as u32) - 1;
+                if self.entry(index).key() == key {
+                    return Ok(index);
+                }
+            }
+            slot = (slot + 1) & mask;
+        }
     }
 
     /// The index of an existing item's cell.
     pub(crate) fn find(&self, key: ItemKey) -> Option<u32> {
-        self.shard(key).read().get(&key).copied()
+        match self.probe(key, item_hash(key)) {
+            Ok(index) => Some(index),
+            Err(_) if self.overflowed.load(Ordering::Acquire) => {
+                self.overflow.read().get(&key).copied()
+            }
+            Err(_) => None,
+        }
     }
 
     /// The index of the item's cell, creating an all-zero cell if the item is
-    /// new; the flag says whether it was created by this call.
+    /// new; the flag says whether this call created it.
     pub(crate) fn find_or_create(&self, key: ItemKey) -> (u32, bool) {
         if let Some(index) = self.find(key) {
             return (index, false);
         }
-        let mut map = self.shard(key).write();
-        if let Some(&index) = map.get(&key) {
+        let _creating = self.creating.lock();
+        if let Some(index) = self.find(key) {
             return (index, false);
         }
-        // Allocated under the shard's write lock, so one key gets one index.
-        let index = self.next.fetch_add(1, Ordering::Relaxed);
+        let index = self.published.load(Ordering::Relaxed);
         assert!(
-            index < u32::MAX - (1 << FIRST_BITS),
+            index < MAX_ITEMS,
             "omnistock holds at most about 4 billion items"
         );
-        let (segment, _) = locate(index);
-        self.segments[segment].get_or_init(|| {
+        let (segment, offset) = locate(index);
+        let entries = self.segments[segment].get_or_init(|| {
             (0..(1usize << (segment as u32 + FIRST_BITS)))
-                .map(|_| StockCell::default())
+                .map(|_| Entry::default())
                 .collect()
         });
-        map.insert(key, index);
+        entries[offset].sku.store(key.sku.0, Ordering::Relaxed);
+        entries[offset].store.store(key.store.0, Ordering::Relaxed);
+
+        let hash = item_hash(key);
+        let in_slots = self.in_slots.load(Ordering::Relaxed) as usize;
+        if in_slots < self.slots.len() / 2 {
+            let slot = self
+                .probe(key, hash)
+                .expect_err("checked under the creation lock");
+            self.in_slots.store(in_slots as u32 + 1, Ordering::Relaxed);
+            // Publishes the key written above to every reader of this slot.
+            self.slots[slot].store(slot_value(hash, index), Ordering::Release);
+        } else {
+            self.overflowed.store(true, Ordering::Release);
+            self.overflow.write().insert(key, index);
+        }
+        self.published.store(index + 1, Ordering::Release);
         (index, true)
     }
 
     /// The cell at `index`, which `find` or `find_or_create` returned.
     pub(crate) fn cell(&self, index: u32) -> &StockCell {
-        let (segment, offset) = locate(index);
-        let cells = self.segments[segment]
-            .get()
-            .expect("cell indices come from this table, whose segments are never freed");
-        &cells[offset]
+        &self.entry(index).cell
     }
 
     /// The cell of an existing item.
@@ -111,20 +205,25 @@ impl ItemTable {
         self.find(key).map(|index| self.cell(index))
     }
 
-    /// Visits every item (in no particular order).
+    /// Visits every item, in the order they were created.
     pub(crate) fn for_each(&self, mut visit: impl FnMut(ItemKey, &StockCell)) {
-        for shard in self.shards.iter() {
-            let map = shard.read();
-            for (&key, &index) in map.iter() {
-                visit(key, self.cell(index));
-            }
+        let published = self.published.load(Ordering::Acquire);
+        for index in 0..published {
+            let entry = self.entry(index);
+            visit(entry.key(), &entry.cell);
         }
+    }
+
+    /// Items in the table.
+    pub(crate) fn len(&self) -> usize {
+        self.published.load(Ordering::Acquire) as usize
     }
 }
 
 #[cfg(all(test, not(omnistock_loom)))]
 mod tests {
     use super::*;
+    use crate::ids::{Sku, StoreId};
 
     #[test]
     fn locate_is_dense_and_in_bounds() {
@@ -138,7 +237,7 @@ mod tests {
                 expected = (segment + 1, 0);
             }
         }
-        assert!(locate(u32::MAX - (1 << FIRST_BITS)).0 < SEGMENTS);
+        assert!(locate(MAX_ITEMS).0 < SEGMENTS);
     }
 
     #[test]
@@ -146,5 +245,26 @@ mod tests {
         for key in [0, 1, u64::MAX, 0xDEAD_BEEF] {
             assert!(shard_of(key, 64) < 64);
         }
+    }
+
+    #[test]
+    fn finds_every_item_past_the_slots_into_overflow() {
+        let table = ItemTable::new(16);
+        let keys: Vec<ItemKey> = (0..200u64)
+            .map(|i| ItemKey::new(Sku(i % 17), StoreId(i / 17)))
+            .collect();
+        for (n, &key) in keys.iter().enumerate() {
+            assert_eq!(table.find_or_create(key), (n as u32, true));
+        }
+        assert!(table.overflowed.load(Ordering::Relaxed));
+        for (n, &key) in keys.iter().enumerate() {
+            assert_eq!(table.find(key), Some(n as u32));
+            assert_eq!(table.find_or_create(key), (n as u32, false));
+        }
+        assert_eq!(table.find(ItemKey::new(Sku(99), StoreId(99))), None);
+        let mut seen = Vec::new();
+        table.for_each(|key, _| seen.push(key));
+        assert_eq!(seen, keys);
+        assert_eq!(table.len(), 200);
     }
 }

@@ -326,3 +326,56 @@ fn extend_races_expiry() {
         }
     });
 }
+
+/// Two restocks create the same new item at once while a third thread looks
+/// it up: one cell is created, both deliveries land in it, and the reader
+/// sees the item either absent or with a whole delivery, never a torn key.
+#[test]
+fn concurrent_creation_of_one_item() {
+    loom::model(|| {
+        let inventory = Arc::new(Inventory::builder().expected_items(1).build());
+        let deliveries: Vec<_> = [1u32, 2]
+            .into_iter()
+            .map(|qty| {
+                let inventory = inventory.clone();
+                thread::spawn(move || inventory.restock(X, STORE, qty).unwrap())
+            })
+            .collect();
+        let seen = inventory.level(X, STORE);
+        for delivery in deliveries {
+            delivery.join().unwrap();
+        }
+        match seen {
+            Err(Error::UnknownItem { sku: X, store: STORE }) => {}
+            Ok(level) => assert!([0, 1, 2, 3].contains(&level.on_hand), "{level:?}"),
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(inventory.item_count(), 1);
+        assert_eq!(inventory.level(X, STORE).unwrap().on_hand, 3);
+    });
+}
+
+/// Items created past the lock-free index's capacity go to the overflow map;
+/// a reader racing that creation finds either nothing or the right cell.
+#[test]
+fn creation_past_the_index_races_a_lookup() {
+    loom::model(|| {
+        let inventory = Arc::new(Inventory::builder().expected_items(1).build());
+        // 16 items fill the index (32 slots, used up to half).
+        for sku in 100..116 {
+            inventory.restock(Sku(sku), STORE, 1).unwrap();
+        }
+        let creator = {
+            let inventory = inventory.clone();
+            thread::spawn(move || inventory.restock(Y, STORE, 5).unwrap())
+        };
+        match inventory.level(Y, STORE) {
+            Err(Error::UnknownItem { .. }) => {}
+            Ok(level) => assert!(level.on_hand == 0 || level.on_hand == 5),
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+        creator.join().unwrap();
+        assert_eq!(inventory.level(Y, STORE).unwrap().on_hand, 5);
+        assert_eq!(inventory.level(Sku(100), STORE).unwrap().on_hand, 1);
+    });
+}
