@@ -469,35 +469,25 @@ impl Inventory {
         channel: Channel,
         effects: &mut EffectLog,
     ) -> Result<HeldLines, Error> {
-        let mut held: Vec<HeldLine> = Vec::with_capacity(lines.len());
-        for line in lines {
-            let attempt = match self.items.find(line.item()) {
-                None => Err(Error::UnknownItem {
-                    sku: line.sku,
-                    store: line.store,
-                }),
-                Some(index) => self
-                    .items
-                    .cell(index)
-                    .reserve(line.qty, channel)
-                    .map(|_| index)
-                    .map_err(|cell::Short { available }| Error::Insufficient {
-                        sku: line.sku,
-                        store: line.store,
-                        requested: line.qty,
-                        available,
-                    }),
-            };
-            match attempt {
-                Ok(cell) => held.push(HeldLine { line: *line, cell }),
-                Err(error) => {
-                    for undo in &held {
-                        self.items.cell(undo.cell).unreserve(undo.line.qty);
+        let held = match lines {
+            // The common single-line cart: no allocation, failed or not.
+            [line] => HeldLines::One(self.hold_line(line, channel)?),
+            _ => {
+                let mut held: Vec<HeldLine> = Vec::with_capacity(lines.len());
+                for line in lines {
+                    match self.hold_line(line, channel) {
+                        Ok(line) => held.push(line),
+                        Err(error) => {
+                            for undo in &held {
+                                self.items.cell(undo.cell).unreserve(undo.line.qty);
+                            }
+                            return Err(error);
+                        }
                     }
-                    return Err(error);
                 }
+                HeldLines::Many(held.into_boxed_slice())
             }
-        }
+        };
         for line in lines {
             effects.push(|| Effect::Stock {
                 item: line.item(),
@@ -505,7 +495,28 @@ impl Inventory {
                 reserved: i64::from(line.qty),
             });
         }
-        Ok(HeldLines::from_vec(held))
+        Ok(held)
+    }
+
+    /// Reserves one line: `UnknownItem`, then `Insufficient`, as the contract
+    /// orders them.
+    fn hold_line(&self, line: &Line, channel: Channel) -> Result<HeldLine, Error> {
+        let index = self.items.find(line.item()).ok_or(Error::UnknownItem {
+            sku: line.sku,
+            store: line.store,
+        })?;
+        self.items.cell(index).reserve(line.qty, channel).map_err(
+            |cell::Short { available }| Error::Insufficient {
+                sku: line.sku,
+                store: line.store,
+                requested: line.qty,
+                available,
+            },
+        )?;
+        Ok(HeldLine {
+            line: *line,
+            cell: index,
+        })
     }
 
     /// Runs `act` on reservation `id` under its shard lock, after the lazy

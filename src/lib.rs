@@ -52,10 +52,12 @@
 //!
 //! # Performance
 //!
-//! Stock operations are one atomic step on one cell word; a rejected
-//! reserve on a sold-out item is a load and a compare, with no write to
-//! shared memory. A single-line reservation stores its line inline (no heap
-//! allocation for the line). No hot path takes a global lock: items are found
+//! Stock operations are one atomic step on one cell word. On a sold-out
+//! item a rejected reserve reads the item's index slot and cell word and
+//! writes nothing to the item: no compare-and-swap, no lock (it still takes
+//! its own id's reservation shard lock, which the contract's idempotency
+//! check needs). A single-line reservation allocates nothing: its line is
+//! stored inline. No hot path takes a global lock: items are found
 //! through a lock-free open-addressing index (size it with
 //! [`InventoryBuilder::expected_items`]) and reservations through 256
 //! sharded locks.

@@ -27,16 +27,6 @@ pub(crate) enum HeldLines {
     Many(Box<[HeldLine]>),
 }
 
-impl HeldLines {
-    pub(crate) fn from_vec(mut lines: Vec<HeldLine>) -> Self {
-        if lines.len() == 1 {
-            HeldLines::One(lines.remove(0))
-        } else {
-            HeldLines::Many(lines.into_boxed_slice())
-        }
-    }
-}
-
 impl Deref for HeldLines {
     type Target = [HeldLine];
 

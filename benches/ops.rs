@@ -1,0 +1,364 @@
+//! Criterion benches of the engine's operations, kept short so `cargo bench`
+//! finishes in a couple of minutes.
+//!
+//! - `single/*`: one thread, one item with plenty of stock: reserve+commit,
+//!   reserve+release, sell, level.
+//! - `lines/reserve_release/{1,4,16}`: a reservation of n lines on n items.
+//! - `expire/10k_due_among/{10k,100k,1M}`: one `expire()` that reaps 10,000
+//!   due reservations while the rest stay pending; its cost should follow the
+//!   due ones, not all of them.
+//! - `hot_cell/reserve_release/{1,2}_threads`: threads reserving and
+//!   releasing one unit of the same item at once (every thread's time per
+//!   operation).
+//!
+//! After criterion's own report the bench prints a small table of medians and
+//! the ratios that matter, so nobody needs a spreadsheet. Filters work as
+//! usual (`cargo bench --bench ops -- hot_cell`); ratios whose benches did not
+//! run are left out.
+//!
+//! The inventory runs on a [`ManualClock`] so the benches measure the engine,
+//! not the system clock.
+
+use criterion::{black_box, BenchmarkId, Criterion};
+use omnistock::{Channel, Clock, Inventory, Line, ManualClock, ReservationId, Sku, StoreId};
+use std::sync::{Arc, Barrier, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+const SAMPLE_SIZE: usize = 10;
+const STORE: StoreId = StoreId(1);
+const HOT: Sku = Sku(1);
+
+// ---------------------------------------------------------------------------
+// Our own record of the measured samples, for the ratio table.
+
+/// Per bench: time per iteration (ns) of every call criterion made. Criterion
+/// warms up first and then takes `SAMPLE_SIZE` samples, so the last
+/// `SAMPLE_SIZE` calls are the measurement.
+static SAMPLES: Mutex<Vec<(String, Vec<f64>)>> = Mutex::new(Vec::new());
+
+fn record(name: &str, iters: u64, elapsed: Duration) -> Duration {
+    let per_iter = elapsed.as_nanos() as f64 / iters.max(1) as f64;
+    let mut samples = SAMPLES.lock().unwrap();
+    match samples.iter_mut().find(|(n, _)| n == name) {
+        Some((_, v)) => v.push(per_iter),
+        None => samples.push((name.to_string(), vec![per_iter])),
+    }
+    elapsed
+}
+
+/// Median ns per iteration of the measured samples of `name`, if it ran.
+fn median(name: &str) -> Option<f64> {
+    let samples = SAMPLES.lock().unwrap();
+    let (_, all) = samples.iter().find(|(n, _)| n == name)?;
+    if all.len() < SAMPLE_SIZE {
+        return None; // `--test` mode or a partial run
+    }
+    let mut measured = all[all.len() - SAMPLE_SIZE..].to_vec();
+    measured.sort_by(f64::total_cmp);
+    Some((measured[SAMPLE_SIZE / 2 - 1] + measured[SAMPLE_SIZE / 2]) / 2.0)
+}
+
+// ---------------------------------------------------------------------------
+// Fixtures
+
+fn inventory() -> (Inventory, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::new());
+    let inventory = Inventory::builder()
+        .clock(Arc::clone(&clock) as Arc<dyn Clock>)
+        .build();
+    (inventory, clock)
+}
+
+/// An inventory with `items` items (skus 1..=items at one store), each with
+/// as many units as a cell holds, so no bench ever runs out.
+fn stocked(items: u64) -> Inventory {
+    let (inventory, _) = inventory();
+    for sku in 1..=items {
+        inventory.restock(Sku(sku), STORE, u32::MAX).unwrap();
+    }
+    inventory
+}
+
+/// Runs `op(inventory, i)` for `iters` values of `i` on a fresh inventory
+/// (terminal reservations are remembered for a day, so a fresh one per
+/// sample keeps memory flat), timing only the loop.
+fn timed_on_fresh(name: &str, items: u64, iters: u64, op: impl Fn(&Inventory, u64)) -> Duration {
+    let inventory = stocked(items);
+    let start = Instant::now();
+    for i in 0..iters {
+        op(&inventory, i);
+    }
+    let elapsed = start.elapsed();
+    drop(inventory);
+    record(name, iters, elapsed)
+}
+
+// ---------------------------------------------------------------------------
+// Benches
+
+fn single_thread(c: &mut Criterion) {
+    let one = [Line::new(HOT, STORE, 1)];
+    let mut group = c.benchmark_group("single");
+    group.bench_function("reserve_commit", |b| {
+        b.iter_custom(|iters| {
+            timed_on_fresh("single/reserve_commit", 1, iters, |inv, i| {
+                inv.reserve(ReservationId(i), Channel::Online, &one)
+                    .unwrap();
+                black_box(inv.commit(ReservationId(i)).unwrap());
+            })
+        })
+    });
+    group.bench_function("reserve_release", |b| {
+        b.iter_custom(|iters| {
+            timed_on_fresh("single/reserve_release", 1, iters, |inv, i| {
+                inv.reserve(ReservationId(i), Channel::Online, &one)
+                    .unwrap();
+                black_box(inv.release(ReservationId(i)).unwrap());
+            })
+        })
+    });
+    group.bench_function("sell", |b| {
+        b.iter_custom(|iters| {
+            timed_on_fresh("single/sell", 1, iters, |inv, _| {
+                black_box(inv.sell(HOT, STORE, 1, Channel::InStore).unwrap());
+            })
+        })
+    });
+    group.bench_function("level", |b| {
+        b.iter_custom(|iters| {
+            timed_on_fresh("single/level", 1, iters, |inv, _| {
+                black_box(inv.level(black_box(HOT), STORE).unwrap());
+            })
+        })
+    });
+    group.finish();
+}
+
+fn multi_line(c: &mut Criterion) {
+    let mut group = c.benchmark_group("lines");
+    for n in [1u64, 4, 16] {
+        let lines: Vec<Line> = (1..=n).map(|sku| Line::new(Sku(sku), STORE, 1)).collect();
+        let name = format!("lines/reserve_release/{n}");
+        group.bench_with_input(
+            BenchmarkId::new("reserve_release", n),
+            &lines,
+            |b, lines| {
+                b.iter_custom(|iters| {
+                    timed_on_fresh(&name, n, iters, |inv, i| {
+                        inv.reserve(ReservationId(i), Channel::Online, lines)
+                            .unwrap();
+                        black_box(inv.release(ReservationId(i)).unwrap());
+                    })
+                })
+            },
+        );
+    }
+    group.finish();
+}
+
+const DUE: u64 = 10_000;
+
+/// An inventory holding `pending - DUE` reservations that will not come due
+/// during the bench, with a retention of 1 ms so reaped ones are forgotten
+/// before the next measurement.
+struct ExpiryFixture {
+    inventory: Inventory,
+    clock: Arc<ManualClock>,
+    next_id: u64,
+}
+
+impl ExpiryFixture {
+    fn new(pending: u64) -> ExpiryFixture {
+        let clock = Arc::new(ManualClock::new());
+        let inventory = Inventory::builder()
+            .clock(Arc::clone(&clock) as Arc<dyn Clock>)
+            .retention_ms(1)
+            .build();
+        inventory.restock(HOT, STORE, u32::MAX).unwrap();
+        let one = [Line::new(HOT, STORE, 1)];
+        for i in 0..pending - DUE {
+            inventory
+                .reserve_with_ttl(ReservationId(1 << 40 | i), Channel::Online, &one, 1 << 50)
+                .unwrap();
+        }
+        ExpiryFixture {
+            inventory,
+            clock,
+            next_id: 0,
+        }
+    }
+
+    /// Makes `DUE` reservations come due, times one `expire()`, then lets
+    /// them be forgotten (untimed).
+    fn reap_once(&mut self) -> Duration {
+        let one = [Line::new(HOT, STORE, 1)];
+        for _ in 0..DUE {
+            self.inventory
+                .reserve_with_ttl(ReservationId(self.next_id), Channel::Online, &one, 1)
+                .unwrap();
+            self.next_id += 1;
+        }
+        self.clock.advance(1);
+        let start = Instant::now();
+        let expired = self.inventory.expire();
+        let elapsed = start.elapsed();
+        assert_eq!(expired, DUE);
+        self.clock.advance(1);
+        self.inventory.expire();
+        elapsed
+    }
+}
+
+fn expiry(c: &mut Criterion) {
+    let mut group = c.benchmark_group("expire");
+    group.measurement_time(Duration::from_millis(500));
+    for (label, pending) in [("10k", 10_000u64), ("100k", 100_000), ("1M", 1_000_000)] {
+        let name = format!("expire/10k_due_among/{label}");
+        // Built on first use, so a filtered-out bench costs nothing.
+        let mut fixture: Option<ExpiryFixture> = None;
+        group.bench_function(BenchmarkId::new("10k_due_among", label), |b| {
+            let fixture = fixture.get_or_insert_with(|| ExpiryFixture::new(pending));
+            b.iter_custom(|iters| {
+                let total = (0..iters).map(|_| fixture.reap_once()).sum();
+                record(&name, iters, total)
+            })
+        });
+    }
+    group.finish();
+}
+
+/// `threads` threads each reserve and release one unit of the same item
+/// `iters` times; the time is the wall time until all are done, so the time
+/// per iteration is each thread's time per reserve+release.
+fn hot_cell_round(name: &str, threads: usize, iters: u64) -> Duration {
+    let inventory = Arc::new(stocked(1));
+    let barrier = Arc::new(Barrier::new(threads + 1));
+    let workers: Vec<_> = (0..threads as u64)
+        .map(|t| {
+            let (inventory, barrier) = (Arc::clone(&inventory), Arc::clone(&barrier));
+            thread::spawn(move || {
+                let one = [Line::new(HOT, STORE, 1)];
+                barrier.wait();
+                for i in 0..iters {
+                    let id = ReservationId(t << 40 | i);
+                    inventory.reserve(id, Channel::Online, &one).unwrap();
+                    black_box(inventory.release(id).unwrap());
+                }
+            })
+        })
+        .collect();
+    barrier.wait();
+    let start = Instant::now();
+    for worker in workers {
+        worker.join().unwrap();
+    }
+    let elapsed = start.elapsed();
+    drop(inventory);
+    record(name, iters, elapsed)
+}
+
+fn contention(c: &mut Criterion) {
+    let mut group = c.benchmark_group("hot_cell");
+    for threads in [1usize, 2] {
+        let name = format!("hot_cell/reserve_release/{threads}_threads");
+        group.bench_function(format!("reserve_release/{threads}_threads"), |b| {
+            b.iter_custom(|iters| hot_cell_round(&name, threads, iters))
+        });
+    }
+    group.finish();
+}
+
+// ---------------------------------------------------------------------------
+// The table
+
+fn print_ratios() {
+    let rows = [
+        ("single/reserve_commit", "reserve + commit, 1 line"),
+        ("single/reserve_release", "reserve + release, 1 line"),
+        ("single/sell", "sell"),
+        ("single/level", "level"),
+        ("lines/reserve_release/1", "reserve + release, 1 line"),
+        ("lines/reserve_release/4", "reserve + release, 4 lines"),
+        ("lines/reserve_release/16", "reserve + release, 16 lines"),
+        ("expire/10k_due_among/10k", "expire() of 10k due among 10k"),
+        (
+            "expire/10k_due_among/100k",
+            "expire() of 10k due among 100k",
+        ),
+        ("expire/10k_due_among/1M", "expire() of 10k due among 1M"),
+        ("hot_cell/reserve_release/1_threads", "hot cell, 1 thread"),
+        (
+            "hot_cell/reserve_release/2_threads",
+            "hot cell, 2 threads (each)",
+        ),
+    ];
+    let mut lines = Vec::new();
+    for (name, label) in rows {
+        if let Some(ns) = median(name) {
+            lines.push(format!("  {label:<34} {:>12}", human(ns)));
+        }
+    }
+    let ratio = |a: &str, b: &str| Some(median(a)? / median(b)?);
+    if let Some(r) = ratio("lines/reserve_release/4", "lines/reserve_release/1") {
+        lines.push(format!(
+            "  4 lines cost {r:.1}x one line ({:.1}x per line)",
+            r / 4.0
+        ));
+    }
+    if let Some(r) = ratio("lines/reserve_release/16", "lines/reserve_release/1") {
+        lines.push(format!(
+            "  16 lines cost {r:.1}x one line ({:.1}x per line)",
+            r / 16.0
+        ));
+    }
+    for big in ["100k", "1M"] {
+        if let Some(r) = ratio(
+            &format!("expire/10k_due_among/{big}"),
+            "expire/10k_due_among/10k",
+        ) {
+            lines.push(format!(
+                "  reaping 10k due among {big} pending costs {r:.2}x reaping 10k among 10k (1 = cost follows the due ones only)"
+            ));
+        }
+    }
+    if let Some(r) = ratio(
+        "hot_cell/reserve_release/2_threads",
+        "hot_cell/reserve_release/1_threads",
+    ) {
+        lines.push(format!(
+            "  hot cell: each of 2 threads takes {r:.2}x the 1-thread time per reserve+release; total throughput {:.2}x of 1 thread",
+            2.0 / r
+        ));
+    }
+    if !lines.is_empty() {
+        println!("\nomnistock ops: medians of the measured samples");
+        for line in lines {
+            println!("{line}");
+        }
+    }
+}
+
+fn human(ns: f64) -> String {
+    if ns >= 1e6 {
+        format!("{:.2} ms", ns / 1e6)
+    } else if ns >= 1e3 {
+        format!("{:.2} us", ns / 1e3)
+    } else {
+        format!("{ns:.1} ns")
+    }
+}
+
+fn main() {
+    let mut criterion = Criterion::default()
+        .sample_size(SAMPLE_SIZE)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(1))
+        .configure_from_args();
+    single_thread(&mut criterion);
+    multi_line(&mut criterion);
+    expiry(&mut criterion);
+    contention(&mut criterion);
+    criterion.final_summary();
+    print_ratios();
+}

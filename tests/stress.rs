@@ -1,0 +1,639 @@
+//! Multi-threaded stress: random operations from several threads on a handful
+//! of items, with a manual clock moved by its own thread and a monitor thread
+//! reading levels the whole time. Bounded in operations and in seconds.
+//!
+//! During the run every level read (by the monitor and by the workers) must
+//! have `reserved <= on_hand`. At the end, once every reservation has ended:
+//! units are conserved per item (initial + restocked + counted deltas -
+//! committed - sold == on_hand), nothing is reserved, every acknowledged
+//! reservation is in exactly the terminal state its owner saw, and the
+//! effect records an observer received add up to the same stock.
+
+use omnistock::{
+    Channel, Clock, Effect, EffectObserver, Error, Inventory, ItemKey, Level, Line, ManualClock,
+    ReservationId, ReservationState, Sku, StoreId,
+};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+const WORKERS: usize = 4;
+const OPS_PER_WORKER: u64 = 250_000;
+const TIME_LIMIT: Duration = Duration::from_secs(5);
+const INITIAL_STOCK: u32 = 40;
+const MAX_TTL_MS: u64 = 40;
+const ITEMS: [(u64, u64); 6] = [(1, 1), (1, 2), (2, 1), (2, 2), (3, 1), (3, 3)];
+
+/// The run's seed: `OMNISTOCK_STRESS_SEED` or a fixed default. The thread
+/// interleavings differ from run to run anyway.
+fn seed() -> u64 {
+    std::env::var("OMNISTOCK_STRESS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5EED)
+}
+
+fn item(index: usize) -> ItemKey {
+    let (sku, store) = ITEMS[index];
+    ItemKey::new(Sku(sku), StoreId(store))
+}
+
+/// xorshift64*: deterministic per seed, no dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        ((u128::from(self.next()) * u128::from(n)) >> 64) as u64
+    }
+    fn channel(&mut self) -> Channel {
+        if self.below(2) == 0 {
+            Channel::Online
+        } else {
+            Channel::InStore
+        }
+    }
+}
+
+/// Sums every effect record per item and counts reservation transitions per id.
+#[derive(Default)]
+struct Ledger {
+    stock: HashMap<ItemKey, (i64, i64)>,
+    reserved_records: HashMap<u64, u32>,
+    finished: HashMap<u64, Vec<ReservationState>>,
+}
+
+/// What the workers counted, per item, from the answers they got.
+#[derive(Default)]
+struct Books {
+    restocked: [AtomicU64; ITEMS.len()],
+    sold: [AtomicU64; ITEMS.len()],
+    committed: [AtomicU64; ITEMS.len()],
+    counted_delta: [AtomicI64; ITEMS.len()],
+    expired_by_expire: AtomicU64,
+    level_reads: AtomicU64,
+}
+
+/// A reservation as its owner last saw it.
+struct Tracked {
+    id: ReservationId,
+    channel: Channel,
+    lines: Vec<Line>,
+    state: ReservationState,
+    /// The owner saw it expired (it may have been expired lazily by that
+    /// very call rather than by `expire()`).
+    seen_expired: bool,
+}
+
+struct Shared {
+    inventory: Inventory,
+    clock: Arc<ManualClock>,
+    books: Books,
+    /// Operations that change `on_hand` (restock, sell, commit) hold it
+    /// shared; a cycle count holds it exclusively, so the delta it causes is
+    /// exactly `counted - on_hand before`. Reserves, releases and expiry
+    /// (which only move `reserved`) run freely alongside the count.
+    on_hand_guard: RwLock<()>,
+    safety_stock_item0: AtomicU32,
+    deadline: Instant,
+    stop: AtomicBool,
+    problems: Mutex<Vec<String>>,
+}
+
+impl Shared {
+    fn problem(&self, message: String) {
+        let mut problems = self.problems.lock().unwrap();
+        if problems.len() < 20 {
+            problems.push(message);
+        }
+    }
+
+    fn check_level(&self, what: &str, level: &Level) {
+        self.books.level_reads.fetch_add(1, Ordering::Relaxed);
+        if level.reserved > level.on_hand {
+            self.problem(format!("{what}: reserved > on_hand in {level:?}"));
+        }
+    }
+}
+
+fn pick_lines(rng: &mut Rng) -> Vec<Line> {
+    let n = 1 + rng.below(3) as usize;
+    let mut chosen: Vec<usize> = Vec::with_capacity(n);
+    while chosen.len() < n {
+        let i = rng.below(ITEMS.len() as u64) as usize;
+        if !chosen.contains(&i) {
+            chosen.push(i);
+        }
+    }
+    chosen
+        .into_iter()
+        .map(|i| {
+            let key = item(i);
+            Line::new(key.sku, key.store, 1 + rng.below(4) as u32)
+        })
+        .collect()
+}
+
+fn worker(shared: &Shared, index: usize) -> Vec<Tracked> {
+    let inv = &shared.inventory;
+    let books = &shared.books;
+    let mut rng = Rng::new(seed() + index as u64);
+    let mut tracked: Vec<Tracked> = Vec::new();
+    let mut pending: Vec<usize> = Vec::new();
+    let mut next_id = 0u64;
+
+    // Marks `tracked[slot]` terminal and drops it from `pending`.
+    fn finish(
+        tracked: &mut [Tracked],
+        pending: &mut Vec<usize>,
+        at: usize,
+        state: ReservationState,
+    ) {
+        let slot = pending.swap_remove(at);
+        tracked[slot].state = state;
+        tracked[slot].seen_expired = state == ReservationState::Expired;
+    }
+
+    for _ in 0..OPS_PER_WORKER {
+        if shared.stop.load(Ordering::Relaxed) || Instant::now() >= shared.deadline {
+            break;
+        }
+        let roll = rng.below(100);
+        match roll {
+            // Reserve 1-3 lines on either channel.
+            0..=29 => {
+                let id = ReservationId(((index as u64 + 1) << 32) | next_id);
+                next_id += 1;
+                let lines = pick_lines(&mut rng);
+                let channel = rng.channel();
+                let ttl = 1 + rng.below(MAX_TTL_MS);
+                match inv.reserve_with_ttl(id, channel, &lines, ttl) {
+                    Ok(ack) => {
+                        if ack.state != ReservationState::Pending || ack.replayed {
+                            shared.problem(format!("fresh reserve answered {ack:?}"));
+                        }
+                        // One cart in ten is abandoned: only expiry ends it.
+                        if rng.below(10) != 0 {
+                            pending.push(tracked.len());
+                        }
+                        tracked.push(Tracked {
+                            id,
+                            channel,
+                            lines,
+                            state: ReservationState::Pending,
+                            seen_expired: false,
+                        });
+                    }
+                    Err(Error::Insufficient { .. }) => {}
+                    Err(e) => shared.problem(format!("reserve {id}: {e}")),
+                }
+            }
+            // Commit one of ours.
+            30..=44 if !pending.is_empty() => {
+                let at = rng.below(pending.len() as u64) as usize;
+                let slot = pending[at];
+                let id = tracked[slot].id;
+                let _guard = shared.on_hand_guard.read().unwrap();
+                match inv.commit(id) {
+                    Ok(ack) if ack.state == ReservationState::Committed && !ack.replayed => {
+                        for line in &tracked[slot].lines {
+                            let i = ITEMS
+                                .iter()
+                                .position(|&(s, st)| s == line.sku.0 && st == line.store.0)
+                                .unwrap();
+                            books.committed[i].fetch_add(u64::from(line.qty), Ordering::SeqCst);
+                        }
+                        finish(&mut tracked, &mut pending, at, ReservationState::Committed);
+                    }
+                    Err(Error::Expired { .. }) => {
+                        finish(&mut tracked, &mut pending, at, ReservationState::Expired)
+                    }
+                    other => shared.problem(format!("commit {id}: {other:?}")),
+                }
+            }
+            // Release one of ours.
+            45..=54 if !pending.is_empty() => {
+                let at = rng.below(pending.len() as u64) as usize;
+                let id = tracked[pending[at]].id;
+                match inv.release(id) {
+                    Ok(ack) if ack.state == ReservationState::Released && !ack.replayed => {
+                        finish(&mut tracked, &mut pending, at, ReservationState::Released)
+                    }
+                    Ok(ack) if ack.state == ReservationState::Expired => {
+                        finish(&mut tracked, &mut pending, at, ReservationState::Expired)
+                    }
+                    other => shared.problem(format!("release {id}: {other:?}")),
+                }
+            }
+            // Extend one of ours.
+            55..=61 if !pending.is_empty() => {
+                let at = rng.below(pending.len() as u64) as usize;
+                let id = tracked[pending[at]].id;
+                match inv.extend(id, 1 + rng.below(MAX_TTL_MS)) {
+                    Ok(ack) if ack.state == ReservationState::Pending && !ack.replayed => {}
+                    Err(Error::Expired { .. }) => {
+                        finish(&mut tracked, &mut pending, at, ReservationState::Expired)
+                    }
+                    other => shared.problem(format!("extend {id}: {other:?}")),
+                }
+            }
+            // Retry a reserve we made before (idempotency) or read it back.
+            62..=66 if !tracked.is_empty() => {
+                let slot = rng.below(tracked.len() as u64) as usize;
+                let t = &tracked[slot];
+                let id = t.id;
+                let answer = if roll % 2 == 0 {
+                    inv.reserve(id, t.channel, &t.lines).map(|ack| ack.state)
+                } else {
+                    inv.get(id).map(|info| {
+                        if info.lines != t.lines || info.channel != t.channel {
+                            shared.problem(format!("get {id}: lines or channel changed: {info:?}"));
+                        }
+                        info.state
+                    })
+                };
+                let state = match answer {
+                    Ok(state) => state,
+                    Err(Error::AlreadyReleased { .. }) => ReservationState::Released,
+                    Err(Error::Expired { .. }) => ReservationState::Expired,
+                    Err(e) => {
+                        shared.problem(format!("replay of {id}: {e}"));
+                        continue;
+                    }
+                };
+                let expected_ok = state == t.state
+                    || (t.state == ReservationState::Pending && state == ReservationState::Expired);
+                if !expected_ok {
+                    shared.problem(format!("{id} was {:?}, now answers {state:?}", t.state));
+                } else if t.state == ReservationState::Pending && state == ReservationState::Expired
+                {
+                    match pending.iter().position(|&s| s == slot) {
+                        Some(at) => {
+                            finish(&mut tracked, &mut pending, at, ReservationState::Expired)
+                        }
+                        None => {
+                            tracked[slot].state = ReservationState::Expired;
+                            tracked[slot].seen_expired = true;
+                        }
+                    }
+                }
+            }
+            // A sale without a reservation.
+            67..=78 => {
+                let i = rng.below(ITEMS.len() as u64) as usize;
+                let qty = 1 + rng.below(3) as u32;
+                let _guard = shared.on_hand_guard.read().unwrap();
+                match inv.sell(item(i).sku, item(i).store, qty, rng.channel()) {
+                    Ok(level) => {
+                        books.sold[i].fetch_add(u64::from(qty), Ordering::SeqCst);
+                        shared.check_level("sell", &level);
+                    }
+                    Err(Error::Insufficient { .. }) => {}
+                    Err(e) => shared.problem(format!("sell: {e}")),
+                }
+            }
+            // A delivery.
+            79..=83 => {
+                let i = rng.below(ITEMS.len() as u64) as usize;
+                let qty = 1 + rng.below(10) as u32;
+                let _guard = shared.on_hand_guard.read().unwrap();
+                match inv.restock(item(i).sku, item(i).store, qty) {
+                    Ok(level) => {
+                        books.restocked[i].fetch_add(u64::from(qty), Ordering::SeqCst);
+                        shared.check_level("restock", &level);
+                    }
+                    Err(e) => shared.problem(format!("restock: {e}")),
+                }
+            }
+            // A cycle count, racing reserves, releases and expiry.
+            84..=86 => {
+                let i = rng.below(ITEMS.len() as u64) as usize;
+                let counted = rng.below(61) as u32;
+                let _guard = shared.on_hand_guard.write().unwrap();
+                let before = inv.level(item(i).sku, item(i).store).unwrap();
+                match inv.set_on_hand(item(i).sku, item(i).store, counted) {
+                    Ok(level) => {
+                        if level.on_hand != counted {
+                            shared.problem(format!("set_on_hand {counted} gave {level:?}"));
+                        }
+                        shared.check_level("set_on_hand", &level);
+                        books.counted_delta[i].fetch_add(
+                            i64::from(counted) - i64::from(before.on_hand),
+                            Ordering::SeqCst,
+                        );
+                    }
+                    Err(Error::BelowReserved { reserved, .. }) => {
+                        if reserved <= counted {
+                            shared.problem(format!(
+                                "set_on_hand {counted} refused with only {reserved} reserved"
+                            ));
+                        }
+                    }
+                    Err(e) => shared.problem(format!("set_on_hand: {e}")),
+                }
+            }
+            // The reaper, from a worker.
+            87..=90 => {
+                books
+                    .expired_by_expire
+                    .fetch_add(inv.expire(), Ordering::SeqCst);
+            }
+            // A level read.
+            _ => {
+                let i = rng.below(ITEMS.len() as u64) as usize;
+                match inv.level(item(i).sku, item(i).store) {
+                    Ok(level) => shared.check_level("level", &level),
+                    Err(e) => shared.problem(format!("level: {e}")),
+                }
+            }
+        }
+    }
+    tracked
+}
+
+/// Moves time 1 ms at a time, reaps now and then, and changes item 0's
+/// safety stock (the only writer of it, so its final value is known).
+fn clock_driver(shared: &Shared) {
+    let mut rng = Rng::new(0xC10C);
+    let mut ticks = 0u64;
+    while !shared.stop.load(Ordering::Relaxed) {
+        shared.clock.advance(1);
+        ticks += 1;
+        if ticks % 8 == 0 {
+            shared
+                .books
+                .expired_by_expire
+                .fetch_add(shared.inventory.expire(), Ordering::SeqCst);
+        }
+        if ticks % 50 == 0 {
+            let safety = rng.below(11) as u32;
+            let key = item(0);
+            let level = shared
+                .inventory
+                .set_safety_stock(key.sku, key.store, safety);
+            shared.safety_stock_item0.store(safety, Ordering::SeqCst);
+            shared.check_level("set_safety_stock", &level);
+        }
+        thread::sleep(Duration::from_micros(100));
+    }
+}
+
+fn monitor(shared: &Shared) {
+    while !shared.stop.load(Ordering::Relaxed) {
+        for i in 0..ITEMS.len() {
+            match shared.inventory.level(item(i).sku, item(i).store) {
+                Ok(level) => shared.check_level("monitor", &level),
+                Err(e) => shared.problem(format!("monitor: {e}")),
+            }
+        }
+        for (key, level) in shared.inventory.items() {
+            shared.check_level(&format!("items() {key}"), &level);
+        }
+        thread::yield_now();
+    }
+}
+
+#[test]
+fn random_operations_from_many_threads_never_oversell_and_conserve_units() {
+    let ledger = Arc::new(Mutex::new(Ledger::default()));
+    let observer_ledger = Arc::clone(&ledger);
+    let observer: Arc<dyn EffectObserver> = Arc::new(move |effects: &[Effect]| {
+        let mut ledger = observer_ledger.lock().unwrap();
+        for effect in effects {
+            match effect {
+                Effect::Stock {
+                    item,
+                    on_hand,
+                    reserved,
+                } => {
+                    let entry = ledger.stock.entry(*item).or_default();
+                    entry.0 += on_hand;
+                    entry.1 += reserved;
+                }
+                Effect::Reserved { id, .. } => {
+                    *ledger.reserved_records.entry(id.0).or_default() += 1
+                }
+                Effect::Finished { id, state, .. } => {
+                    ledger.finished.entry(id.0).or_default().push(*state)
+                }
+                _ => {}
+            }
+        }
+    });
+    let clock = Arc::new(ManualClock::new());
+    let inventory = Inventory::builder()
+        .clock(Arc::clone(&clock) as Arc<dyn Clock>)
+        .observer(observer)
+        .build();
+    for i in 0..ITEMS.len() {
+        inventory
+            .restock(item(i).sku, item(i).store, INITIAL_STOCK)
+            .unwrap();
+    }
+    inventory.set_safety_stock(item(1).sku, item(1).store, 5);
+    inventory.set_safety_stock(item(4).sku, item(4).store, 3);
+    let shared = Shared {
+        inventory,
+        clock,
+        books: Books::default(),
+        on_hand_guard: RwLock::new(()),
+        safety_stock_item0: AtomicU32::new(0),
+        deadline: Instant::now() + TIME_LIMIT,
+        stop: AtomicBool::new(false),
+        problems: Mutex::new(Vec::new()),
+    };
+    let started = Instant::now();
+
+    let tracked: Vec<Tracked> = thread::scope(|scope| {
+        let shared = &shared;
+        let driver = scope.spawn(move || clock_driver(shared));
+        let watcher = scope.spawn(move || monitor(shared));
+        let workers: Vec<_> = (0..WORKERS)
+            .map(|i| scope.spawn(move || worker(shared, i)))
+            .collect();
+        let tracked = workers
+            .into_iter()
+            .flat_map(|h| h.join().expect("worker panicked"))
+            .collect();
+        shared.stop.store(true, Ordering::Relaxed);
+        driver.join().expect("clock thread panicked");
+        watcher.join().expect("monitor panicked");
+        tracked
+    });
+    let inv = &shared.inventory;
+    let books = &shared.books;
+
+    // Every reservation still pending runs out now.
+    shared.clock.advance(10 * MAX_TTL_MS + 1);
+    books
+        .expired_by_expire
+        .fetch_add(inv.expire(), Ordering::SeqCst);
+
+    let problems = shared.problems.lock().unwrap().clone();
+    assert!(
+        problems.is_empty(),
+        "problems during the run: {problems:#?}"
+    );
+    eprintln!(
+        "stress: {} reservations acknowledged, {} level reads checked in {:?}",
+        tracked.len(),
+        books.level_reads.load(Ordering::Relaxed),
+        started.elapsed()
+    );
+    assert!(!tracked.is_empty(), "no reservation succeeded");
+
+    // Every acknowledged reservation is in the terminal state its owner saw.
+    let mut counts: HashMap<ReservationState, u64> = HashMap::new();
+    let mut seen_expired = 0;
+    for t in &tracked {
+        let info = inv
+            .get(t.id)
+            .expect("an acknowledged reservation is remembered");
+        let expected = match t.state {
+            ReservationState::Pending => ReservationState::Expired,
+            state => state,
+        };
+        assert_eq!(info.state, expected, "{} ended {:?}", t.id, info.state);
+        assert_eq!(info.lines, t.lines, "{} lines", t.id);
+        assert_eq!(info.channel, t.channel, "{} channel", t.id);
+        *counts.entry(info.state).or_default() += 1;
+        seen_expired += u64::from(t.seen_expired);
+    }
+    eprintln!(
+        "stress: seed {}, final states {counts:?}, expired by expire() {}",
+        seed(),
+        books.expired_by_expire.load(Ordering::SeqCst)
+    );
+    assert_eq!(inv.reservation_count(), tracked.len());
+    let expired = counts.get(&ReservationState::Expired).copied().unwrap_or(0);
+    let by_expire = books.expired_by_expire.load(Ordering::SeqCst);
+    // Those the owner saw expired may have been expired lazily by that call;
+    // every other expired one was expired by expire(), exactly once.
+    assert!(
+        by_expire <= expired && expired <= by_expire + seen_expired,
+        "expire() reported {by_expire}, {expired} ended expired, {seen_expired} seen expired by their owner"
+    );
+
+    // Units are conserved and nothing is held.
+    for i in 0..ITEMS.len() {
+        let key = item(i);
+        let level = inv.level(key.sku, key.store).unwrap();
+        let expected = i64::from(INITIAL_STOCK)
+            + books.restocked[i].load(Ordering::SeqCst) as i64
+            + books.counted_delta[i].load(Ordering::SeqCst)
+            - books.committed[i].load(Ordering::SeqCst) as i64
+            - books.sold[i].load(Ordering::SeqCst) as i64;
+        assert_eq!(i64::from(level.on_hand), expected, "{key}: on_hand");
+        assert_eq!(
+            level.reserved, 0,
+            "{key}: reserved after every reservation ended"
+        );
+        let safety = match i {
+            0 => shared.safety_stock_item0.load(Ordering::SeqCst),
+            1 => 5,
+            4 => 3,
+            _ => 0,
+        };
+        assert_eq!(level.safety_stock, safety, "{key}: safety stock");
+        assert_eq!(level.available_in_store, level.on_hand, "{key}");
+        assert_eq!(
+            level.available_online,
+            level.on_hand.saturating_sub(safety),
+            "{key}"
+        );
+    }
+
+    // The effect records tell the same story.
+    let ledger = ledger.lock().unwrap();
+    for (key, level) in inv.items() {
+        let (on_hand, reserved) = ledger.stock.get(&key).copied().unwrap_or_default();
+        assert_eq!(
+            on_hand,
+            i64::from(level.on_hand),
+            "{key}: effects' on_hand sum"
+        );
+        assert_eq!(
+            reserved,
+            i64::from(level.reserved),
+            "{key}: effects' reserved sum"
+        );
+    }
+    assert_eq!(ledger.reserved_records.len(), tracked.len());
+    for t in &tracked {
+        assert_eq!(ledger.reserved_records.get(&t.id.0), Some(&1), "{}", t.id);
+        let finished = ledger.finished.get(&t.id.0).map(Vec::as_slice);
+        assert_eq!(
+            finished,
+            Some(&[inv.get(t.id).unwrap().state][..]),
+            "{}: exactly one transition to its terminal state",
+            t.id
+        );
+    }
+}
+
+#[test]
+fn the_last_units_go_to_exactly_as_many_carts_as_there_are_units() {
+    const STOCK: u32 = 1_000;
+    const SAFETY: u32 = 100;
+    const ATTEMPTS: u64 = 2_000;
+    let inv = Inventory::builder()
+        .clock(Arc::new(ManualClock::new()))
+        .build();
+    let (sku, store) = (Sku(9), StoreId(9));
+    inv.restock(sku, store, STOCK).unwrap();
+    inv.set_safety_stock(sku, store, SAFETY);
+    let online_ok = AtomicU64::new(0);
+    let in_store_ok = AtomicU64::new(0);
+    thread::scope(|scope| {
+        for t in 0..WORKERS as u64 {
+            let (inv, online_ok, in_store_ok) = (&inv, &online_ok, &in_store_ok);
+            scope.spawn(move || {
+                for n in 0..ATTEMPTS {
+                    let channel = if (n + t) % 4 == 0 {
+                        Channel::InStore
+                    } else {
+                        Channel::Online
+                    };
+                    let id = ReservationId((t << 32) | n);
+                    match inv.reserve(id, channel, &[Line::new(sku, store, 1)]) {
+                        Ok(_) if channel == Channel::Online => {
+                            online_ok.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Ok(_) => {
+                            in_store_ok.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(Error::Insufficient { .. }) => {}
+                        Err(e) => panic!("reserve {id}: {e}"),
+                    }
+                    if n % 64 == 0 {
+                        let level = inv.level(sku, store).unwrap();
+                        assert!(level.reserved <= level.on_hand, "{level:?}");
+                    }
+                }
+            });
+        }
+    });
+    let (online, in_store) = (
+        online_ok.load(Ordering::Relaxed),
+        in_store_ok.load(Ordering::Relaxed),
+    );
+    // Online carts stop at the safety stock; in-store carts may take it.
+    assert!(
+        online <= u64::from(STOCK - SAFETY),
+        "{online} online reserves"
+    );
+    assert_eq!(online + in_store, u64::from(STOCK), "every unit held once");
+    let level = inv.level(sku, store).unwrap();
+    assert_eq!((level.on_hand, level.reserved), (STOCK, STOCK));
+    assert_eq!((level.available_online, level.available_in_store), (0, 0));
+}
