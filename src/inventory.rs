@@ -9,6 +9,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::command::{Command, Level, Outcome, ReservationAck, ReservationInfo};
 use crate::effect::{Effect, EffectLog, EffectObserver};
 use crate::error::Error;
+use crate::expiry::DeadlineIndex;
 use crate::ids::{Channel, ItemKey, Line, ReservationId, ReservationState, Sku, StoreId};
 use crate::reservation::{deadline_after, HeldLine, HeldLines, Reservation, ReservationShard};
 use crate::sync::{Mutex, MutexGuard};
@@ -419,10 +420,10 @@ impl Inventory {
         let mut effects = self.effects();
         let mut shard = self.shard_lock(id);
         let now = self.clock.now_ms();
-        let answer = match shard.records.contains_key(&id.0) {
-            true => {
-                shard.expire_if_overdue(id.0, now, &self.items, &mut effects);
-                let existing = &shard.records[&id.0];
+        let ReservationShard { records, index } = &mut *shard;
+        let answer = match records.get_mut(&id.0) {
+            Some(existing) => {
+                existing.expire_if_overdue(id.0, now, index, &self.items, &mut effects);
                 if !existing.same_request(channel, lines) {
                     Err(Error::IdConflict { id })
                 } else {
@@ -435,7 +436,7 @@ impl Inventory {
                     }
                 }
             }
-            false => self.hold_lines(lines, channel, &mut effects).map(|held| {
+            None => self.hold_lines(lines, channel, &mut effects).map(|held| {
                 let (expires_at, overdue_at_once) = deadline_after(now, ttl_ms);
                 effects.push(|| Effect::Reserved {
                     id,
@@ -520,21 +521,31 @@ impl Inventory {
     }
 
     /// Runs `act` on reservation `id` under its shard lock, after the lazy
-    /// expiry the contract performs first. `act` gets the shard, the time,
-    /// the effect log and whether this very call expired the reservation.
+    /// expiry the contract performs first. `act` gets the record, the
+    /// shard's deadline index, the time, the effect log and whether this very
+    /// call expired the reservation.
     fn with_reservation<T>(
         &self,
         id: ReservationId,
-        act: impl FnOnce(&mut ReservationShard, u64, &mut EffectLog, bool) -> Result<T, Error>,
+        act: impl FnOnce(
+            &mut Reservation,
+            &mut DeadlineIndex,
+            u64,
+            &mut EffectLog,
+            bool,
+        ) -> Result<T, Error>,
     ) -> Result<T, Error> {
         let mut effects = self.effects();
         let mut shard = self.shard_lock(id);
         let now = self.clock.now_ms();
-        let answer = if shard.records.contains_key(&id.0) {
-            let expired_now = shard.expire_if_overdue(id.0, now, &self.items, &mut effects);
-            act(&mut shard, now, &mut effects, expired_now)
-        } else {
-            Err(Error::UnknownReservation { id })
+        let ReservationShard { records, index } = &mut *shard;
+        let answer = match records.get_mut(&id.0) {
+            Some(reservation) => {
+                let expired_now =
+                    reservation.expire_if_overdue(id.0, now, index, &self.items, &mut effects);
+                act(reservation, index, now, &mut effects, expired_now)
+            }
+            None => Err(Error::UnknownReservation { id }),
         };
         self.publish(&mut effects);
         drop(shard);
@@ -544,34 +555,38 @@ impl Inventory {
     /// Takes a pending reservation's units out of stock (the order is paid
     /// or shipped). Committing again answers `replayed: true`.
     pub fn commit(&self, id: ReservationId) -> Result<ReservationAck, Error> {
-        self.with_reservation(id, |shard, now, effects, _| {
-            match shard.records[&id.0].state {
+        self.with_reservation(
+            id,
+            |reservation, index, now, effects, _| match reservation.state {
                 ReservationState::Pending => {
-                    shard.finish(id.0, ReservationState::Committed, now, &self.items, effects);
-                    Ok(ack(id, &shard.records[&id.0], false))
+                    let to = ReservationState::Committed;
+                    reservation.finish(id.0, to, now, index, &self.items, effects);
+                    Ok(ack(id, reservation, false))
                 }
-                ReservationState::Committed => Ok(ack(id, &shard.records[&id.0], true)),
+                ReservationState::Committed => Ok(ack(id, reservation, true)),
                 ReservationState::Released => Err(Error::AlreadyReleased { id }),
                 ReservationState::Expired => Err(Error::Expired { id }),
-            }
-        })
+            },
+        )
     }
 
     /// Gives a pending reservation's units back (the cart was abandoned).
     /// Releasing a released or expired reservation answers ok with
     /// `replayed: true` and its state; a committed one is `AlreadyCommitted`.
     pub fn release(&self, id: ReservationId) -> Result<ReservationAck, Error> {
-        self.with_reservation(id, |shard, now, effects, expired_now| {
-            match shard.records[&id.0].state {
+        self.with_reservation(
+            id,
+            |reservation, index, now, effects, expired_now| match reservation.state {
                 ReservationState::Pending => {
-                    shard.finish(id.0, ReservationState::Released, now, &self.items, effects);
-                    Ok(ack(id, &shard.records[&id.0], false))
+                    let to = ReservationState::Released;
+                    reservation.finish(id.0, to, now, index, &self.items, effects);
+                    Ok(ack(id, reservation, false))
                 }
-                ReservationState::Expired => Ok(ack(id, &shard.records[&id.0], !expired_now)),
-                ReservationState::Released => Ok(ack(id, &shard.records[&id.0], true)),
+                ReservationState::Expired => Ok(ack(id, reservation, !expired_now)),
+                ReservationState::Released => Ok(ack(id, reservation, true)),
                 ReservationState::Committed => Err(Error::AlreadyCommitted { id }),
-            }
-        })
+            },
+        )
     }
 
     /// Moves a pending reservation's deadline to `now + ttl_ms`.
@@ -579,20 +594,17 @@ impl Inventory {
         if ttl_ms == 0 {
             return Err(zero_ttl());
         }
-        self.with_reservation(id, |shard, now, effects, _| {
-            let reservation = shard
-                .records
-                .get_mut(&id.0)
-                .expect("checked by with_reservation");
-            match reservation.state {
+        self.with_reservation(
+            id,
+            |reservation, index, now, effects, _| match reservation.state {
                 ReservationState::Pending => {
                     let old = reservation.index_deadline();
                     (reservation.expires_at, reservation.overdue_at_once) =
                         deadline_after(now, ttl_ms);
                     let new = reservation.index_deadline();
                     let answer = ack(id, reservation, false);
-                    shard.index.unschedule(old, id.0);
-                    shard.index.schedule(new, id.0);
+                    index.unschedule(old, id.0);
+                    index.schedule(new, id.0);
                     effects.push(|| Effect::Extended {
                         id,
                         expires_at_ms: answer.expires_at_ms.unwrap_or(u64::MAX),
@@ -602,14 +614,13 @@ impl Inventory {
                 ReservationState::Committed => Err(Error::AlreadyCommitted { id }),
                 ReservationState::Released => Err(Error::AlreadyReleased { id }),
                 ReservationState::Expired => Err(Error::Expired { id }),
-            }
-        })
+            },
+        )
     }
 
     /// The reservation as it is now (an overdue one is expired first).
     pub fn get(&self, id: ReservationId) -> Result<ReservationInfo, Error> {
-        self.with_reservation(id, |shard, _, _, _| {
-            let reservation = &shard.records[&id.0];
+        self.with_reservation(id, |reservation, _, _, _, _| {
             Ok(ReservationInfo {
                 id,
                 state: reservation.state,
