@@ -346,7 +346,10 @@ fn concurrent_creation_of_one_item() {
             delivery.join().unwrap();
         }
         match seen {
-            Err(Error::UnknownItem { sku: X, store: STORE }) => {}
+            Err(Error::UnknownItem {
+                sku: X,
+                store: STORE,
+            }) => {}
             Ok(level) => assert!([0, 1, 2, 3].contains(&level.on_hand), "{level:?}"),
             Err(other) => panic!("unexpected {other:?}"),
         }
