@@ -45,6 +45,8 @@
 //!   units once, and of commit, release, lazy expiry and the reaper exactly
 //!   one moves a pending reservation to its terminal state and returns or
 //!   takes its units.
+//! - **No `unsafe`.** The crate forbids it; lock-free structures are built
+//!   from atomics and never-freed arena segments.
 //! - **Checked**: loom models of each race (`tests/loom.rs`), a model-based
 //!   property test against a plain reference implementation of the contract
 //!   ([`model::ReferenceModel`]), golden replay scripts, and a multi-threaded
@@ -73,6 +75,7 @@
 //! reservations keep; items are never removed. Time comes from an injected
 //! [`Clock`].
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod cell;
 mod clock;
