@@ -424,7 +424,7 @@ impl Inventory {
         let answer = match records.get_mut(&id.0) {
             Some(existing) => {
                 existing.expire_if_overdue(id.0, now, index, &self.items, &mut effects);
-                if !existing.same_request(channel, lines) {
+                if !existing.same_request(channel, lines, &self.items) {
                     Err(Error::IdConflict { id })
                 } else {
                     match existing.state {
@@ -472,7 +472,7 @@ impl Inventory {
     ) -> Result<HeldLines, Error> {
         let held = match lines {
             // The common single-line cart: no allocation, failed or not.
-            [line] => HeldLines::One(self.hold_line(line, channel)?),
+            [line] => HeldLines::one(self.hold_line(line, channel)?),
             _ => {
                 let mut held: Vec<HeldLine> = Vec::with_capacity(lines.len());
                 for line in lines {
@@ -480,13 +480,13 @@ impl Inventory {
                         Ok(line) => held.push(line),
                         Err(error) => {
                             for undo in &held {
-                                self.items.cell(undo.cell).unreserve(undo.line.qty);
+                                self.items.cell(undo.cell).unreserve(undo.qty);
                             }
                             return Err(error);
                         }
                     }
                 }
-                HeldLines::Many(held.into_boxed_slice())
+                HeldLines::many(held)
             }
         };
         for line in lines {
@@ -515,8 +515,8 @@ impl Inventory {
             },
         )?;
         Ok(HeldLine {
-            line: *line,
             cell: index,
+            qty: line.qty,
         })
     }
 
@@ -625,7 +625,11 @@ impl Inventory {
                 id,
                 state: reservation.state,
                 channel: reservation.channel,
-                lines: reservation.lines.iter().map(|held| held.line).collect(),
+                lines: reservation
+                    .lines
+                    .iter()
+                    .map(|held| held.line(&self.items))
+                    .collect(),
                 expires_at_ms: reservation.expires_at,
             })
         })

@@ -11,31 +11,57 @@ use crate::ids::{Channel, Line, ReservationId, ReservationState};
 use crate::table::ItemTable;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
-use std::ops::Deref;
 
-/// A line together with the index of the cell holding its units.
+/// One held line: `qty` units in the cell at index `cell`. The item's key is
+/// read back from the item table, so a record stays small.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct HeldLine {
-    pub(crate) line: Line,
     pub(crate) cell: u32,
+    pub(crate) qty: u32,
 }
 
-/// A reservation's lines; a single-line cart (the common case) is stored
-/// inline, without a heap allocation.
+impl HeldLine {
+    /// The line as the caller wrote it.
+    pub(crate) fn line(&self, items: &ItemTable) -> Line {
+        let key = items.key(self.cell);
+        Line::new(key.sku, key.store, self.qty)
+    }
+}
+
+/// A reservation's lines in request order: the first inline, any others in
+/// one boxed slice, so a single-line cart allocates nothing and every record
+/// spends 16 bytes on its lines.
 #[derive(Debug)]
-pub(crate) enum HeldLines {
-    One(HeldLine),
-    Many(Box<[HeldLine]>),
+pub(crate) struct HeldLines {
+    first: HeldLine,
+    rest: Option<Box<[HeldLine]>>,
 }
 
-impl Deref for HeldLines {
-    type Target = [HeldLine];
-
-    fn deref(&self) -> &[HeldLine] {
-        match self {
-            HeldLines::One(line) => std::slice::from_ref(line),
-            HeldLines::Many(lines) => lines,
+impl HeldLines {
+    pub(crate) fn one(line: HeldLine) -> Self {
+        HeldLines {
+            first: line,
+            rest: None,
         }
+    }
+
+    /// `lines` must not be empty.
+    pub(crate) fn many(lines: Vec<HeldLine>) -> Self {
+        let mut lines = lines.into_iter();
+        let first = lines.next().expect("a reservation has at least one line");
+        let rest: Box<[HeldLine]> = lines.collect();
+        HeldLines {
+            first,
+            rest: (!rest.is_empty()).then_some(rest),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        1 + self.rest.as_ref().map_or(0, |rest| rest.len())
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &HeldLine> + '_ {
+        std::iter::once(&self.first).chain(self.rest.iter().flat_map(|rest| rest.iter()))
     }
 }
 
@@ -78,16 +104,16 @@ impl Reservation {
 
     /// Whether a reserve request names the same lines on the same channel
     /// (order of lines ignored). Both sides are free of repeated items.
-    pub(crate) fn same_request(&self, channel: Channel, lines: &[Line]) -> bool {
+    pub(crate) fn same_request(&self, channel: Channel, lines: &[Line], items: &ItemTable) -> bool {
         if self.channel != channel || self.lines.len() != lines.len() {
             return false;
         }
         if lines.len() <= 8 {
             return lines
                 .iter()
-                .all(|wanted| self.lines.iter().any(|held| held.line == *wanted));
+                .all(|wanted| self.lines.iter().any(|held| held.line(items) == *wanted));
         }
-        let mut ours: Vec<Line> = self.lines.iter().map(|held| held.line).collect();
+        let mut ours: Vec<Line> = self.lines.iter().map(|held| held.line(items)).collect();
         let mut theirs = lines.to_vec();
         ours.sort_unstable_by_key(|line| (line.item(), line.qty));
         theirs.sort_unstable_by_key(|line| (line.item(), line.qty));
@@ -116,7 +142,7 @@ impl Reservation {
         self.state = to;
         for held in self.lines.iter() {
             let cell = items.cell(held.cell);
-            let qty = held.line.qty;
+            let qty = held.qty;
             let on_hand = if to == ReservationState::Committed {
                 cell.commit(qty);
                 -i64::from(qty)
@@ -125,7 +151,7 @@ impl Reservation {
                 0
             };
             effects.push(|| Effect::Stock {
-                item: held.line.item(),
+                item: items.key(held.cell),
                 on_hand,
                 reserved: -i64::from(qty),
             });

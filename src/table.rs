@@ -5,7 +5,8 @@
 //! of every cell they hold. Items are never removed.
 //!
 //! The index is an open-addressing table of atomic slots, sized when the
-//! inventory is built (`expected_items`) and filled to at most half. Slots
+//! inventory is built (two slots per expected item) and filled to at most
+//! half; the arena's first block holds exactly the expected items. Slots
 //! and arena entries are only written by a thread holding the creation lock,
 //! and a slot is published (release store) after its entry's key is
 //! written, so a reader that sees the slot sees the key. Items created beyond
@@ -26,7 +27,9 @@ const FIRST_BITS: u32 = 10;
 const FIRST_BITS: u32 = 2;
 const SEGMENTS: usize = (32 - FIRST_BITS) as usize;
 /// The most items the arena can name.
-const MAX_ITEMS: u32 = u32::MAX - (1 << FIRST_BITS);
+/// The most items the segments past the first block can name (the first
+/// block is at most 2^30, so indices stay below `u32::MAX`).
+const MAX_ITEMS: u32 = u32::MAX - (1 << FIRST_BITS) - (1 << 30);
 
 /// Spreads 64-bit keys over `shards` (Fibonacci hashing: multiply, keep the
 /// high bits). Used by the reservation table.
@@ -90,6 +93,10 @@ pub(crate) struct ItemTable {
     /// Set (before the first insert there) once items live in `overflow`.
     overflowed: AtomicBool,
     overflow: RwLock<HashMap<ItemKey, u32>>,
+    /// Entries `0..first.len()`, allocated when the table is built (sized
+    /// for the expected items, so a right-sized catalogue wastes nothing).
+    first: Box<[Entry]>,
+    /// Entries past `first`, in segments allocated on demand.
     segments: Box<[OnceLock<Box<[Entry]>>]>,
     /// Entries published, in index order: `for_each` reads `0..published`.
     published: AtomicU32,
@@ -100,15 +107,13 @@ pub(crate) struct ItemTable {
 impl ItemTable {
     /// A table whose lock-free index holds `expected_items` items.
     pub(crate) fn new(expected_items: usize) -> Self {
-        let slots = expected_items
-            .clamp(16, 1 << 30)
-            .saturating_mul(2)
-            .next_power_of_two();
+        let expected = expected_items.clamp(16, 1 << 30);
         ItemTable {
-            slots: (0..slots).map(|_| AtomicU64::new(0)).collect(),
+            slots: (0..expected * 2).map(|_| AtomicU64::new(0)).collect(),
             in_slots: AtomicU32::new(0),
             overflowed: AtomicBool::new(false),
             overflow: RwLock::new(HashMap::new()),
+            first: (0..expected).map(|_| Entry::default()).collect(),
             segments: (0..SEGMENTS).map(|_| OnceLock::new()).collect(),
             published: AtomicU32::new(0),
             creating: Mutex::new(()),
@@ -116,7 +121,10 @@ impl ItemTable {
     }
 
     fn entry(&self, index: u32) -> &Entry {
-        let (segment, offset) = locate(index);
+        if let Some(entry) = self.first.get(index as usize) {
+            return entry;
+        }
+        let (segment, offset) = locate(index - self.first.len() as u32);
         let entries = self.segments[segment]
             .get()
             .expect("indices come from this table, whose segments are never freed");
@@ -126,8 +134,9 @@ impl ItemTable {
     /// Probes the slots for `key`: `Ok(index)` if found, else `Err(slot)`
     /// with the empty slot that ends its probe sequence.
     fn probe(&self, key: ItemKey, hash: u64) -> Result<u32, usize> {
-        let mask = self.slots.len() - 1;
-        let mut slot = (hash as usize) & mask;
+        let len = self.slots.len();
+        // Maps the hash onto 0..len with a multiply (no power-of-two size).
+        let mut slot = ((u128::from(hash) * len as u128) >> 64) as usize;
         loop {
             let value = self.slots[slot].load(Ordering::Acquire);
             if value == 0 {
@@ -139,7 +148,10 @@ impl ItemTable {
                     return Ok(index);
                 }
             }
-            slot = (slot + 1) & mask;
+            slot += 1;
+            if slot == len {
+                slot = 0;
+            }
         }
     }
 
@@ -165,18 +177,21 @@ impl ItemTable {
             return (index, false);
         }
         let index = self.published.load(Ordering::Relaxed);
-        assert!(
-            index < MAX_ITEMS,
-            "omnistock holds at most about 4 billion items"
-        );
-        let (segment, offset) = locate(index);
-        let entries = self.segments[segment].get_or_init(|| {
-            (0..(1usize << (segment as u32 + FIRST_BITS)))
-                .map(|_| Entry::default())
-                .collect()
-        });
-        entries[offset].sku.store(key.sku.0, Ordering::Relaxed);
-        entries[offset].store.store(key.store.0, Ordering::Relaxed);
+        if let Some(past) = index.checked_sub(self.first.len() as u32) {
+            assert!(
+                past < MAX_ITEMS,
+                "omnistock holds at most about 4 billion items"
+            );
+            let (segment, _) = locate(past);
+            self.segments[segment].get_or_init(|| {
+                (0..(1usize << (segment as u32 + FIRST_BITS)))
+                    .map(|_| Entry::default())
+                    .collect()
+            });
+        }
+        let entry = self.entry(index);
+        entry.sku.store(key.sku.0, Ordering::Relaxed);
+        entry.store.store(key.store.0, Ordering::Relaxed);
 
         let hash = item_hash(key);
         let in_slots = self.in_slots.load(Ordering::Relaxed) as usize;
@@ -193,6 +208,11 @@ impl ItemTable {
         }
         self.published.store(index + 1, Ordering::Release);
         (index, true)
+    }
+
+    /// The item whose cell is at `index`.
+    pub(crate) fn key(&self, index: u32) -> ItemKey {
+        self.entry(index).key()
     }
 
     /// The cell at `index`, which `find` or `find_or_create` returned.
