@@ -510,6 +510,26 @@ impl ReferenceModel {
     }
 }
 
+/// Whether two answers are the same as the contract sees them: equal,
+/// except that the reason text of two `Invalid` errors may differ (the
+/// contract names the error, not its wording). Differential tests of any
+/// engine against [`ReferenceModel`] compare answers with this.
+///
+/// ```
+/// use omnistock::model::same_answer;
+/// use omnistock::Error;
+///
+/// let a: Result<omnistock::Outcome, Error> = Err(Error::Invalid { reason: "no lines" });
+/// let b = Err(Error::Invalid { reason: "a reservation needs at least one line" });
+/// assert!(same_answer(&a, &b));
+/// ```
+pub fn same_answer(a: &Result<Outcome, Error>, b: &Result<Outcome, Error>) -> bool {
+    match (a, b) {
+        (Err(Error::Invalid { .. }), Err(Error::Invalid { .. })) => true,
+        _ => a == b,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -379,8 +379,13 @@ fn reservation_info_fields(answer: &mut JsonObject, info: &ReservationInfo) {
     answer.u64("id", info.id.0);
     answer.string("state", info.state.as_str());
     answer.string("channel", info.channel.as_str());
-    let lines: Vec<String> = info
-        .lines
+    answer.raw("lines", &lines_json(&info.lines));
+    answer.u64("expires_at_ms", info.expires_at_ms);
+}
+
+/// `[{"sku":..,"store":..,"qty":..},...]`.
+fn lines_json(lines: &[Line]) -> String {
+    let lines: Vec<String> = lines
         .iter()
         .map(|line| {
             let mut object = JsonObject::new();
@@ -390,8 +395,94 @@ fn reservation_info_fields(answer: &mut JsonObject, info: &ReservationInfo) {
             object.finish()
         })
         .collect();
-    answer.raw("lines", &format!("[{}]", lines.join(",")));
-    answer.u64("expires_at_ms", info.expires_at_ms);
+    format!("[{}]", lines.join(","))
+}
+
+/// The input line (without its newline) that asks for `request`, in the
+/// contract's replay format: [`parse_request`] reads it back as the same
+/// request. Simulations and fuzz targets use it to print a failing history
+/// as a script the replay tool runs.
+///
+/// ```
+/// use omnistock::replay::{format_request, parse_request, Request};
+/// use omnistock::{Command, ReservationId};
+///
+/// let request = Request::Command(Command::Extend { id: ReservationId(7), ttl_ms: 60_000 });
+/// let line = format_request(&request);
+/// assert_eq!(line, r#"{"op":"extend","id":7,"ttl_ms":60000}"#);
+/// assert_eq!(parse_request(line.as_bytes()).unwrap(), Some(request));
+/// ```
+#[must_use]
+pub fn format_request(request: &Request) -> String {
+    let mut object = JsonObject::new();
+    let command = match request {
+        Request::Advance { ms } => {
+            object.string("op", "advance");
+            object.u64("ms", *ms);
+            return object.finish();
+        }
+        Request::Command(command) => command,
+    };
+    let item = |object: &mut JsonObject, op: &str, sku: Sku, store: StoreId| {
+        object.string("op", op);
+        object.u64("sku", sku.0);
+        object.u64("store", store.0);
+    };
+    match command {
+        Command::Restock { sku, store, qty } => {
+            item(&mut object, "restock", *sku, *store);
+            object.u64("qty", (*qty).into());
+        }
+        Command::SetOnHand { sku, store, qty } => {
+            item(&mut object, "set_on_hand", *sku, *store);
+            object.u64("qty", (*qty).into());
+        }
+        Command::SetSafetyStock { sku, store, qty } => {
+            item(&mut object, "set_safety_stock", *sku, *store);
+            object.u64("qty", (*qty).into());
+        }
+        Command::Sell {
+            sku,
+            store,
+            qty,
+            channel,
+        } => {
+            item(&mut object, "sell", *sku, *store);
+            object.u64("qty", (*qty).into());
+            object.string("channel", channel.as_str());
+        }
+        Command::Level { sku, store } => item(&mut object, "level", *sku, *store),
+        Command::Reserve {
+            id,
+            channel,
+            ttl_ms,
+            lines,
+        } => {
+            object.string("op", "reserve");
+            object.u64("id", id.0);
+            object.string("channel", channel.as_str());
+            if let Some(ttl_ms) = ttl_ms {
+                object.u64("ttl_ms", *ttl_ms);
+            }
+            object.raw("lines", &lines_json(lines));
+        }
+        Command::Commit { id } | Command::Release { id } | Command::Get { id } => {
+            let op = match command {
+                Command::Commit { .. } => "commit",
+                Command::Release { .. } => "release",
+                _ => "get",
+            };
+            object.string("op", op);
+            object.u64("id", id.0);
+        }
+        Command::Extend { id, ttl_ms } => {
+            object.string("op", "extend");
+            object.u64("id", id.0);
+            object.u64("ttl_ms", *ttl_ms);
+        }
+        Command::Expire => object.string("op", "expire"),
+    }
+    object.finish()
 }
 
 /// `{"ok":false,"error":<name>, <what the caller needs to react>, "message":..}`.

@@ -827,3 +827,83 @@ fn golden_script_gives_the_answers_derived_from_the_contract() {
     }
     assert_eq!(answers.len(), expected.len(), "number of answers");
 }
+
+mod format_request_round_trip {
+    use omnistock::replay::{format_request, parse_request, Request};
+    use omnistock::{Channel, Command, Line, ReservationId, Sku, StoreId};
+    use proptest::prelude::*;
+
+    fn channel() -> impl Strategy<Value = Channel> {
+        prop_oneof![Just(Channel::Online), Just(Channel::InStore)]
+    }
+
+    fn request() -> impl Strategy<Value = Request> {
+        let item = (any::<u64>(), any::<u64>(), any::<u32>());
+        let line = item.prop_map(|(sku, store, qty)| Line::new(Sku(sku), StoreId(store), qty));
+        prop_oneof![
+            item.prop_map(|(s, t, q)| Command::Restock {
+                sku: Sku(s),
+                store: StoreId(t),
+                qty: q
+            }),
+            item.prop_map(|(s, t, q)| Command::SetOnHand {
+                sku: Sku(s),
+                store: StoreId(t),
+                qty: q
+            }),
+            item.prop_map(|(s, t, q)| Command::SetSafetyStock {
+                sku: Sku(s),
+                store: StoreId(t),
+                qty: q
+            }),
+            (item, channel()).prop_map(|((s, t, q), channel)| Command::Sell {
+                sku: Sku(s),
+                store: StoreId(t),
+                qty: q,
+                channel
+            }),
+            item.prop_map(|(s, t, _)| Command::Level {
+                sku: Sku(s),
+                store: StoreId(t)
+            }),
+            (
+                any::<u64>(),
+                channel(),
+                proptest::option::of(any::<u64>()),
+                proptest::collection::vec(line, 0..4)
+            )
+                .prop_map(|(id, channel, ttl_ms, lines)| Command::Reserve {
+                    id: ReservationId(id),
+                    channel,
+                    ttl_ms,
+                    lines
+                }),
+            any::<u64>().prop_map(|id| Command::Commit {
+                id: ReservationId(id)
+            }),
+            any::<u64>().prop_map(|id| Command::Release {
+                id: ReservationId(id)
+            }),
+            any::<u64>().prop_map(|id| Command::Get {
+                id: ReservationId(id)
+            }),
+            (any::<u64>(), any::<u64>()).prop_map(|(id, ttl_ms)| Command::Extend {
+                id: ReservationId(id),
+                ttl_ms
+            }),
+            Just(Command::Expire),
+        ]
+        .prop_map(Request::Command)
+        .boxed()
+        .prop_union(any::<u64>().prop_map(|ms| Request::Advance { ms }).boxed())
+    }
+
+    proptest! {
+        /// Every request written by `format_request` reads back as itself.
+        #[test]
+        fn format_request_reads_back_as_the_same_request(request in request()) {
+            let line = format_request(&request);
+            prop_assert_eq!(parse_request(line.as_bytes()).unwrap(), Some(request), "{}", line);
+        }
+    }
+}
