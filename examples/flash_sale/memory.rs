@@ -1,0 +1,116 @@
+//! `--workload memory`: what an item and a pending reservation cost in
+//! resident memory. Builds `items` items, then `pending` pending single-line
+//! reservations (distinct ids, one hour to live, spread over the items),
+//! reading the process's resident set (`/proc/self/statm`) before, between
+//! and after. For in-process engines only: a server's memory is not ours.
+
+use crate::engines::{Answer, Client, Engine, Op};
+use omnistock::Channel;
+use std::time::Instant;
+
+/// Resident bytes of this process.
+fn rss_bytes() -> Result<u64, String> {
+    let statm = std::fs::read_to_string("/proc/self/statm")
+        .map_err(|e| format!("cannot read /proc/self/statm: {e}"))?;
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .ok_or("bad /proc/self/statm")?;
+    Ok(pages * page_size())
+}
+
+fn page_size() -> u64 {
+    std::process::Command::new("getconf")
+        .arg("PAGESIZE")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(4096)
+}
+
+/// Builds and measures; `pending_now` reads the engine's own count of
+/// pending reservations (to check they are all there). Returns the JSON line.
+pub fn measure<E: Engine>(
+    make: impl FnOnce() -> E,
+    pending_now: impl Fn(&E) -> Option<u64>,
+    items: u32,
+    pending: u64,
+) -> Result<String, String> {
+    let before = rss_bytes()?;
+    let started = Instant::now();
+    let engine = make();
+    let mut client = engine.client()?;
+    let per_item = u32::try_from(pending.div_ceil(u64::from(items)) + 1)
+        .map_err(|_| "too many reservations per item")?;
+    for item in 0..items {
+        match client.call(Op::Restock {
+            item,
+            qty: per_item,
+        }) {
+            Answer::Ok => {}
+            other => return Err(format!("restock {item}: {other:?}")),
+        }
+    }
+    let build_s = started.elapsed().as_secs_f64();
+    let with_items = rss_bytes()?;
+    let started = Instant::now();
+    let mut line = [(0u32, 1u32)];
+    for k in 0..pending {
+        line[0].0 = (k % u64::from(items)) as u32;
+        match client.call(Op::Reserve {
+            id: k + 1,
+            channel: Channel::InStore,
+            lines: &line,
+            ttl_ms: 3_600_000,
+        }) {
+            Answer::Ok => {}
+            other => return Err(format!("reserve {}: {other:?}", k + 1)),
+        }
+    }
+    let reserve_s = started.elapsed().as_secs_f64();
+    let with_pending = rss_bytes()?;
+    if let Some(count) = pending_now(&engine) {
+        if count != pending {
+            return Err(format!(
+                "{} reports {count} pending reservations, expected {pending}",
+                E::NAME
+            ));
+        }
+    }
+    let items_bytes = with_items.saturating_sub(before);
+    let pending_bytes = with_pending.saturating_sub(with_items);
+    let per_pending = if pending == 0 {
+        0.0
+    } else {
+        pending_bytes as f64 / pending as f64
+    };
+    println!(
+        "{}: {items} items cost {:.1} MiB ({:.1} B each, built in {build_s:.2} s); {pending} pending reservations {:.1} MiB more ({per_pending:.1} B each, in {reserve_s:.2} s)",
+        E::NAME,
+        items_bytes as f64 / 1048576.0,
+        items_bytes as f64 / f64::from(items),
+        pending_bytes as f64 / 1048576.0,
+    );
+    let json = format!(
+        concat!(
+            "{{\"engine\":\"{}\",\"workload\":\"memory\",\"items\":{},\"pending\":{},",
+            "\"rss_before_bytes\":{},\"rss_items_bytes\":{},\"rss_pending_bytes\":{},",
+            "\"bytes_per_item\":{:.1},\"bytes_per_pending\":{:.1},\"build_s\":{:.3},\"reserve_s\":{:.3}}}"
+        ),
+        E::NAME,
+        items,
+        pending,
+        before,
+        items_bytes,
+        pending_bytes,
+        items_bytes as f64 / f64::from(items),
+        per_pending,
+        build_s,
+        reserve_s,
+    );
+    drop(client);
+    drop(engine);
+    Ok(json)
+}
