@@ -99,6 +99,19 @@ impl StockCell {
         .map(|word| self.level_of(word))
     }
 
+    /// Whether `qty` units are available to `channel` now, by loads alone:
+    /// what a refused reserve would report, without writing anything.
+    pub(crate) fn check_available(&self, qty: u32, channel: Channel) -> Result<(), Short> {
+        let safety = self.safety_for(channel);
+        let (on_hand, reserved) = unpack(self.word.load(Ordering::Acquire));
+        let available = (on_hand - reserved).saturating_sub(safety);
+        if qty > available {
+            Err(Short { available })
+        } else {
+            Ok(())
+        }
+    }
+
     /// Returns `qty` held units. The caller owns that hold (its reservation
     /// moved to a terminal state under its lock), so `reserved >= qty` and
     /// the subtraction cannot borrow from `on_hand`.

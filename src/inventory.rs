@@ -11,8 +11,10 @@ use crate::effect::{Effect, EffectLog, EffectObserver};
 use crate::error::Error;
 use crate::expiry::DeadlineIndex;
 use crate::ids::{Channel, ItemKey, Line, ReservationId, ReservationState, Sku, StoreId};
-use crate::reservation::{deadline_after, HeldLine, HeldLines, Reservation, ReservationShard};
-use crate::sync::{Mutex, MutexGuard};
+use crate::reservation::{
+    deadline_after, HeldLine, HeldLines, Reservation, ReservationShard, Shard,
+};
+use crate::sync::MutexGuard;
 // Clock and observer are the caller's objects, not engine state that loom
 // explores, so they are held in std's Arc in every build.
 use crate::table::{shard_of, ItemTable};
@@ -58,7 +60,7 @@ const RESERVATION_SHARDS: usize = 256;
 /// ```
 pub struct Inventory {
     items: ItemTable,
-    reservations: Box<[CachePadded<Mutex<ReservationShard>>]>,
+    reservations: Box<[CachePadded<Shard>]>,
     clock: Arc<dyn Clock>,
     default_ttl_ms: u64,
     retention_ms: u64,
@@ -165,7 +167,7 @@ impl InventoryBuilder {
         Inventory {
             items: ItemTable::new(self.expected_items),
             reservations: (0..RESERVATION_SHARDS)
-                .map(|_| CachePadded::new(Mutex::new(ReservationShard::default())))
+                .map(|_| CachePadded::new(Shard::default()))
                 .collect(),
             clock: self.clock,
             default_ttl_ms: self.default_ttl_ms,
@@ -382,8 +384,48 @@ impl Inventory {
         Ok(self.known_cell(sku, store)?.level())
     }
 
+    fn shard(&self, id: ReservationId) -> &Shard {
+        &self.reservations[shard_of(id.0, RESERVATION_SHARDS)]
+    }
+
     fn shard_lock(&self, id: ReservationId) -> MutexGuard<'_, ReservationShard> {
-        self.reservations[shard_of(id.0, RESERVATION_SHARDS)].lock()
+        self.shard(id).records.lock()
+    }
+
+    /// The refusal a single-line reserve gets, if it can be proven without
+    /// the shard lock: the line is refused by a plain reading of its cell
+    /// (`UnknownItem` or `Insufficient`) and the id is certainly unknown
+    /// (a known id is answered from its record first). Linearizes at the
+    /// reading of the cell. `None`: take the locked path.
+    fn refuse_without_lock(
+        &self,
+        id: ReservationId,
+        line: &Line,
+        channel: Channel,
+    ) -> Option<Error> {
+        let ids = &self.shard(id).ids;
+        let sequence = ids.read_begin()?;
+        let refusal = match self.items.find(line.item()) {
+            None => Error::UnknownItem {
+                sku: line.sku,
+                store: line.store,
+            },
+            Some(index) => {
+                let cell::Short { available } = self
+                    .items
+                    .cell(index)
+                    .check_available(line.qty, channel)
+                    .err()?;
+                Error::Insufficient {
+                    sku: line.sku,
+                    store: line.store,
+                    requested: line.qty,
+                    available,
+                }
+            }
+        };
+        ids.certainly_absent_since(id.0, sequence)
+            .then_some(refusal)
     }
 
     /// Holds units for an order with the default ttl; see
@@ -417,6 +459,12 @@ impl Inventory {
         if ttl_ms == 0 {
             return Err(zero_ttl());
         }
+        // A flash sale's sold-out SKU: refuse by reading, writing nothing.
+        if let [line] = lines {
+            if let Some(refusal) = self.refuse_without_lock(id, line, channel) {
+                return Err(refusal);
+            }
+        }
         let mut effects = self.effects();
         let mut shard = self.shard_lock(id);
         let now = self.clock.now_ms();
@@ -436,25 +484,36 @@ impl Inventory {
                     }
                 }
             }
-            None => self.hold_lines(lines, channel, &mut effects).map(|held| {
-                let (expires_at, overdue_at_once) = deadline_after(now, ttl_ms);
-                effects.push(|| Effect::Reserved {
-                    id,
-                    channel,
-                    lines: lines.to_vec(),
-                    expires_at_ms: expires_at,
-                });
-                let reservation = Reservation {
-                    channel,
-                    state: ReservationState::Pending,
-                    expires_at,
-                    overdue_at_once,
-                    lines: held,
-                };
-                let answer = ack(id, &reservation, false);
-                shard.insert(id.0, reservation);
-                answer
-            }),
+            None => {
+                // Counted into the filter before any unit is held: a reader
+                // that sees this reservation's hold must not prove the id
+                // unknown (see refuse_without_lock).
+                let ids = &self.shard(id).ids;
+                ids.add(id.0);
+                let held = self.hold_lines(lines, channel, &mut effects);
+                if held.is_err() {
+                    ids.remove(id.0);
+                }
+                held.map(|held| {
+                    let (expires_at, overdue_at_once) = deadline_after(now, ttl_ms);
+                    effects.push(|| Effect::Reserved {
+                        id,
+                        channel,
+                        lines: lines.to_vec(),
+                        expires_at_ms: expires_at,
+                    });
+                    let reservation = Reservation {
+                        channel,
+                        state: ReservationState::Pending,
+                        expires_at,
+                        overdue_at_once,
+                        lines: held,
+                    };
+                    let answer = ack(id, &reservation, false);
+                    shard.insert(id.0, reservation);
+                    answer
+                })
+            }
         };
         // Published under the shard lock so one id's effects stay in order.
         self.publish(&mut effects);
@@ -645,10 +704,11 @@ impl Inventory {
         let mut expired = 0;
         let mut effects = self.effects();
         for shard in self.reservations.iter() {
-            let mut shard = shard.lock();
+            let ids = &shard.ids;
+            let mut shard = shard.records.lock();
             let now = self.clock.now_ms();
             expired += shard.expire_due(now, &self.items, &mut effects);
-            shard.forget_old(now, self.retention_ms, &mut effects);
+            shard.forget_old(now, self.retention_ms, ids, &mut effects);
             self.publish(&mut effects);
         }
         expired
@@ -708,7 +768,7 @@ impl Inventory {
     pub fn reservation_count(&self) -> usize {
         self.reservations
             .iter()
-            .map(|shard| shard.lock().records.len())
+            .map(|shard| shard.records.lock().records.len())
             .sum()
     }
 
@@ -716,7 +776,7 @@ impl Inventory {
     pub fn pending_count(&self) -> usize {
         self.reservations
             .iter()
-            .map(|shard| shard.lock().index.pending_len())
+            .map(|shard| shard.records.lock().index.pending_len())
             .sum()
     }
 }

@@ -83,6 +83,7 @@ mod command;
 mod effect;
 mod error;
 mod expiry;
+mod id_filter;
 mod ids;
 mod inventory;
 pub mod model;

@@ -7,7 +7,9 @@
 
 use crate::effect::{Effect, EffectLog};
 use crate::expiry::DeadlineIndex;
+use crate::id_filter::IdFilter;
 use crate::ids::{Channel, Line, ReservationId, ReservationState};
+use crate::sync::Mutex;
 use crate::table::ItemTable;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
@@ -192,6 +194,7 @@ pub(crate) struct ReservationShard {
 impl ReservationShard {
     /// Records a reservation whose units are already held, and files its
     /// deadline.
+    /// The caller has counted `id` into the shard's [`IdFilter`].
     pub(crate) fn insert(&mut self, id: u64, reservation: Reservation) {
         self.index.schedule(reservation.index_deadline(), id);
         let previous = self.records.insert(id, reservation);
@@ -229,15 +232,40 @@ impl ReservationShard {
     }
 
     /// Forgets terminal reservations that finished at least `retention` ago.
-    pub(crate) fn forget_old(&mut self, now: u64, retention: u64, effects: &mut EffectLog) {
-        while let Some(id) = self.index.pop_forgettable(now, retention) {
+    pub(crate) fn forget_old(
+        &mut self,
+        now: u64,
+        retention: u64,
+        ids: &IdFilter,
+        effects: &mut EffectLog,
+    ) {
+        let Some(mut id) = self.index.pop_forgettable(now, retention) else {
+            return;
+        };
+        ids.begin_forgetting();
+        loop {
             let removed = self.records.remove(&id);
             debug_assert!(removed.is_some_and(|r| r.state.is_terminal()));
+            // Counted out after it left the records: see IdFilter.
+            ids.remove(id);
             effects.push(|| Effect::Forgotten {
                 id: ReservationId(id),
             });
+            match self.index.pop_forgettable(now, retention) {
+                Some(next) => id = next,
+                None => break,
+            }
         }
+        ids.end_forgetting();
     }
+}
+
+/// One shard of the reservation table: the records behind their lock, and
+/// the filter that lets a refused reserve prove its id unknown without it.
+#[derive(Debug, Default)]
+pub(crate) struct Shard {
+    pub(crate) records: Mutex<ReservationShard>,
+    pub(crate) ids: IdFilter,
 }
 
 /// Hashes reservation ids for the record maps: one multiply-xor mix keyed by

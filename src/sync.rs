@@ -8,10 +8,10 @@
 //! section is a handful of infallible updates).
 
 #[cfg(not(omnistock_loom))]
-pub(crate) use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+pub(crate) use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 
 #[cfg(omnistock_loom)]
-pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 
 /// A mutual-exclusion lock: parking_lot's in production, loom's under the
 /// model checker. `lock()` returns the guard directly (no poisoning).

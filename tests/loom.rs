@@ -382,3 +382,69 @@ fn creation_past_the_index_races_a_lookup() {
         assert_eq!(inventory.level(Sku(100), STORE).unwrap().on_hand, 1);
     });
 }
+
+/// The same id reserved twice at once for the last unit. The refusal fast
+/// path (no lock) reads the cell; if it sees the other request's hold it
+/// must also see that id counted in, so neither answer is `Insufficient`:
+/// one is fresh, the other a replay.
+#[test]
+fn same_id_racing_for_the_last_unit_is_never_refused() {
+    loom::model(|| {
+        let (inventory, _) = inventory_with(&[(X, 1)]);
+        let id = ReservationId(5);
+        let tries: Vec<_> = (0..2)
+            .map(|_| {
+                let inventory = inventory.clone();
+                thread::spawn(move || inventory.reserve(id, Channel::Online, &[line(X, 1)]))
+            })
+            .collect();
+        let answers: Vec<_> = tries.into_iter().map(|t| t.join().unwrap()).collect();
+        for answer in &answers {
+            assert!(answer.is_ok(), "{answers:?}");
+        }
+        assert_eq!(
+            answers
+                .iter()
+                .filter(|a| a.as_ref().unwrap().replayed)
+                .count(),
+            1
+        );
+        assert_eq!(inventory.level(X, STORE).unwrap().reserved, 1);
+    });
+}
+
+/// A retention pass forgets a committed id while the same id is reserved
+/// again on a sold-out item: the answer is the replay (the id was still
+/// known) or the refusal (it was already forgotten), and the refusal path
+/// never runs on a half-forgotten shard.
+#[test]
+fn refusal_races_forgetting_of_the_same_id() {
+    loom::model(|| {
+        let clock = std::sync::Arc::new(ManualClock::new());
+        let inventory = Arc::new(
+            Inventory::builder()
+                .clock(clock.clone())
+                .retention_ms(10)
+                .build(),
+        );
+        inventory.set_on_hand(X, STORE, 1).unwrap();
+        let id = ReservationId(5);
+        inventory
+            .reserve(id, Channel::Online, &[line(X, 1)])
+            .unwrap();
+        inventory.commit(id).unwrap();
+        clock.set(10);
+        let forget = {
+            let inventory = inventory.clone();
+            thread::spawn(move || inventory.expire())
+        };
+        let again = inventory.reserve(id, Channel::Online, &[line(X, 1)]);
+        forget.join().unwrap();
+        match again {
+            Ok(ack) => assert!(ack.replayed && ack.state == ReservationState::Committed),
+            Err(Error::Insufficient { available: 0, .. }) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(inventory.get(id), Err(Error::UnknownReservation { id }));
+    });
+}

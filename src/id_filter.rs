@@ -1,0 +1,143 @@
+//! A lock-free "this id is certainly unknown" test for one reservation
+//! shard, so a reserve that is about to be refused (a sold-out item) can
+//! answer without taking the shard lock: on a sold-out flash-sale SKU a
+//! refused reserve then reads shared memory and writes none.
+//!
+//! It is a counting Bloom filter over the ids the shard records, plus a
+//! sequence counter that is odd while the shard forgets ids. The writers
+//! hold the shard lock; readers hold nothing. The filter only ever answers
+//! "certainly absent" or "maybe present"; a full or saturated filter just
+//! sends every request down the locked path.
+
+use crate::sync::{AtomicU64, AtomicU8, Ordering};
+
+/// Counters per shard. Under loom every atomic is tracked: keep it tiny.
+#[cfg(not(omnistock_loom))]
+const COUNTERS: usize = 8192;
+#[cfg(omnistock_loom)]
+const COUNTERS: usize = 8;
+
+/// A counter that reaches this stays there (it can no longer prove absence,
+/// which is always safe).
+const STUCK: u8 = u8::MAX;
+
+#[derive(Debug)]
+pub(crate) struct IdFilter {
+    counters: Box<[AtomicU8]>,
+    /// Even while no forgetting is under way; each forgetting pass makes it
+    /// odd before its first removal and even again after its last.
+    forgetting: AtomicU64,
+}
+
+/// The two counters of `id` (from one well-mixed hash).
+fn positions(id: u64) -> [usize; 2] {
+    let mut x = id ^ 0x243F_6A88_85A3_08D3;
+    x = (x ^ (x >> 31)).wrapping_mul(0x7FB5_D329_728E_A185);
+    x = (x ^ (x >> 27)).wrapping_mul(0x81DA_DEF4_BC2D_D44D);
+    x ^= x >> 33;
+    [(x as usize) % COUNTERS, ((x >> 32) as usize) % COUNTERS]
+}
+
+impl Default for IdFilter {
+    fn default() -> Self {
+        IdFilter {
+            counters: (0..COUNTERS).map(|_| AtomicU8::new(0)).collect(),
+            forgetting: AtomicU64::new(0),
+        }
+    }
+}
+
+impl IdFilter {
+    /// Counts `id` in. Call under the shard lock *before* the id becomes
+    /// visible in the shard's records, and before its reservation holds any
+    /// unit (a reader that sees the hold must also see the count).
+    pub(crate) fn add(&self, id: u64) {
+        for position in positions(id) {
+            let counter = &self.counters[position];
+            let value = counter.load(Ordering::Relaxed);
+            if value != STUCK {
+                counter.store(value + 1, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// Counts `id` out. Call under the shard lock: inside a forgetting pass
+    /// *after* the id left the shard's records, or when a reservation that
+    /// was counted in failed (it was never recorded).
+    pub(crate) fn remove(&self, id: u64) {
+        for position in positions(id) {
+            let counter = &self.counters[position];
+            let value = counter.load(Ordering::Relaxed);
+            if value != STUCK {
+                debug_assert!(value > 0, "removed an id that was never added");
+                counter.store(value.saturating_sub(1), Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// Starts a forgetting pass (under the shard lock).
+    pub(crate) fn begin_forgetting(&self) {
+        self.forgetting.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Ends a forgetting pass (under the shard lock).
+    pub(crate) fn end_forgetting(&self) {
+        self.forgetting.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Where a lock-free reader starts: the pass counter, or `None` while a
+    /// pass is under way.
+    pub(crate) fn read_begin(&self) -> Option<u64> {
+        let sequence = self.forgetting.load(Ordering::SeqCst);
+        (sequence % 2 == 0).then_some(sequence)
+    }
+
+    /// Whether `id` was certainly unknown to the shard at every instant since
+    /// `read_begin` returned `sequence`: a zero counter now proves it is not
+    /// recorded now (ids are counted in before they are recorded), and an
+    /// unchanged pass counter proves none was forgotten in between (so it was
+    /// not recorded earlier either).
+    pub(crate) fn certainly_absent_since(&self, id: u64, sequence: u64) -> bool {
+        let absent = positions(id)
+            .into_iter()
+            .any(|position| self.counters[position].load(Ordering::SeqCst) == 0);
+        absent && self.forgetting.load(Ordering::SeqCst) == sequence
+    }
+}
+
+#[cfg(all(test, not(omnistock_loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_added_id_is_never_certainly_absent() {
+        let filter = IdFilter::default();
+        let sequence = filter.read_begin().unwrap();
+        assert!(filter.certainly_absent_since(42, sequence));
+        filter.add(42);
+        assert!(!filter.certainly_absent_since(42, sequence));
+        filter.begin_forgetting();
+        assert_eq!(filter.read_begin(), None);
+        filter.remove(42);
+        filter.end_forgetting();
+        assert!(
+            !filter.certainly_absent_since(42, sequence),
+            "a pass ran in between"
+        );
+        let sequence = filter.read_begin().unwrap();
+        assert!(filter.certainly_absent_since(42, sequence));
+    }
+
+    #[test]
+    fn saturated_counters_stay_stuck() {
+        let filter = IdFilter::default();
+        for _ in 0..300 {
+            filter.add(7);
+        }
+        for _ in 0..300 {
+            filter.remove(7);
+        }
+        let sequence = filter.read_begin().unwrap();
+        assert!(!filter.certainly_absent_since(7, sequence));
+    }
+}
