@@ -1,0 +1,431 @@
+//! `concurrent_ops`: a small fuzz-chosen schedule of operations split across
+//! two threads on four items, sharing one engine and one manual clock. The
+//! item index is built for 16 items; a "wide" schedule fills it first so the
+//! four items are created and found through its locked overflow map. Each
+//! thread logs what it was told; after joining, with no thread running:
+//!
+//! - every level any operation answered, and every item now, keeps
+//!   `reserved <= on_hand` (and its `available_*` fields agree with it);
+//! - each reservation acknowledged ok is still known (retention is not
+//!   reached), its lines are those of a request acknowledged for its id, and
+//!   every terminal state any answer reported for it is its one final state;
+//!   it was committed exactly once if it is committed, released exactly once
+//!   if it is released; an id never acknowledged is unknown;
+//! - conservation per item: units received (setup + acknowledged restocks)
+//!   = on_hand + units of committed reservations + units sold;
+//! - reserved per item = the units of the pending reservations;
+//! - once every hold has ended (clock moved past every deadline, `expire`),
+//!   nothing is reserved and nothing is pending.
+//!
+//! Interleavings are up to the OS scheduler: a spinning gate releases both
+//! threads together, before every step in lockstep mode, and `Spin` steps
+//! shift them. A crash may need a few runs to
+//! reproduce: `cargo fuzz run -s none concurrent_ops <crash file> -- -runs=1000`.
+#![no_main]
+
+mod common;
+
+use arbitrary::Arbitrary;
+use common::{level_ok, line_set};
+use libfuzzer_sys::fuzz_target;
+use omnistock::{
+    Command, Error, Inventory, ItemKey, Line, ManualClock, Outcome, ReservationId,
+    ReservationState, Sku, StoreId,
+};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread;
+
+const ITEMS: [(u64, u64); 4] = [(1, 1), (2, 1), (1, 2), (2, 2)];
+const IDS: u8 = 6;
+const MAX_OPS_PER_THREAD: usize = 48;
+const MAX_CART: usize = 3;
+/// The item index is built for this many items (the smallest it takes).
+const EXPECTED_ITEMS: usize = 16;
+
+#[derive(Arbitrary, Debug, Clone, Copy)]
+struct Item(u8);
+
+impl Item {
+    fn key(self) -> (Sku, StoreId) {
+        let (sku, store) = ITEMS[usize::from(self.0) % ITEMS.len()];
+        (Sku(sku), StoreId(store))
+    }
+}
+
+#[derive(Arbitrary, Debug, Clone, Copy)]
+struct Id(u8);
+
+impl Id {
+    fn id(self) -> ReservationId {
+        ReservationId(u64::from(self.0 % IDS))
+    }
+}
+
+#[derive(Arbitrary, Debug, Clone)]
+enum Op {
+    Restock(Item, u8),
+    Sell(Item, u8, bool),
+    SetSafetyStock(Item, u8),
+    Level(Item),
+    Reserve {
+        id: Id,
+        in_store: bool,
+        ttl: Option<u16>,
+        lines: Vec<(Item, u8)>,
+    },
+    Commit(Id),
+    Release(Id),
+    Extend(Id, u16),
+    Get(Id),
+    Expire,
+    Advance(u16),
+    Spin(u8),
+}
+
+#[derive(Arbitrary, Debug)]
+struct Schedule {
+    setup: Vec<(Item, u16, u8)>,
+    /// Start step i of both threads together (else only the first step).
+    lockstep: bool,
+    /// Fill the item index with other items first, so the four items live
+    /// in its locked overflow map (and are created there concurrently).
+    wide: bool,
+    threads: [Vec<Op>; 2],
+}
+
+fn command(op: &Op) -> Option<Command> {
+    Some(match *op {
+        Op::Restock(item, qty) => {
+            let (sku, store) = item.key();
+            Command::Restock {
+                sku,
+                store,
+                qty: u32::from(qty),
+            }
+        }
+        Op::Sell(item, qty, in_store) => {
+            let (sku, store) = item.key();
+            Command::Sell {
+                sku,
+                store,
+                qty: u32::from(qty % 8),
+                channel: common::channel(in_store),
+            }
+        }
+        Op::SetSafetyStock(item, qty) => {
+            let (sku, store) = item.key();
+            Command::SetSafetyStock {
+                sku,
+                store,
+                qty: u32::from(qty % 8),
+            }
+        }
+        Op::Level(item) => {
+            let (sku, store) = item.key();
+            Command::Level { sku, store }
+        }
+        Op::Reserve {
+            id,
+            in_store,
+            ttl,
+            ref lines,
+        } => Command::Reserve {
+            id: id.id(),
+            channel: common::channel(in_store),
+            ttl_ms: ttl.map(u64::from),
+            lines: lines
+                .iter()
+                .take(MAX_CART)
+                .map(|&(item, qty)| {
+                    let (sku, store) = item.key();
+                    Line::new(sku, store, u32::from(qty % 8))
+                })
+                .collect(),
+        },
+        Op::Commit(id) => Command::Commit { id: id.id() },
+        Op::Release(id) => Command::Release { id: id.id() },
+        Op::Extend(id, ttl) => Command::Extend {
+            id: id.id(),
+            ttl_ms: u64::from(ttl),
+        },
+        Op::Get(id) => Command::Get { id: id.id() },
+        Op::Expire => Command::Expire,
+        Op::Advance(_) | Op::Spin(_) => return None,
+    })
+}
+
+/// What one thread was told, in its order.
+type Log = Vec<(Command, Result<Outcome, Error>)>;
+
+fn run_thread(
+    inventory: &Inventory,
+    clock: &ManualClock,
+    ops: &[Op],
+    gate: &AtomicUsize,
+    lockstep: bool,
+) -> Log {
+    let mut log = Vec::with_capacity(ops.len());
+    // A spinning gate, not a blocking barrier: a barrier wakes the threads
+    // tens of microseconds apart, longer than a whole schedule takes. In
+    // lockstep the gate opens before every step, so step i of both threads
+    // starts within nanoseconds and the two race for the same words.
+    let mut phase = 0;
+    let pass_gate = |phase: &mut usize| {
+        *phase += 1;
+        gate.fetch_add(1, Ordering::AcqRel);
+        let mut spins = 0u32;
+        while gate.load(Ordering::Acquire) < 2 * *phase {
+            spins += 1;
+            if spins % 1024 == 0 {
+                thread::yield_now();
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+    };
+    pass_gate(&mut phase);
+    for op in ops {
+        if lockstep {
+            pass_gate(&mut phase);
+        }
+        match *op {
+            Op::Advance(ms) => {
+                clock.advance(u64::from(ms));
+            }
+            Op::Spin(n) => {
+                for _ in 0..u32::from(n) * 8 {
+                    std::hint::spin_loop();
+                }
+            }
+            _ => {
+                let command = command(op).expect("an engine op");
+                let result = inventory.apply(&command);
+                // The invariant as every caller sees it, at every answer.
+                if let Ok(Outcome::Level(level)) = &result {
+                    assert!(
+                        level_ok(level),
+                        "{command:?} answered a broken level {level:?}"
+                    );
+                }
+                log.push((command, result));
+            }
+        }
+    }
+    log
+}
+
+/// The terminal state an answer proves a reservation reached.
+fn terminal_seen(command: &Command, result: &Result<Outcome, Error>) -> Option<ReservationState> {
+    match result {
+        Ok(Outcome::Reservation(ack)) if ack.state.is_terminal() => Some(ack.state),
+        Ok(Outcome::Info(info)) if info.state.is_terminal() => Some(info.state),
+        Err(Error::AlreadyCommitted { .. }) => Some(ReservationState::Committed),
+        Err(Error::AlreadyReleased { .. }) => Some(ReservationState::Released),
+        Err(Error::Expired { .. }) => Some(ReservationState::Expired),
+        Ok(Outcome::Reservation(ack)) => {
+            assert!(
+                ack.expires_at_ms.is_some(),
+                "{command:?}: pending ack without deadline"
+            );
+            None
+        }
+        _ => None,
+    }
+}
+
+fn command_id(command: &Command) -> Option<ReservationId> {
+    match *command {
+        Command::Reserve { id, .. }
+        | Command::Commit { id }
+        | Command::Release { id }
+        | Command::Extend { id, .. }
+        | Command::Get { id } => Some(id),
+        _ => None,
+    }
+}
+
+fuzz_target!(|schedule: Schedule| {
+    let clock = Arc::new(ManualClock::new());
+    let inventory = Arc::new(
+        Inventory::builder()
+            .clock(clock.clone())
+            .expected_items(EXPECTED_ITEMS)
+            .build(),
+    );
+    if schedule.wide {
+        for filler in 0..EXPECTED_ITEMS as u64 {
+            inventory.set_safety_stock(Sku(1_000 + filler), StoreId(9), 0);
+        }
+    }
+
+    let mut received: BTreeMap<ItemKey, u64> = BTreeMap::new();
+    for &(item, qty, safety) in schedule.setup.iter().take(ITEMS.len()) {
+        let (sku, store) = item.key();
+        inventory
+            .set_on_hand(sku, store, u32::from(qty % 64))
+            .expect("nothing reserved yet");
+        inventory.set_safety_stock(sku, store, u32::from(safety % 4));
+    }
+    for (key, level) in inventory.items() {
+        received.insert(key, u64::from(level.on_hand));
+    }
+
+    let gate = Arc::new(AtomicUsize::new(0));
+    let lockstep = schedule.lockstep;
+    // Both threads take the same number of steps (padded with no-ops) so the
+    // lockstep gate always has both at it.
+    let steps = schedule
+        .threads
+        .iter()
+        .map(|ops| ops.len().min(MAX_OPS_PER_THREAD))
+        .max()
+        .unwrap_or(0);
+    let handles: Vec<_> = schedule
+        .threads
+        .iter()
+        .map(|ops| {
+            let mut ops: Vec<Op> = ops.iter().take(steps).cloned().collect();
+            ops.resize(steps, Op::Spin(0));
+            let (inventory, clock, gate) = (inventory.clone(), clock.clone(), gate.clone());
+            thread::spawn(move || run_thread(&inventory, &clock, &ops, &gate, lockstep))
+        })
+        .collect();
+    let logs: Vec<Log> = handles
+        .into_iter()
+        .map(|h| h.join().expect("thread panicked"))
+        .collect();
+
+    // What the threads were told.
+    let mut sold: BTreeMap<ItemKey, u64> = BTreeMap::new();
+    let mut acknowledged: BTreeMap<ReservationId, Vec<Vec<(u64, u64, u32)>>> = BTreeMap::new();
+    let mut seen: BTreeMap<ReservationId, Vec<(ReservationState, &Command)>> = BTreeMap::new();
+    let mut commits: BTreeMap<ReservationId, usize> = BTreeMap::new();
+    let mut releases: BTreeMap<ReservationId, usize> = BTreeMap::new();
+    for (command, result) in logs.iter().flatten() {
+        match (command, result) {
+            (Command::Restock { sku, store, qty }, Ok(_)) => {
+                *received.entry(ItemKey::new(*sku, *store)).or_default() += u64::from(*qty);
+            }
+            (
+                Command::Sell {
+                    sku, store, qty, ..
+                },
+                Ok(_),
+            ) => {
+                *sold.entry(ItemKey::new(*sku, *store)).or_default() += u64::from(*qty);
+            }
+            (Command::Reserve { id, lines, .. }, Ok(_)) => {
+                acknowledged.entry(*id).or_default().push(line_set(lines));
+            }
+            (Command::Commit { id }, Ok(Outcome::Reservation(ack))) => {
+                assert_eq!(
+                    ack.state,
+                    ReservationState::Committed,
+                    "commit answered {ack:?}"
+                );
+                if !ack.replayed {
+                    *commits.entry(*id).or_default() += 1;
+                }
+            }
+            (Command::Release { id }, Ok(Outcome::Reservation(ack)))
+                if ack.state == ReservationState::Released && !ack.replayed =>
+            {
+                *releases.entry(*id).or_default() += 1;
+            }
+            _ => {}
+        }
+        if let (Some(id), Some(state)) = (command_id(command), terminal_seen(command, result)) {
+            seen.entry(id).or_default().push((state, command));
+        }
+    }
+
+    // Now, single-threaded: every id as it is (get expires overdue ones).
+    let mut pending_units: BTreeMap<ItemKey, u64> = BTreeMap::new();
+    let mut committed_units: BTreeMap<ItemKey, u64> = BTreeMap::new();
+    for raw in 0..u64::from(IDS) {
+        let id = ReservationId(raw);
+        let info = match inventory.get(id) {
+            Ok(info) => info,
+            Err(Error::UnknownReservation { .. }) => {
+                assert!(
+                    !acknowledged.contains_key(&id),
+                    "{id} was acknowledged but is unknown"
+                );
+                assert!(!seen.contains_key(&id), "{id} had a state but is unknown");
+                continue;
+            }
+            Err(other) => panic!("get({id}) failed: {other:?}"),
+        };
+        let requests = acknowledged
+            .get(&id)
+            .unwrap_or_else(|| panic!("{id} exists but no reserve of it was acknowledged"));
+        let lines = line_set(&info.lines);
+        assert!(
+            requests.iter().all(|r| *r == lines),
+            "{id} holds {lines:?} but reserves acknowledged for it asked {requests:?}"
+        );
+        for (state, command) in seen.get(&id).into_iter().flatten() {
+            assert_eq!(
+                *state, info.state,
+                "{id} is {:?} but {command:?} reported it {state:?}",
+                info.state
+            );
+        }
+        let commits = commits.get(&id).copied().unwrap_or(0);
+        let releases = releases.get(&id).copied().unwrap_or(0);
+        match info.state {
+            ReservationState::Committed => assert_eq!((commits, releases), (1, 0), "{id}"),
+            ReservationState::Released => assert_eq!((commits, releases), (0, 1), "{id}"),
+            ReservationState::Expired | ReservationState::Pending => {
+                assert_eq!((commits, releases), (0, 0), "{id}")
+            }
+        }
+        let bucket = match info.state {
+            ReservationState::Pending => &mut pending_units,
+            ReservationState::Committed => &mut committed_units,
+            _ => continue,
+        };
+        for line in &info.lines {
+            *bucket.entry(line.item()).or_default() += u64::from(line.qty);
+        }
+    }
+
+    let items = inventory.items();
+    for (key, level) in &items {
+        assert!(level_ok(level), "{key}: broken level {level:?}");
+        let got = |map: &BTreeMap<ItemKey, u64>| map.get(key).copied().unwrap_or(0);
+        assert_eq!(
+            got(&received),
+            u64::from(level.on_hand) + got(&committed_units) + got(&sold),
+            "{key}: units received != on_hand + committed + sold ({level:?}, committed {}, sold {})",
+            got(&committed_units),
+            got(&sold)
+        );
+        assert_eq!(
+            u64::from(level.reserved),
+            got(&pending_units),
+            "{key}: reserved differs from the pending reservations' units"
+        );
+    }
+    for key in received.keys() {
+        assert!(items.iter().any(|(k, _)| k == key), "{key} was lost");
+    }
+
+    // Every hold ends: the clock passes every deadline and the reaper runs.
+    clock.advance(1 << 40);
+    inventory.expire();
+    assert_eq!(
+        inventory.pending_count(),
+        0,
+        "pending reservations after expiry"
+    );
+    for (key, level) in inventory.items() {
+        assert_eq!(
+            level.reserved, 0,
+            "{key}: units still reserved after every hold ended"
+        );
+        assert_eq!(level.available_in_store, level.on_hand, "{key}");
+    }
+});

@@ -1,0 +1,367 @@
+//! `ops`: an arbitrary sequence of v1 operations run on the engine and on the
+//! reference model side by side. Every answer must match (`invalid` errors
+//! match whatever their reason text), the item levels and the number of
+//! remembered reservations must match after every step, and every item must
+//! keep `reserved <= on_hand`.
+//!
+//! The inputs aim at the edges: 4 skus x 2 stores (ids up to `u64::MAX`),
+//! 6 reservation ids that collide on purpose, quantities of 0, 1, small and
+//! near `u32::MAX`, ttls of 0 and `u64::MAX`, clock jumps of a ttl, of the
+//! retention window (and one ms less), and up to saturation, multi-line
+//! carts with repeated items, more than 256 lines, and exact retries of the
+//! last reserve (in the same or reversed line order).
+//!
+//! The engine runs with the contract's defaults (the replay tool's), so the
+//! script printed on a failure reproduces with
+//! `cargo run --example replay < script.jsonl`, except that its item index
+//! is built for 16 items (cheap to build, crowded probes); a "wide" input
+//! adds 20 skus so items also land in the index's locked overflow map.
+#![no_main]
+
+mod common;
+
+use arbitrary::Arbitrary;
+use common::{assert_invariant, request_json};
+use libfuzzer_sys::fuzz_target;
+use omnistock::model::{same_answer, ReferenceModel};
+use omnistock::replay::{format_outcome, Request};
+use omnistock::{Command, Inventory, Line, ManualClock, ReservationId, Sku, StoreId};
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+const SKUS: [u64; 4] = [1, 2, 3, u64::MAX];
+const STORES: [u64; 2] = [10, u64::MAX];
+/// The item index is built for this many items (the smallest it takes):
+/// cheap to build, and crowded enough that probes collide.
+const EXPECTED_ITEMS: usize = 16;
+/// In a wide run the catalogue has this many more skus (at store 10), so
+/// items pass the index's half and go to its locked overflow map.
+const WIDE_SKUS: u64 = 20;
+const IDS: [u64; 6] = [0, 1, 2, 3, 4, u64::MAX];
+const MAX_OPS: usize = 256;
+const MAX_CART: usize = 6;
+
+#[derive(Arbitrary, Debug, Clone, Copy)]
+enum Item {
+    /// One of the 8 hot items.
+    Hot(u8),
+    /// One of the wide catalogue's other items (a hot one in a narrow run).
+    Wide(u8),
+}
+
+impl Item {
+    fn key(self, wide: bool) -> (Sku, StoreId) {
+        match self {
+            Item::Wide(n) if wide => (Sku(100 + u64::from(n) % WIDE_SKUS), StoreId(10)),
+            Item::Hot(n) | Item::Wide(n) => {
+                let i = usize::from(n) % (SKUS.len() * STORES.len());
+                (Sku(SKUS[i % SKUS.len()]), StoreId(STORES[i / SKUS.len()]))
+            }
+        }
+    }
+}
+
+#[derive(Arbitrary, Debug, Clone, Copy)]
+struct Id(u8);
+
+impl Id {
+    fn id(self) -> ReservationId {
+        ReservationId(IDS[usize::from(self.0) % IDS.len()])
+    }
+}
+
+#[derive(Arbitrary, Debug, Clone, Copy)]
+enum Qty {
+    Zero,
+    One,
+    Small(u8),
+    Max,
+    NearMax(u8),
+    Any(u32),
+}
+
+impl Qty {
+    fn value(self) -> u32 {
+        match self {
+            Qty::Zero => 0,
+            Qty::One => 1,
+            Qty::Small(n) => u32::from(n % 16),
+            Qty::Max => u32::MAX,
+            Qty::NearMax(n) => u32::MAX - u32::from(n),
+            Qty::Any(n) => n,
+        }
+    }
+}
+
+#[derive(Arbitrary, Debug, Clone, Copy)]
+enum Ttl {
+    Zero,
+    Short(u16),
+    Default,
+    Retention,
+    Max,
+    Any(u64),
+}
+
+impl Ttl {
+    fn value(self) -> u64 {
+        match self {
+            Ttl::Zero => 0,
+            Ttl::Short(n) => u64::from(n),
+            Ttl::Default => 900_000,
+            Ttl::Retention => 86_400_000,
+            Ttl::Max => u64::MAX,
+            Ttl::Any(n) => n,
+        }
+    }
+}
+
+#[derive(Arbitrary, Debug, Clone, Copy)]
+enum Jump {
+    Ms(u16),
+    Minutes(u8),
+    Ttl,
+    Retention,
+    RetentionLessOne,
+    Huge(u64),
+    Max,
+}
+
+impl Jump {
+    fn value(self) -> u64 {
+        match self {
+            Jump::Ms(n) => u64::from(n),
+            Jump::Minutes(n) => u64::from(n) * 60_000,
+            Jump::Ttl => 900_000,
+            Jump::Retention => 86_400_000,
+            Jump::RetentionLessOne => 86_399_999,
+            Jump::Huge(n) => n,
+            Jump::Max => u64::MAX,
+        }
+    }
+}
+
+#[derive(Arbitrary, Debug, Clone)]
+enum Op {
+    Restock(Item, Qty),
+    SetOnHand(Item, Qty),
+    SetSafetyStock(Item, Qty),
+    Sell(Item, Qty, bool),
+    Level(Item),
+    Reserve {
+        id: Id,
+        in_store: bool,
+        ttl: Option<Ttl>,
+        lines: Vec<(Item, Qty)>,
+    },
+    /// More than 256 lines: `invalid` before anything else is looked at.
+    ReserveTooMany(Id, u8),
+    /// The last reserve again, exactly (a client retry).
+    Retry,
+    /// The last reserve again with its lines reversed (same request).
+    RetryReversed,
+    Commit(Id),
+    Release(Id),
+    Extend(Id, Ttl),
+    Get(Id),
+    Expire,
+    Advance(Jump),
+}
+
+fn to_request(op: &Op, wide: bool, last_reserve: &mut Option<Command>) -> Request {
+    let command = match *op {
+        Op::Restock(item, qty) => {
+            let (sku, store) = item.key(wide);
+            Command::Restock {
+                sku,
+                store,
+                qty: qty.value(),
+            }
+        }
+        Op::SetOnHand(item, qty) => {
+            let (sku, store) = item.key(wide);
+            Command::SetOnHand {
+                sku,
+                store,
+                qty: qty.value(),
+            }
+        }
+        Op::SetSafetyStock(item, qty) => {
+            let (sku, store) = item.key(wide);
+            Command::SetSafetyStock {
+                sku,
+                store,
+                qty: qty.value(),
+            }
+        }
+        Op::Sell(item, qty, in_store) => {
+            let (sku, store) = item.key(wide);
+            Command::Sell {
+                sku,
+                store,
+                qty: qty.value(),
+                channel: common::channel(in_store),
+            }
+        }
+        Op::Level(item) => {
+            let (sku, store) = item.key(wide);
+            Command::Level { sku, store }
+        }
+        Op::Reserve {
+            id,
+            in_store,
+            ttl,
+            ref lines,
+        } => {
+            let lines = lines
+                .iter()
+                .take(MAX_CART)
+                .map(|&(item, qty)| {
+                    let (sku, store) = item.key(wide);
+                    Line::new(sku, store, qty.value())
+                })
+                .collect();
+            let command = Command::Reserve {
+                id: id.id(),
+                channel: common::channel(in_store),
+                ttl_ms: ttl.map(Ttl::value),
+                lines,
+            };
+            *last_reserve = Some(command.clone());
+            command
+        }
+        Op::ReserveTooMany(id, extra) => {
+            let lines = (0..257 + usize::from(extra % 4))
+                .map(|i| Line::new(Sku(1_000 + i as u64), StoreId(10), 1))
+                .collect();
+            Command::Reserve {
+                id: id.id(),
+                channel: common::channel(false),
+                ttl_ms: None,
+                lines,
+            }
+        }
+        Op::Retry | Op::RetryReversed => match last_reserve.clone() {
+            Some(Command::Reserve {
+                id,
+                channel,
+                ttl_ms,
+                mut lines,
+            }) => {
+                if matches!(op, Op::RetryReversed) {
+                    lines.reverse();
+                }
+                Command::Reserve {
+                    id,
+                    channel,
+                    ttl_ms,
+                    lines,
+                }
+            }
+            _ => Command::Expire,
+        },
+        Op::Commit(id) => Command::Commit { id: id.id() },
+        Op::Release(id) => Command::Release { id: id.id() },
+        Op::Extend(id, ttl) => Command::Extend {
+            id: id.id(),
+            ttl_ms: ttl.value(),
+        },
+        Op::Get(id) => Command::Get { id: id.id() },
+        Op::Expire => Command::Expire,
+        Op::Advance(jump) => return Request::Advance { ms: jump.value() },
+    };
+    Request::Command(command)
+}
+
+/// The script so far, in the replay format, with the engine's answers.
+fn script(history: &[(Request, String)]) -> String {
+    let mut out = String::from(
+        "replay script (cargo run --example replay < script.jsonl; the engine here was built \
+         with expected_items(16), the replay tool's with the default, so a bug of the index's \
+         overflow path may not show there):\n",
+    );
+    for (request, _) in history {
+        let _ = writeln!(out, "{}", request_json(request));
+    }
+    out.push_str("engine answers:\n");
+    for (_, answer) in history {
+        let _ = writeln!(out, "{answer}");
+    }
+    out
+}
+
+#[derive(Arbitrary, Debug)]
+struct Input {
+    wide: bool,
+    ops: Vec<Op>,
+}
+
+fuzz_target!(|input: Input| {
+    let Input { wide, ops } = input;
+    let clock = Arc::new(ManualClock::new());
+    let engine = Inventory::builder()
+        .clock(clock.clone())
+        .expected_items(EXPECTED_ITEMS)
+        .build();
+    let mut model = ReferenceModel::new();
+    let mut last_reserve = None;
+    let mut history: Vec<(Request, String)> = Vec::new();
+
+    for op in ops.iter().take(MAX_OPS) {
+        let request = to_request(op, wide, &mut last_reserve);
+        match &request {
+            Request::Advance { ms } => {
+                let engine_now = clock.advance(*ms);
+                let model_now = model.advance(*ms);
+                assert_eq!(engine_now, model_now, "clocks differ");
+                history.push((
+                    request.clone(),
+                    format!(r#"{{"ok":true,"now_ms":{engine_now}}}"#),
+                ));
+            }
+            Request::Command(command) => {
+                let engine_answer = engine.apply(command);
+                let model_answer = model.apply(command);
+                history.push((request.clone(), format_outcome(&engine_answer)));
+                if !same_answer(&engine_answer, &model_answer) {
+                    panic!(
+                        "engine and model disagree on the last request\n{}\n  engine: {}\n  model:  {}\n  engine: {engine_answer:?}\n  model:  {model_answer:?}",
+                        script(&history),
+                        format_outcome(&engine_answer),
+                        format_outcome(&model_answer),
+                    );
+                }
+            }
+        }
+
+        let mut engine_items = engine.items();
+        engine_items.sort_unstable_by_key(|(key, _)| *key);
+        assert_invariant(&engine_items, &|| script(&history));
+        let model_items = model.items();
+        if engine_items != model_items {
+            let mut diff = String::new();
+            for (key, level) in &engine_items {
+                let expected = model_items.iter().find(|(k, _)| k == key).map(|(_, l)| l);
+                if expected != Some(level) {
+                    let _ = writeln!(diff, "  {key}: engine {level:?}, model {expected:?}");
+                }
+            }
+            for (key, level) in &model_items {
+                if !engine_items.iter().any(|(k, _)| k == key) {
+                    let _ = writeln!(diff, "  {key}: engine none, model {level:?}");
+                }
+            }
+            panic!(
+                "item levels differ after the last request\n{}{diff}",
+                script(&history)
+            );
+        }
+        let (engine_count, model_count) = (engine.reservation_count(), model.reservation_count());
+        if engine_count != model_count {
+            panic!(
+                "engine remembers {engine_count} reservations, model {model_count}\n{}",
+                script(&history)
+            );
+        }
+    }
+});
