@@ -55,16 +55,14 @@
 //! # Performance
 //!
 //! Stock operations are one atomic step on one cell word. On a sold-out
-//! item a rejected reserve reads the item's index slot and cell word and
-//! writes nothing to the item: no compare-and-swap, no lock (it still takes
-//! its own id's reservation shard lock, which the contract's idempotency
-//! check needs). A single-line reservation allocates nothing: its line is
-//! stored inline. No hot path takes a global lock: items are found
-//! through a lock-free open-addressing index (size it with
-//! [`InventoryBuilder::expected_items`]) and reservations through 256
-//! sharded locks.
-//! `expire()` costs O(log n) per reservation it processes, not per
-//! reservation pending. Effect records are only built when an
+//! item a refused single-line reserve only reads: the item's index slot and
+//! cell word, and its id's shard filter, which proves the id unknown without
+//! the shard's lock (see `src/id_filter.rs`); no compare-and-swap, no lock,
+//! no write. A single-line reservation allocates nothing for its line. No
+//! hot path takes a global lock: items are found through a lock-free
+//! open-addressing index (size it with [`InventoryBuilder::expected_items`])
+//! and reservations through 256 sharded locks. `expire()` costs O(log n)
+//! per reservation it processes, not per reservation pending. Effect records are only built when an
 //! [`EffectObserver`] is installed.
 //!
 //! # Implementation notes
