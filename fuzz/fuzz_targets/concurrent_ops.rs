@@ -12,10 +12,16 @@
 //!   it was committed exactly once if it is committed, released exactly once
 //!   if it is released; an id never acknowledged is unknown;
 //! - conservation per item: units received (setup + acknowledged restocks)
-//!   = on_hand + units of committed reservations + units sold;
+//!   = on_hand + units committed (by the commits acknowledged) + units sold;
 //! - reserved per item = the units of the pending reservations;
 //! - once every hold has ended (clock moved past every deadline, `expire`),
 //!   nothing is reserved and nothing is pending.
+//!
+//! A "forgetful" schedule has a retention of at most 25.5 s, so `expire`
+//! forgets terminal reservations while the other thread reserves (the
+//! lock-free id filter's forgetting path); each thread then uses ids of its
+//! own and the per-id state checks give way to the checks above that still
+//! apply (the lines of what is known, conservation, reserved units).
 //!
 //! Interleavings are up to the OS scheduler: a spinning gate releases both
 //! threads together, before every step in lockstep mode, and `Spin` steps
@@ -58,8 +64,8 @@ impl Item {
 struct Id(u8);
 
 impl Id {
-    fn id(self) -> ReservationId {
-        ReservationId(u64::from(self.0 % IDS))
+    fn id(self, base: u64) -> ReservationId {
+        ReservationId(base + u64::from(self.0 % IDS))
     }
 }
 
@@ -92,10 +98,15 @@ struct Schedule {
     /// Fill the item index with other items first, so the four items live
     /// in its locked overflow map (and are created there concurrently).
     wide: bool,
+    /// Retention of `Some(r * 100)` ms: `expire` forgets terminal
+    /// reservations during the run and ids are reserved again. Each thread
+    /// then has ids of its own, so its log tells which reservation a commit
+    /// took.
+    forgetful: Option<u8>,
     threads: [Vec<Op>; 2],
 }
 
-fn command(op: &Op) -> Option<Command> {
+fn command(op: &Op, base: u64) -> Option<Command> {
     Some(match *op {
         Op::Restock(item, qty) => {
             let (sku, store) = item.key();
@@ -132,7 +143,7 @@ fn command(op: &Op) -> Option<Command> {
             ttl,
             ref lines,
         } => Command::Reserve {
-            id: id.id(),
+            id: id.id(base),
             channel: common::channel(in_store),
             ttl_ms: ttl.map(u64::from),
             lines: lines
@@ -144,13 +155,13 @@ fn command(op: &Op) -> Option<Command> {
                 })
                 .collect(),
         },
-        Op::Commit(id) => Command::Commit { id: id.id() },
-        Op::Release(id) => Command::Release { id: id.id() },
+        Op::Commit(id) => Command::Commit { id: id.id(base) },
+        Op::Release(id) => Command::Release { id: id.id(base) },
         Op::Extend(id, ttl) => Command::Extend {
-            id: id.id(),
+            id: id.id(base),
             ttl_ms: u64::from(ttl),
         },
-        Op::Get(id) => Command::Get { id: id.id() },
+        Op::Get(id) => Command::Get { id: id.id(base) },
         Op::Expire => Command::Expire,
         Op::Advance(_) | Op::Spin(_) => return None,
     })
@@ -165,6 +176,7 @@ fn run_thread(
     ops: &[Op],
     gate: &AtomicUsize,
     lockstep: bool,
+    id_base: u64,
 ) -> Log {
     let mut log = Vec::with_capacity(ops.len());
     // A spinning gate, not a blocking barrier: a barrier wakes the threads
@@ -200,7 +212,7 @@ fn run_thread(
                 }
             }
             _ => {
-                let command = command(op).expect("an engine op");
+                let command = command(op, id_base).expect("an engine op");
                 let result = inventory.apply(&command);
                 // The invariant as every caller sees it, at every answer.
                 if let Ok(Outcome::Level(level)) = &result {
@@ -252,6 +264,10 @@ fuzz_target!(|schedule: Schedule| {
         Inventory::builder()
             .clock(clock.clone())
             .expected_items(EXPECTED_ITEMS)
+            .retention_ms(match schedule.forgetful {
+                Some(r) => u64::from(r) * 100,
+                None => omnistock::DEFAULT_RETENTION_MS,
+            })
             .build(),
     );
     if schedule.wide {
@@ -274,6 +290,8 @@ fuzz_target!(|schedule: Schedule| {
 
     let gate = Arc::new(AtomicUsize::new(0));
     let lockstep = schedule.lockstep;
+    let forgetful = schedule.forgetful.is_some();
+    let id_base = |thread: usize| if forgetful { thread as u64 * 16 } else { 0 };
     // Both threads take the same number of steps (padded with no-ops) so the
     // lockstep gate always has both at it.
     let steps = schedule
@@ -285,11 +303,13 @@ fuzz_target!(|schedule: Schedule| {
     let handles: Vec<_> = schedule
         .threads
         .iter()
-        .map(|ops| {
+        .enumerate()
+        .map(|(thread, ops)| {
             let mut ops: Vec<Op> = ops.iter().take(steps).cloned().collect();
             ops.resize(steps, Op::Spin(0));
             let (inventory, clock, gate) = (inventory.clone(), clock.clone(), gate.clone());
-            thread::spawn(move || run_thread(&inventory, &clock, &ops, &gate, lockstep))
+            let base = id_base(thread);
+            thread::spawn(move || run_thread(&inventory, &clock, &ops, &gate, lockstep, base))
         })
         .collect();
     let logs: Vec<Log> = handles
@@ -341,55 +361,99 @@ fuzz_target!(|schedule: Schedule| {
         }
     }
 
+    // Units committed, from the logs. Without forgetting an id names one
+    // reservation, whatever thread made it; with forgetting each thread's
+    // ids are its own, and its log in order tells which reservation (the
+    // last one made under the id) a commit took.
+    let mut committed_units: BTreeMap<ItemKey, u64> = BTreeMap::new();
+    let mut latest: BTreeMap<ReservationId, Vec<(u64, u64, u32)>> = BTreeMap::new();
+    for log in &logs {
+        for (command, result) in log {
+            match (command, result) {
+                (Command::Reserve { id, lines, .. }, Ok(_)) => {
+                    latest.insert(*id, line_set(lines));
+                }
+                (Command::Commit { id }, Ok(Outcome::Reservation(ack))) if !ack.replayed => {
+                    let lines = if forgetful {
+                        latest.get(id)
+                    } else {
+                        acknowledged.get(id).and_then(|requests| requests.first())
+                    };
+                    let lines = lines.unwrap_or_else(|| panic!("{id} committed, never made"));
+                    for &(sku, store, qty) in lines {
+                        let key = ItemKey::new(Sku(sku), StoreId(store));
+                        *committed_units.entry(key).or_default() += u64::from(qty);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
     // Now, single-threaded: every id as it is (get expires overdue ones).
     let mut pending_units: BTreeMap<ItemKey, u64> = BTreeMap::new();
-    let mut committed_units: BTreeMap<ItemKey, u64> = BTreeMap::new();
-    for raw in 0..u64::from(IDS) {
+    let mut committed_now: BTreeMap<ItemKey, u64> = BTreeMap::new();
+    let ids = (0..2).flat_map(|thread| (0..u64::from(IDS)).map(move |n| id_base(thread) + n));
+    let ids: std::collections::BTreeSet<u64> = ids.collect();
+    for raw in ids {
         let id = ReservationId(raw);
         let info = match inventory.get(id) {
             Ok(info) => info,
             Err(Error::UnknownReservation { .. }) => {
-                assert!(
-                    !acknowledged.contains_key(&id),
-                    "{id} was acknowledged but is unknown"
-                );
-                assert!(!seen.contains_key(&id), "{id} had a state but is unknown");
+                if !forgetful {
+                    assert!(
+                        !acknowledged.contains_key(&id),
+                        "{id} was acknowledged but is unknown"
+                    );
+                    assert!(!seen.contains_key(&id), "{id} had a state but is unknown");
+                }
                 continue;
             }
             Err(other) => panic!("get({id}) failed: {other:?}"),
         };
-        let requests = acknowledged
-            .get(&id)
-            .unwrap_or_else(|| panic!("{id} exists but no reserve of it was acknowledged"));
         let lines = line_set(&info.lines);
-        assert!(
-            requests.iter().all(|r| *r == lines),
-            "{id} holds {lines:?} but reserves acknowledged for it asked {requests:?}"
-        );
-        for (state, command) in seen.get(&id).into_iter().flatten() {
-            assert_eq!(
-                *state, info.state,
-                "{id} is {:?} but {command:?} reported it {state:?}",
-                info.state
+        if forgetful {
+            // Only the latest reservation under the id can still be known.
+            assert_eq!(latest.get(&id), Some(&lines), "{id} holds other lines");
+        } else {
+            let requests = acknowledged
+                .get(&id)
+                .unwrap_or_else(|| panic!("{id} exists but no reserve of it was acknowledged"));
+            assert!(
+                requests.iter().all(|r| *r == lines),
+                "{id} holds {lines:?} but reserves acknowledged for it asked {requests:?}"
             );
-        }
-        let commits = commits.get(&id).copied().unwrap_or(0);
-        let releases = releases.get(&id).copied().unwrap_or(0);
-        match info.state {
-            ReservationState::Committed => assert_eq!((commits, releases), (1, 0), "{id}"),
-            ReservationState::Released => assert_eq!((commits, releases), (0, 1), "{id}"),
-            ReservationState::Expired | ReservationState::Pending => {
-                assert_eq!((commits, releases), (0, 0), "{id}")
+            for (state, command) in seen.get(&id).into_iter().flatten() {
+                assert_eq!(
+                    *state, info.state,
+                    "{id} is {:?} but {command:?} reported it {state:?}",
+                    info.state
+                );
+            }
+            let commits = commits.get(&id).copied().unwrap_or(0);
+            let releases = releases.get(&id).copied().unwrap_or(0);
+            match info.state {
+                ReservationState::Committed => assert_eq!((commits, releases), (1, 0), "{id}"),
+                ReservationState::Released => assert_eq!((commits, releases), (0, 1), "{id}"),
+                ReservationState::Expired | ReservationState::Pending => {
+                    assert_eq!((commits, releases), (0, 0), "{id}")
+                }
             }
         }
         let bucket = match info.state {
             ReservationState::Pending => &mut pending_units,
-            ReservationState::Committed => &mut committed_units,
+            ReservationState::Committed => &mut committed_now,
             _ => continue,
         };
         for line in &info.lines {
             *bucket.entry(line.item()).or_default() += u64::from(line.qty);
         }
+    }
+    if !forgetful {
+        assert_eq!(
+            committed_units, committed_now,
+            "units of committed reservations differ from the commits acknowledged"
+        );
     }
 
     let items = inventory.items();
