@@ -11,11 +11,14 @@
 
 use crate::sync::{AtomicU64, AtomicU8, Ordering};
 
-/// Counters per shard. Under loom every atomic is tracked: keep it tiny.
+/// Counters per shard, at most. Under loom every atomic is tracked: keep it
+/// tiny.
 #[cfg(not(omnistock_loom))]
-const COUNTERS: usize = 8192;
+const MAX_COUNTERS: usize = 8192;
 #[cfg(omnistock_loom)]
-const COUNTERS: usize = 8;
+const MAX_COUNTERS: usize = 8;
+/// Counters per shard, at least.
+const MIN_COUNTERS: usize = 8;
 
 /// A counter that reaches this stays there (it can no longer prove absence,
 /// which is always safe).
@@ -29,30 +32,38 @@ pub(crate) struct IdFilter {
     forgetting: AtomicU64,
 }
 
-/// The two counters of `id` (from one well-mixed hash).
-fn positions(id: u64) -> [usize; 2] {
+/// The two counters of `id` among `len` (from one well-mixed hash).
+fn positions(id: u64, len: usize) -> [usize; 2] {
     let mut x = id ^ 0x243F_6A88_85A3_08D3;
     x = (x ^ (x >> 31)).wrapping_mul(0x7FB5_D329_728E_A185);
     x = (x ^ (x >> 27)).wrapping_mul(0x81DA_DEF4_BC2D_D44D);
     x ^= x >> 33;
-    [(x as usize) % COUNTERS, ((x >> 32) as usize) % COUNTERS]
+    [(x as usize) % len, ((x >> 32) as usize) % len]
 }
 
 impl Default for IdFilter {
     fn default() -> Self {
-        IdFilter {
-            counters: (0..COUNTERS).map(|_| AtomicU8::new(0)).collect(),
-            forgetting: AtomicU64::new(0),
-        }
+        IdFilter::with_counters(MAX_COUNTERS)
     }
 }
 
 impl IdFilter {
+    /// A filter of `counters` counters (clamped to a sane range). More
+    /// counters keep it useful with more ids retained; each costs a byte and
+    /// is zeroed when the inventory is built.
+    pub(crate) fn with_counters(counters: usize) -> Self {
+        let counters = counters.clamp(MIN_COUNTERS, MAX_COUNTERS);
+        IdFilter {
+            counters: (0..counters).map(|_| AtomicU8::new(0)).collect(),
+            forgetting: AtomicU64::new(0),
+        }
+    }
+
     /// Counts `id` in. Call under the shard lock *before* the id becomes
     /// visible in the shard's records, and before its reservation holds any
     /// unit (a reader that sees the hold must also see the count).
     pub(crate) fn add(&self, id: u64) {
-        for position in positions(id) {
+        for position in positions(id, self.counters.len()) {
             let counter = &self.counters[position];
             let value = counter.load(Ordering::Relaxed);
             if value != STUCK {
@@ -65,7 +76,7 @@ impl IdFilter {
     /// *after* the id left the shard's records, or when a reservation that
     /// was counted in failed (it was never recorded).
     pub(crate) fn remove(&self, id: u64) {
-        for position in positions(id) {
+        for position in positions(id, self.counters.len()) {
             let counter = &self.counters[position];
             let value = counter.load(Ordering::Relaxed);
             if value != STUCK {
@@ -98,7 +109,7 @@ impl IdFilter {
     /// unchanged pass counter proves none was forgotten in between (so it was
     /// not recorded earlier either).
     pub(crate) fn certainly_absent_since(&self, id: u64, sequence: u64) -> bool {
-        let absent = positions(id)
+        let absent = positions(id, self.counters.len())
             .into_iter()
             .any(|position| self.counters[position].load(Ordering::SeqCst) == 0);
         absent && self.forgetting.load(Ordering::SeqCst) == sequence

@@ -139,10 +139,13 @@ impl InventoryBuilder {
         self
     }
 
-    /// How many items (`(sku, store)` pairs) the lock-free item index is
-    /// sized for (default 65,536; it takes 16 bytes per expected item).
-    /// Items beyond it still work, through a slower locked map: size it for
-    /// the catalogue.
+    /// How many items (`(sku, store)` pairs) the inventory is sized for
+    /// (default 65,536). Built up front: the lock-free item index (16 bytes
+    /// per expected item), the first block of cells (32 bytes per expected
+    /// item) and the reservation shards' id filters (8 bytes per expected
+    /// item, 2 MiB at most). Items beyond it still work, through a slower
+    /// locked map: size it for the catalogue; size it small for many
+    /// short-lived inventories (tests, simulations).
     pub fn expected_items(mut self, items: usize) -> Self {
         self.expected_items = items;
         self
@@ -167,7 +170,7 @@ impl InventoryBuilder {
         Inventory {
             items: ItemTable::new(self.expected_items),
             reservations: (0..RESERVATION_SHARDS)
-                .map(|_| CachePadded::new(Shard::default()))
+                .map(|_| CachePadded::new(Shard::new(self.expected_items / 32)))
                 .collect(),
             clock: self.clock,
             default_ttl_ms: self.default_ttl_ms,

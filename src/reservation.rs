@@ -262,10 +262,20 @@ impl ReservationShard {
 
 /// One shard of the reservation table: the records behind their lock, and
 /// the filter that lets a refused reserve prove its id unknown without it.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Shard {
     pub(crate) records: Mutex<ReservationShard>,
     pub(crate) ids: IdFilter,
+}
+
+impl Shard {
+    /// A shard whose id filter has `filter_counters` counters.
+    pub(crate) fn new(filter_counters: usize) -> Self {
+        Shard {
+            records: Mutex::new(ReservationShard::default()),
+            ids: IdFilter::with_counters(filter_counters),
+        }
+    }
 }
 
 /// Hashes reservation ids for the record maps: one multiply-xor mix keyed by

@@ -167,6 +167,9 @@ fn command(op: &Op, base: u64) -> Option<Command> {
     })
 }
 
+/// A reservation's lines as a sorted `(sku, store, qty)` list.
+type LineSet = Vec<(u64, u64, u32)>;
+
 /// What one thread was told, in its order.
 type Log = Vec<(Command, Result<Outcome, Error>)>;
 
@@ -190,7 +193,7 @@ fn run_thread(
         let mut spins = 0u32;
         while gate.load(Ordering::Acquire) < 2 * *phase {
             spins += 1;
-            if spins % 1024 == 0 {
+            if spins.is_multiple_of(1024) {
                 thread::yield_now();
             } else {
                 std::hint::spin_loop();
@@ -319,7 +322,7 @@ fuzz_target!(|schedule: Schedule| {
 
     // What the threads were told.
     let mut sold: BTreeMap<ItemKey, u64> = BTreeMap::new();
-    let mut acknowledged: BTreeMap<ReservationId, Vec<Vec<(u64, u64, u32)>>> = BTreeMap::new();
+    let mut acknowledged: BTreeMap<ReservationId, Vec<LineSet>> = BTreeMap::new();
     let mut seen: BTreeMap<ReservationId, Vec<(ReservationState, &Command)>> = BTreeMap::new();
     let mut commits: BTreeMap<ReservationId, usize> = BTreeMap::new();
     let mut releases: BTreeMap<ReservationId, usize> = BTreeMap::new();
@@ -366,7 +369,7 @@ fuzz_target!(|schedule: Schedule| {
     // ids are its own, and its log in order tells which reservation (the
     // last one made under the id) a commit took.
     let mut committed_units: BTreeMap<ItemKey, u64> = BTreeMap::new();
-    let mut latest: BTreeMap<ReservationId, Vec<(u64, u64, u32)>> = BTreeMap::new();
+    let mut latest: BTreeMap<ReservationId, LineSet> = BTreeMap::new();
     for log in &logs {
         for (command, result) in log {
             match (command, result) {
