@@ -143,7 +143,7 @@ impl InventoryBuilder {
     /// (default 65,536). Built up front: the lock-free item index (16 bytes
     /// per expected item), the first block of cells (32 bytes per expected
     /// item) and the reservation shards' id filters (8 bytes per expected
-    /// item, 2 MiB at most). Items beyond it still work, through a slower
+    /// item, between 128 KiB and 2 MiB). Items beyond it still work, through a slower
     /// locked map: size it for the catalogue; size it small for many
     /// short-lived inventories (tests, simulations).
     pub fn expected_items(mut self, items: usize) -> Self {
