@@ -171,6 +171,14 @@ impl ReferenceModel {
         self.reservations.len()
     }
 
+    /// Pending reservations, overdue ones not yet expired included.
+    pub fn pending_count(&self) -> usize {
+        self.reservations
+            .values()
+            .filter(|reservation| reservation.state == ReservationState::Pending)
+            .count()
+    }
+
     /// Performs one operation of the contract.
     pub fn apply(&mut self, command: &Command) -> Result<Outcome, Error> {
         match command {

@@ -399,6 +399,13 @@ fn run(
             step,
             op
         );
+        prop_assert_eq!(
+            inv.pending_count(),
+            model.pending_count(),
+            "pending, step {}: {:?}",
+            step,
+            op
+        );
         let expected: BTreeMap<ItemKey, [i64; 3]> = items
             .iter()
             .map(|(k, l)| {
