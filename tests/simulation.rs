@@ -42,7 +42,7 @@
 //! elsewhere, `SIM_SEED=n` for one seed (with its statistics).
 
 use omnistock::model::{same_answer, ReferenceModel};
-use omnistock::replay::{format_outcome, parse_request, Request};
+use omnistock::replay::{format_outcome, format_request, parse_request, Request};
 use omnistock::{
     Channel, Command, Error, Inventory, ItemKey, Level, Line, ManualClock, Outcome, ReservationId,
     ReservationState, Sku, StoreId, DEFAULT_TTL_MS,
@@ -96,89 +96,6 @@ impl Rng {
     fn qty(&mut self, lo: u32, hi: u32) -> u32 {
         self.range(u64::from(lo), u64::from(hi)) as u32
     }
-}
-
-// ---------------------------------------------------------------------------
-// The replay format, written: one request per line, exactly the contract's
-// input fields.
-
-fn request_json(request: &Request) -> String {
-    let mut out = String::new();
-    let item = |out: &mut String, op: &str, sku: Sku, store: StoreId, qty: Option<u32>| {
-        let _ = write!(out, r#"{{"op":"{op}","sku":{},"store":{}"#, sku.0, store.0);
-        if let Some(qty) = qty {
-            let _ = write!(out, r#","qty":{qty}"#);
-        }
-        out.push('}');
-    };
-    let id_op = |out: &mut String, op: &str, id: ReservationId| {
-        let _ = write!(out, r#"{{"op":"{op}","id":{}}}"#, id.0);
-    };
-    match request {
-        Request::Advance { ms } => {
-            let _ = write!(out, r#"{{"op":"advance","ms":{ms}}}"#);
-        }
-        Request::Command(command) => match command {
-            Command::Restock { sku, store, qty } => {
-                item(&mut out, "restock", *sku, *store, Some(*qty))
-            }
-            Command::SetOnHand { sku, store, qty } => {
-                item(&mut out, "set_on_hand", *sku, *store, Some(*qty))
-            }
-            Command::SetSafetyStock { sku, store, qty } => {
-                item(&mut out, "set_safety_stock", *sku, *store, Some(*qty))
-            }
-            Command::Sell {
-                sku,
-                store,
-                qty,
-                channel,
-            } => {
-                let _ = write!(
-                    out,
-                    r#"{{"op":"sell","sku":{},"store":{},"qty":{qty},"channel":"{}"}}"#,
-                    sku.0,
-                    store.0,
-                    channel.as_str()
-                );
-            }
-            Command::Level { sku, store } => item(&mut out, "level", *sku, *store, None),
-            Command::Reserve {
-                id,
-                channel,
-                ttl_ms,
-                lines,
-            } => {
-                let _ = write!(
-                    out,
-                    r#"{{"op":"reserve","id":{},"channel":"{}""#,
-                    id.0,
-                    channel.as_str()
-                );
-                if let Some(ttl) = ttl_ms {
-                    let _ = write!(out, r#","ttl_ms":{ttl}"#);
-                }
-                let lines: Vec<String> = lines
-                    .iter()
-                    .map(|l| {
-                        format!(
-                            r#"{{"sku":{},"store":{},"qty":{}}}"#,
-                            l.sku.0, l.store.0, l.qty
-                        )
-                    })
-                    .collect();
-                let _ = write!(out, r#","lines":[{}]}}"#, lines.join(","));
-            }
-            Command::Commit { id } => id_op(&mut out, "commit", *id),
-            Command::Release { id } => id_op(&mut out, "release", *id),
-            Command::Get { id } => id_op(&mut out, "get", *id),
-            Command::Extend { id, ttl_ms } => {
-                let _ = write!(out, r#"{{"op":"extend","id":{},"ttl_ms":{ttl_ms}}}"#, id.0);
-            }
-            Command::Expire => out.push_str(r#"{"op":"expire"}"#),
-        },
-    }
-    out
 }
 
 // ---------------------------------------------------------------------------
@@ -497,7 +414,7 @@ fn check(steps: &[Step]) -> Result<(), Mismatch> {
     let mut books = Books::default();
     for (index, step) in steps.iter().enumerate() {
         let fail = |what: String| Mismatch { step: index, what };
-        let line = request_json(&step.request);
+        let line = format_request(&step.request);
         match parse_request(line.as_bytes()) {
             Ok(Some(parsed)) if parsed == step.request => {}
             other => return Err(fail(format!("request line {line} reads back as {other:?}"))),
@@ -1053,7 +970,7 @@ fn report(
     );
     let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("simulation-seed-{seed}.jsonl"));
-    let text: String = script.iter().map(|r| request_json(r) + "\n").collect();
+    let text: String = script.iter().map(|r| format_request(r) + "\n").collect();
     let saved = std::fs::write(&path, &text).is_ok();
     let _ = writeln!(
         out,
@@ -1076,7 +993,7 @@ fn report(
         let _ = writeln!(
             out,
             "{mark} {}\n    model:  {expected}\n    engine: {engine}",
-            request_json(&step.request)
+            format_request(&step.request)
         );
     }
     let _ = writeln!(
@@ -1104,7 +1021,7 @@ impl Stats {
             let key = match (&step.request, &step.answer) {
                 (Request::Advance { .. }, _) => "advance ok".to_string(),
                 (Request::Command(command), Answer::Engine(result)) => {
-                    let op = request_json(&Request::Command(command.clone()));
+                    let op = format_request(&Request::Command(command.clone()));
                     let op = op.split('"').nth(3).unwrap_or("?").to_string();
                     match result {
                         Ok(Outcome::Reservation(ack)) if ack.replayed => {
@@ -1198,7 +1115,7 @@ fn a_seed_replays_exactly() {
     let again = simulate(7, real_engine);
     assert_eq!(first.len(), again.len());
     for (a, b) in first.iter().zip(&again) {
-        assert_eq!(request_json(&a.request), request_json(&b.request));
+        assert_eq!(format_request(&a.request), format_request(&b.request));
         assert_eq!(a.answer.json(), b.answer.json());
         assert_eq!(a.items, b.items);
     }
@@ -1272,7 +1189,7 @@ fn a_history_replays_through_the_replay_tool() {
         let steps = simulate(seed, real_engine);
         let script: String = steps
             .iter()
-            .map(|s| request_json(&s.request) + "\n")
+            .map(|s| format_request(&s.request) + "\n")
             .collect();
         let mut output = Vec::new();
         omnistock::replay::run(script.as_bytes(), &mut output).expect("replay runs");
@@ -1284,7 +1201,7 @@ fn a_history_replays_through_the_replay_tool() {
                 step.answer.json(),
                 answer,
                 "{}",
-                request_json(&step.request)
+                format_request(&step.request)
             );
         }
     }
