@@ -9,7 +9,6 @@ use crate::clock::{Clock, SystemClock};
 use crate::command::{Command, Level, Outcome, ReservationAck, ReservationInfo};
 use crate::effect::{Effect, EffectLog, EffectObserver};
 use crate::error::Error;
-use crate::expiry::DeadlineIndex;
 use crate::ids::{Channel, ItemKey, Line, ReservationId, ReservationState, Sku, StoreId};
 use crate::reservation::{
     deadline_after, HeldLine, HeldLines, Reservation, ReservationShard, Shard,
@@ -395,30 +394,35 @@ impl Inventory {
         self.shard(id).records.lock()
     }
 
-    /// The refusal a single-line reserve gets, if it can be proven without
-    /// the shard lock: the line is refused by a plain reading of its cell
-    /// (`UnknownItem` or `Insufficient`) and the id is certainly unknown
-    /// (a known id is answered from its record first). Linearizes at the
-    /// reading of the cell. `None`: take the locked path.
+    /// Looks a single-line reserve's item up before the shard lock, and
+    /// refuses the reserve there if that can be proven: the line is refused
+    /// by a plain reading of its cell (`UnknownItem` or `Insufficient`) and
+    /// the id is certainly unknown (a known id is answered from its record
+    /// first). Linearizes at the reading of the cell. `Ok` carries the
+    /// item's cell index when the item exists (items are never removed, so
+    /// the locked path reuses it instead of looking the item up again).
     fn refuse_without_lock(
         &self,
         id: ReservationId,
         line: &Line,
         channel: Channel,
-    ) -> Option<Error> {
+    ) -> Result<Option<u32>, Error> {
         let ids = &self.shard(id).ids;
-        let sequence = ids.read_begin()?;
-        let refusal = match self.items.find(line.item()) {
+        let found = self.items.find(line.item());
+        let Some(sequence) = ids.read_begin() else {
+            return Ok(found);
+        };
+        let refusal = match found {
             None => Error::UnknownItem {
                 sku: line.sku,
                 store: line.store,
             },
             Some(index) => {
-                let cell::Short { available } = self
-                    .items
-                    .cell(index)
-                    .check_available(line.qty, channel)
-                    .err()?;
+                let Err(cell::Short { available }) =
+                    self.items.cell(index).check_available(line.qty, channel)
+                else {
+                    return Ok(found);
+                };
                 Error::Insufficient {
                     sku: line.sku,
                     store: line.store,
@@ -427,8 +431,11 @@ impl Inventory {
                 }
             }
         };
-        ids.certainly_absent_since(id.0, sequence)
-            .then_some(refusal)
+        if ids.certainly_absent_since(id.0, sequence) {
+            Err(refusal)
+        } else {
+            Ok(found)
+        }
     }
 
     /// Holds units for an order with the default ttl; see
@@ -463,21 +470,20 @@ impl Inventory {
             return Err(zero_ttl());
         }
         // A flash sale's sold-out SKU: refuse by reading, writing nothing.
-        if let [line] = lines {
-            if let Some(refusal) = self.refuse_without_lock(id, line, channel) {
-                return Err(refusal);
-            }
-        }
+        let found = match lines {
+            [line] => self.refuse_without_lock(id, line, channel)?,
+            _ => None,
+        };
         let mut effects = self.effects();
         let mut shard = self.shard_lock(id);
         let now = self.clock.now_ms();
-        let ReservationShard { records, index } = &mut *shard;
-        let answer = match records.get_mut(&id.0) {
-            Some(existing) => {
-                existing.expire_if_overdue(id.0, now, index, &self.items, &mut effects);
-                if !existing.same_request(channel, lines, &self.items) {
+        let answer = match shard.find(id.0) {
+            Some(at) => {
+                shard.expire_if_overdue(at, now, &self.items, &mut effects);
+                if !shard.same_request(at, channel, lines, &self.items) {
                     Err(Error::IdConflict { id })
                 } else {
+                    let existing = shard.record(at);
                     match existing.state {
                         ReservationState::Pending | ReservationState::Committed => {
                             Ok(ack(id, existing, true))
@@ -493,28 +499,20 @@ impl Inventory {
                 // unknown (see refuse_without_lock).
                 let ids = &self.shard(id).ids;
                 ids.add(id.0);
-                let held = self.hold_lines(lines, channel, &mut effects);
+                let held = self.hold_lines(lines, found, channel, &mut effects);
                 if held.is_err() {
                     ids.remove(id.0);
                 }
                 held.map(|held| {
-                    let (expires_at, overdue_at_once) = deadline_after(now, ttl_ms);
+                    let deadline = deadline_after(now, ttl_ms);
                     effects.push(|| Effect::Reserved {
                         id,
                         channel,
                         lines: lines.to_vec(),
-                        expires_at_ms: expires_at,
+                        expires_at_ms: deadline.0,
                     });
-                    let reservation = Reservation {
-                        channel,
-                        state: ReservationState::Pending,
-                        expires_at,
-                        overdue_at_once,
-                        lines: held,
-                    };
-                    let answer = ack(id, &reservation, false);
-                    shard.insert(id.0, reservation);
-                    answer
+                    let at = shard.insert(id.0, channel, deadline, held);
+                    ack(id, shard.record(at), false)
                 })
             }
         };
@@ -525,20 +523,22 @@ impl Inventory {
     }
 
     /// Reserves each line in order; on the first failure returns the units
-    /// of the lines before it and reports the failure.
+    /// of the lines before it and reports the failure. `found`: the cell
+    /// index of a single line's item, if already looked up.
     fn hold_lines(
         &self,
         lines: &[Line],
+        found: Option<u32>,
         channel: Channel,
         effects: &mut EffectLog,
     ) -> Result<HeldLines, Error> {
         let held = match lines {
             // The common single-line cart: no allocation, failed or not.
-            [line] => HeldLines::one(self.hold_line(line, channel)?),
+            [line] => HeldLines::one(self.hold_line(line, found, channel)?),
             _ => {
                 let mut held: Vec<HeldLine> = Vec::with_capacity(lines.len());
                 for line in lines {
-                    match self.hold_line(line, channel) {
+                    match self.hold_line(line, None, channel) {
                         Ok(line) => held.push(line),
                         Err(error) => {
                             for undo in &held {
@@ -562,12 +562,19 @@ impl Inventory {
     }
 
     /// Reserves one line: `UnknownItem`, then `Insufficient`, as the contract
-    /// orders them.
-    fn hold_line(&self, line: &Line, channel: Channel) -> Result<HeldLine, Error> {
-        let index = self.items.find(line.item()).ok_or(Error::UnknownItem {
-            sku: line.sku,
-            store: line.store,
-        })?;
+    /// orders them. `found`: the item's cell index, if already looked up.
+    fn hold_line(
+        &self,
+        line: &Line,
+        found: Option<u32>,
+        channel: Channel,
+    ) -> Result<HeldLine, Error> {
+        let index = found
+            .or_else(|| self.items.find(line.item()))
+            .ok_or(Error::UnknownItem {
+                sku: line.sku,
+                store: line.store,
+            })?;
         self.items.cell(index).reserve(line.qty, channel).map_err(
             |cell::Short { available }| Error::Insufficient {
                 sku: line.sku,
@@ -583,29 +590,21 @@ impl Inventory {
     }
 
     /// Runs `act` on reservation `id` under its shard lock, after the lazy
-    /// expiry the contract performs first. `act` gets the record, the
-    /// shard's deadline index, the time, the effect log and whether this very
-    /// call expired the reservation.
+    /// expiry the contract performs first. `act` gets the shard, the
+    /// record's position in it, the time, the effect log and whether this
+    /// very call expired the reservation.
     fn with_reservation<T>(
         &self,
         id: ReservationId,
-        act: impl FnOnce(
-            &mut Reservation,
-            &mut DeadlineIndex,
-            u64,
-            &mut EffectLog,
-            bool,
-        ) -> Result<T, Error>,
+        act: impl FnOnce(&mut ReservationShard, u32, u64, &mut EffectLog, bool) -> Result<T, Error>,
     ) -> Result<T, Error> {
         let mut effects = self.effects();
         let mut shard = self.shard_lock(id);
         let now = self.clock.now_ms();
-        let ReservationShard { records, index } = &mut *shard;
-        let answer = match records.get_mut(&id.0) {
-            Some(reservation) => {
-                let expired_now =
-                    reservation.expire_if_overdue(id.0, now, index, &self.items, &mut effects);
-                act(reservation, index, now, &mut effects, expired_now)
+        let answer = match shard.find(id.0) {
+            Some(at) => {
+                let expired_now = shard.expire_if_overdue(at, now, &self.items, &mut effects);
+                act(&mut shard, at, now, &mut effects, expired_now)
             }
             None => Err(Error::UnknownReservation { id }),
         };
@@ -617,38 +616,36 @@ impl Inventory {
     /// Takes a pending reservation's units out of stock (the order is paid
     /// or shipped). Committing again answers `replayed: true`.
     pub fn commit(&self, id: ReservationId) -> Result<ReservationAck, Error> {
-        self.with_reservation(
-            id,
-            |reservation, index, now, effects, _| match reservation.state {
+        self.with_reservation(id, |shard, at, now, effects, _| {
+            match shard.record(at).state {
                 ReservationState::Pending => {
                     let to = ReservationState::Committed;
-                    reservation.finish(id.0, to, now, index, &self.items, effects);
-                    Ok(ack(id, reservation, false))
+                    shard.finish(at, to, now, &self.items, effects);
+                    Ok(ack(id, shard.record(at), false))
                 }
-                ReservationState::Committed => Ok(ack(id, reservation, true)),
+                ReservationState::Committed => Ok(ack(id, shard.record(at), true)),
                 ReservationState::Released => Err(Error::AlreadyReleased { id }),
                 ReservationState::Expired => Err(Error::Expired { id }),
-            },
-        )
+            }
+        })
     }
 
     /// Gives a pending reservation's units back (the cart was abandoned).
     /// Releasing a released or expired reservation answers ok with
     /// `replayed: true` and its state; a committed one is `AlreadyCommitted`.
     pub fn release(&self, id: ReservationId) -> Result<ReservationAck, Error> {
-        self.with_reservation(
-            id,
-            |reservation, index, now, effects, expired_now| match reservation.state {
+        self.with_reservation(id, |shard, at, now, effects, expired_now| {
+            match shard.record(at).state {
                 ReservationState::Pending => {
                     let to = ReservationState::Released;
-                    reservation.finish(id.0, to, now, index, &self.items, effects);
-                    Ok(ack(id, reservation, false))
+                    shard.finish(at, to, now, &self.items, effects);
+                    Ok(ack(id, shard.record(at), false))
                 }
-                ReservationState::Expired => Ok(ack(id, reservation, !expired_now)),
-                ReservationState::Released => Ok(ack(id, reservation, true)),
+                ReservationState::Expired => Ok(ack(id, shard.record(at), !expired_now)),
+                ReservationState::Released => Ok(ack(id, shard.record(at), true)),
                 ReservationState::Committed => Err(Error::AlreadyCommitted { id }),
-            },
-        )
+            }
+        })
     }
 
     /// Moves a pending reservation's deadline to `now + ttl_ms`.
@@ -656,17 +653,11 @@ impl Inventory {
         if ttl_ms == 0 {
             return Err(zero_ttl());
         }
-        self.with_reservation(
-            id,
-            |reservation, index, now, effects, _| match reservation.state {
+        self.with_reservation(id, |shard, at, now, effects, _| {
+            match shard.record(at).state {
                 ReservationState::Pending => {
-                    let old = reservation.index_deadline();
-                    (reservation.expires_at, reservation.overdue_at_once) =
-                        deadline_after(now, ttl_ms);
-                    let new = reservation.index_deadline();
-                    let answer = ack(id, reservation, false);
-                    index.unschedule(old, id.0);
-                    index.schedule(new, id.0);
+                    shard.extend(at, now, ttl_ms);
+                    let answer = ack(id, shard.record(at), false);
                     effects.push(|| Effect::Extended {
                         id,
                         expires_at_ms: answer.expires_at_ms.unwrap_or(u64::MAX),
@@ -676,23 +667,20 @@ impl Inventory {
                 ReservationState::Committed => Err(Error::AlreadyCommitted { id }),
                 ReservationState::Released => Err(Error::AlreadyReleased { id }),
                 ReservationState::Expired => Err(Error::Expired { id }),
-            },
-        )
+            }
+        })
     }
 
     /// The reservation as it is now (an overdue one is expired first).
     pub fn get(&self, id: ReservationId) -> Result<ReservationInfo, Error> {
-        self.with_reservation(id, |reservation, _, _, _, _| {
+        self.with_reservation(id, |shard, at, _, _, _| {
+            let record = shard.record(at);
             Ok(ReservationInfo {
                 id,
-                state: reservation.state,
-                channel: reservation.channel,
-                lines: reservation
-                    .lines
-                    .iter()
-                    .map(|held| held.line(&self.items))
-                    .collect(),
-                expires_at_ms: reservation.expires_at,
+                state: record.state,
+                channel: record.channel,
+                lines: shard.lines(at).map(|held| held.line(&self.items)).collect(),
+                expires_at_ms: record.expires_at,
             })
         })
     }
@@ -771,7 +759,7 @@ impl Inventory {
     pub fn reservation_count(&self) -> usize {
         self.reservations
             .iter()
-            .map(|shard| shard.records.lock().records.len())
+            .map(|shard| shard.records.lock().len())
             .sum()
     }
 
@@ -779,7 +767,7 @@ impl Inventory {
     pub fn pending_count(&self) -> usize {
         self.reservations
             .iter()
-            .map(|shard| shard.records.lock().index.pending_len())
+            .map(|shard| shard.records.lock().pending_len())
             .sum()
     }
 }

@@ -87,6 +87,7 @@ mod inventory;
 pub mod model;
 pub mod replay;
 mod reservation;
+mod slab;
 mod sync;
 mod table;
 

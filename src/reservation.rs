@@ -9,8 +9,10 @@ use crate::effect::{Effect, EffectLog};
 use crate::expiry::DeadlineIndex;
 use crate::id_filter::IdFilter;
 use crate::ids::{Channel, Line, ReservationId, ReservationState};
+use crate::slab::Slab;
 use crate::sync::Mutex;
 use crate::table::ItemTable;
+use hashbrown::HashTable;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 
@@ -30,9 +32,9 @@ impl HeldLine {
     }
 }
 
-/// A reservation's lines in request order: the first inline, any others in
-/// one boxed slice, so a single-line cart allocates nothing and every record
-/// spends 16 bytes on its lines.
+/// A new reservation's held lines in request order, on their way into
+/// [`ReservationShard::insert`]: the first inline, any others in one boxed
+/// slice, so a single-line cart allocates nothing.
 #[derive(Debug)]
 pub(crate) struct HeldLines {
     first: HeldLine,
@@ -57,14 +59,6 @@ impl HeldLines {
             rest: (!rest.is_empty()).then_some(rest),
         }
     }
-
-    pub(crate) fn len(&self) -> usize {
-        1 + self.rest.as_ref().map_or(0, |rest| rest.len())
-    }
-
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &HeldLine> + '_ {
-        std::iter::once(&self.first).chain(self.rest.iter().flat_map(|rest| rest.iter()))
-    }
 }
 
 /// When a reservation made or extended at `now` with `ttl` is due: the
@@ -77,17 +71,38 @@ pub(crate) fn deadline_after(now: u64, ttl: u64) -> (u64, bool) {
     }
 }
 
-/// One reservation.
-#[derive(Debug)]
+/// One reservation: 32 bytes in its shard's slab. Lines after the first
+/// live in the shard's `more_lines`, so a single-line cart allocates
+/// nothing and a record has no pointer to pay for.
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct Reservation {
-    pub(crate) channel: Channel,
-    pub(crate) state: ReservationState,
+    /// The caller's id (the id table stores only the slab position and reads
+    /// the id from here).
+    pub(crate) id: u64,
     /// The deadline as reported (`now + ttl`, saturated).
     pub(crate) expires_at: u64,
+    pub(crate) first: HeldLine,
+    pub(crate) channel: Channel,
+    pub(crate) state: ReservationState,
     /// `now + ttl` saturated: overdue from the moment it was set.
     pub(crate) overdue_at_once: bool,
-    pub(crate) lines: HeldLines,
+    /// Whether the shard's `more_lines` holds lines after `first`.
+    pub(crate) has_more_lines: bool,
 }
+
+#[cfg(not(omnistock_loom))]
+const _: () = assert!(std::mem::size_of::<Reservation>() == 32);
+
+/// What a free slab position holds; never reachable through the id table.
+const VACANT: Reservation = Reservation {
+    id: 0,
+    expires_at: 0,
+    first: HeldLine { cell: 0, qty: 0 },
+    channel: Channel::Online,
+    state: ReservationState::Released,
+    overdue_at_once: false,
+    has_more_lines: false,
+};
 
 impl Reservation {
     /// The key under which the deadline index keeps it: a saturated
@@ -103,46 +118,148 @@ impl Reservation {
     pub(crate) fn is_overdue(&self, now: u64) -> bool {
         self.state == ReservationState::Pending && (self.overdue_at_once || now >= self.expires_at)
     }
+}
+
+/// One shard of the reservation table: its records in a slab, the id table
+/// that finds them, and their deadlines. Everything here is changed under
+/// the shard's lock; a record is named by its slab position.
+#[derive(Debug)]
+pub(crate) struct ReservationShard {
+    records: Slab<Reservation>,
+    /// Positions of every remembered reservation, hashed by the id stored in
+    /// the record: 4 bytes per reservation plus hashbrown's control byte.
+    by_id: HashTable<u32>,
+    /// Lines after the first of multi-line reservations, by position.
+    more_lines: HashMap<u32, Box<[HeldLine]>, IdHasher>,
+    index: DeadlineIndex,
+    hasher: IdHasher,
+}
+
+impl Default for ReservationShard {
+    fn default() -> Self {
+        ReservationShard {
+            records: Slab::new(VACANT),
+            by_id: HashTable::new(),
+            more_lines: HashMap::default(),
+            index: DeadlineIndex::default(),
+            hasher: IdHasher::default(),
+        }
+    }
+}
+
+impl ReservationShard {
+    /// The position of reservation `id`, if it is remembered.
+    pub(crate) fn find(&self, id: u64) -> Option<u32> {
+        let records = &self.records;
+        self.by_id
+            .find(self.hasher.hash_one(id), |&at| records.get(at).id == id)
+            .copied()
+    }
+
+    /// The record at `at` (a position `find` or `insert` returned).
+    pub(crate) fn record(&self, at: u32) -> &Reservation {
+        self.records.get(at)
+    }
+
+    /// The held lines of the reservation at `at`, in request order.
+    pub(crate) fn lines(&self, at: u32) -> impl Iterator<Item = HeldLine> + '_ {
+        let record = self.records.get(at);
+        let more: &[HeldLine] = if record.has_more_lines {
+            &self.more_lines[&at]
+        } else {
+            &[]
+        };
+        std::iter::once(record.first).chain(more.iter().copied())
+    }
+
+    fn line_count(&self, at: u32) -> usize {
+        let record = self.records.get(at);
+        1 + if record.has_more_lines {
+            self.more_lines[&at].len()
+        } else {
+            0
+        }
+    }
 
     /// Whether a reserve request names the same lines on the same channel
-    /// (order of lines ignored). Both sides are free of repeated items.
-    pub(crate) fn same_request(&self, channel: Channel, lines: &[Line], items: &ItemTable) -> bool {
-        if self.channel != channel || self.lines.len() != lines.len() {
+    /// as the reservation at `at` (order of lines ignored). Both sides are
+    /// free of repeated items.
+    pub(crate) fn same_request(
+        &self,
+        at: u32,
+        channel: Channel,
+        lines: &[Line],
+        items: &ItemTable,
+    ) -> bool {
+        if self.records.get(at).channel != channel || self.line_count(at) != lines.len() {
             return false;
         }
         if lines.len() <= 8 {
             return lines
                 .iter()
-                .all(|wanted| self.lines.iter().any(|held| held.line(items) == *wanted));
+                .all(|wanted| self.lines(at).any(|held| held.line(items) == *wanted));
         }
-        let mut ours: Vec<Line> = self.lines.iter().map(|held| held.line(items)).collect();
+        let mut ours: Vec<Line> = self.lines(at).map(|held| held.line(items)).collect();
         let mut theirs = lines.to_vec();
         ours.sort_unstable_by_key(|line| (line.item(), line.qty));
         theirs.sort_unstable_by_key(|line| (line.item(), line.qty));
         ours == theirs
     }
-}
 
-impl Reservation {
-    /// Moves this pending reservation (`id`) to the terminal state `to` at
-    /// `now`: commits or returns its units and files it for forgetting in
-    /// `index`. Returns false (and changes nothing) if it is not pending:
-    /// exactly one caller ever finishes a reservation.
-    pub(crate) fn finish(
+    /// Records a pending reservation whose units are already held, files
+    /// its deadline, and returns its position. `id` must not be remembered
+    /// already, and the caller has counted it into the shard's [`IdFilter`].
+    pub(crate) fn insert(
         &mut self,
         id: u64,
+        channel: Channel,
+        (expires_at, overdue_at_once): (u64, bool),
+        lines: HeldLines,
+    ) -> u32 {
+        debug_assert!(self.find(id).is_none(), "reservation {id} recorded twice");
+        let record = Reservation {
+            id,
+            expires_at,
+            first: lines.first,
+            channel,
+            state: ReservationState::Pending,
+            overdue_at_once,
+            has_more_lines: lines.rest.is_some(),
+        };
+        let at = self.records.insert(record);
+        if let Some(rest) = lines.rest {
+            self.more_lines.insert(at, rest);
+        }
+        let records = &self.records;
+        let hasher = &self.hasher;
+        self.by_id.insert_unique(hasher.hash_one(id), at, |&other| {
+            hasher.hash_one(records.get(other).id)
+        });
+        self.index.schedule(record.index_deadline(), at);
+        at
+    }
+
+    /// Moves the pending reservation at `at` to the terminal state `to` at
+    /// `now`: commits or returns its units and files it for forgetting.
+    /// Returns false (and changes nothing) if it is not pending: exactly one
+    /// caller ever finishes a reservation, and this is the only code that
+    /// gives a reservation's units back or takes them out of stock.
+    pub(crate) fn finish(
+        &mut self,
+        at: u32,
         to: ReservationState,
         now: u64,
-        index: &mut DeadlineIndex,
         items: &ItemTable,
         effects: &mut EffectLog,
     ) -> bool {
         debug_assert!(to.is_terminal());
-        if self.state != ReservationState::Pending {
+        let record = self.records.get_mut(at);
+        if record.state != ReservationState::Pending {
             return false;
         }
-        self.state = to;
-        for held in self.lines.iter() {
+        record.state = to;
+        let (id, deadline) = (record.id, record.index_deadline());
+        for held in self.lines(at) {
             let cell = items.cell(held.cell);
             let qty = held.qty;
             let on_hand = if to == ReservationState::Committed {
@@ -158,8 +275,8 @@ impl Reservation {
                 reserved: -i64::from(qty),
             });
         }
-        index.unschedule(self.index_deadline(), id);
-        index.finished(now, id);
+        self.index.unschedule(deadline, at);
+        self.index.finished(now, at);
         effects.push(|| Effect::Finished {
             id: ReservationId(id),
             state: to,
@@ -169,36 +286,29 @@ impl Reservation {
     }
 
     /// The lazy expiry every operation naming an id performs first: expires
-    /// the reservation if it is pending and overdue at `now`. Returns whether
-    /// it did.
+    /// the reservation at `at` if it is pending and overdue at `now`.
+    /// Returns whether it did.
     pub(crate) fn expire_if_overdue(
         &mut self,
-        id: u64,
+        at: u32,
         now: u64,
-        index: &mut DeadlineIndex,
         items: &ItemTable,
         effects: &mut EffectLog,
     ) -> bool {
-        self.is_overdue(now)
-            && self.finish(id, ReservationState::Expired, now, index, items, effects)
+        self.records.get(at).is_overdue(now)
+            && self.finish(at, ReservationState::Expired, now, items, effects)
     }
-}
 
-/// One shard of the reservation table: its records and their deadlines.
-#[derive(Debug, Default)]
-pub(crate) struct ReservationShard {
-    pub(crate) records: HashMap<u64, Reservation, IdHasher>,
-    pub(crate) index: DeadlineIndex,
-}
-
-impl ReservationShard {
-    /// Records a reservation whose units are already held, and files its
-    /// deadline.
-    /// The caller has counted `id` into the shard's [`IdFilter`].
-    pub(crate) fn insert(&mut self, id: u64, reservation: Reservation) {
-        self.index.schedule(reservation.index_deadline(), id);
-        let previous = self.records.insert(id, reservation);
-        debug_assert!(previous.is_none(), "reservation {id} recorded twice");
+    /// Moves the pending reservation at `at` to the deadline `now + ttl`
+    /// (saturated: overdue at once).
+    pub(crate) fn extend(&mut self, at: u32, now: u64, ttl: u64) {
+        let record = self.records.get_mut(at);
+        debug_assert_eq!(record.state, ReservationState::Pending);
+        let old = record.index_deadline();
+        (record.expires_at, record.overdue_at_once) = deadline_after(now, ttl);
+        let new = record.index_deadline();
+        self.index.unschedule(old, at);
+        self.index.schedule(new, at);
     }
 
     /// Expires every reservation due at `now`; returns how many.
@@ -209,23 +319,13 @@ impl ReservationShard {
         effects: &mut EffectLog,
     ) -> u64 {
         let mut expired = 0;
-        while let Some((deadline, id)) = self.index.first_due(now) {
+        while let Some((deadline, at)) = self.index.first_due(now) {
             // finish() takes the entry out of the index.
-            let finished = self.records.get_mut(&id).is_some_and(|reservation| {
-                reservation.finish(
-                    id,
-                    ReservationState::Expired,
-                    now,
-                    &mut self.index,
-                    items,
-                    effects,
-                )
-            });
-            if finished {
+            if self.finish(at, ReservationState::Expired, now, items, effects) {
                 expired += 1;
             } else {
-                debug_assert!(false, "index held reservation {id} that is not pending");
-                self.index.unschedule(deadline, id);
+                debug_assert!(false, "index held position {at}, which is not pending");
+                self.index.unschedule(deadline, at);
             }
         }
         expired
@@ -239,24 +339,46 @@ impl ReservationShard {
         ids: &IdFilter,
         effects: &mut EffectLog,
     ) {
-        let Some(mut id) = self.index.pop_forgettable(now, retention) else {
+        let Some(mut at) = self.index.pop_forgettable(now, retention) else {
             return;
         };
         ids.begin_forgetting();
         loop {
-            let removed = self.records.remove(&id);
-            debug_assert!(removed.is_some_and(|r| r.state.is_terminal()));
-            // Counted out after it left the records: see IdFilter.
-            ids.remove(id);
+            let record = *self.records.get(at);
+            debug_assert!(record.state.is_terminal());
+            let records = &self.records;
+            self.by_id
+                .find_entry(self.hasher.hash_one(record.id), |&other| {
+                    records.get(other).id == record.id
+                })
+                .expect("a remembered reservation is in the id table")
+                .remove();
+            if record.has_more_lines {
+                self.more_lines.remove(&at);
+            }
+            self.records.remove(at);
+            // Counted out after it left the id table: see IdFilter.
+            ids.remove(record.id);
             effects.push(|| Effect::Forgotten {
-                id: ReservationId(id),
+                id: ReservationId(record.id),
             });
             match self.index.pop_forgettable(now, retention) {
-                Some(next) => id = next,
+                Some(next) => at = next,
                 None => break,
             }
         }
         ids.end_forgetting();
+    }
+
+    /// Reservations remembered: pending and terminal ones in retention.
+    pub(crate) fn len(&self) -> usize {
+        debug_assert_eq!(self.by_id.len(), self.records.len());
+        self.by_id.len()
+    }
+
+    /// Pending reservations, overdue ones not yet expired included.
+    pub(crate) fn pending_len(&self) -> usize {
+        self.index.pending_len()
     }
 }
 
