@@ -1,44 +1,99 @@
 //! The deadline index that drives `expire()`. Each reservation shard keeps
-//! its pending reservations ordered by deadline and its terminal ones in the
-//! order they finished, so expiring or forgetting costs O(log n) per
-//! reservation processed and nothing per reservation left alone. It orders
+//! its pending reservations' deadlines and its terminal ones in the order
+//! they finished, so expiring or forgetting costs O(1) or O(log n) per
+//! reservation processed and nothing per reservation left alone. It files
 //! slab positions (see `slab.rs`), not ids: the reaper goes from a due entry
 //! straight to the record, without looking the id up, and an entry costs
 //! 16 bytes. The records and their state live in the reservation shard.
+//!
+//! Deadlines are filed in two lanes. Most arrive in order: one ttl per
+//! shop and a clock that never goes backwards make each shard's deadlines
+//! nondecreasing, and those go to the back of a queue, O(1). A reservation
+//! that finishes or moves its deadline leaves its queue entry behind,
+//! stale, instead of searching for it; the reaper drops stale entries when
+//! they reach the front (an entry is live only while its record is pending
+//! with that very deadline). A deadline earlier than the queue's last goes
+//! to a sorted set and is removed exactly. A stale entry costs its 16 bytes
+//! until its deadline passes and `expire()` runs.
 
 use std::collections::{BTreeSet, VecDeque};
+
+/// Where a pending reservation's deadline is filed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Filed {
+    /// In the in-order queue; left there, stale, when it stops applying.
+    InOrder,
+    /// In the sorted set; removed when it stops applying.
+    Sorted,
+}
 
 /// Deadlines of pending reservations and finish times of terminal ones.
 #[derive(Debug, Default)]
 pub(crate) struct DeadlineIndex {
-    /// `(deadline, position)` of every pending reservation.
-    pending: BTreeSet<(u64, u32)>,
-    /// `(finished_at, position)` of every remembered terminal reservation, oldest
-    /// first. Finish times are read under the shard lock from a clock that
-    /// never goes backwards, so pushing at the back keeps the order.
+    /// `(deadline, position)` in nondecreasing deadline order; entries may
+    /// be stale.
+    in_order: VecDeque<(u64, u32)>,
+    /// `(deadline, position)` of pending reservations whose deadline came
+    /// before the in-order queue's last; exact.
+    sorted: BTreeSet<(u64, u32)>,
+    /// `(finished_at, position)` of every remembered terminal reservation,
+    /// oldest first. Finish times are read under the shard lock from a clock
+    /// that never goes backwards, so pushing at the back keeps the order.
     finished: VecDeque<(u64, u32)>,
 }
 
 impl DeadlineIndex {
-    pub(crate) fn schedule(&mut self, deadline: u64, position: u32) {
-        self.pending.insert((deadline, position));
+    /// Files a pending reservation's deadline; returns where, for
+    /// [`unschedule`](Self::unschedule).
+    pub(crate) fn schedule(&mut self, deadline: u64, position: u32) -> Filed {
+        if self
+            .in_order
+            .back()
+            .map_or(true, |&(last, _)| last <= deadline)
+        {
+            self.in_order.push_back((deadline, position));
+            Filed::InOrder
+        } else {
+            self.sorted.insert((deadline, position));
+            Filed::Sorted
+        }
     }
 
-    pub(crate) fn unschedule(&mut self, deadline: u64, position: u32) {
-        let removed = self.pending.remove(&(deadline, position));
-        debug_assert!(
-            removed,
-            "pending reservation at {position} was not scheduled"
-        );
+    /// The reservation at `position` no longer waits for `deadline`.
+    pub(crate) fn unschedule(&mut self, deadline: u64, position: u32, filed: Filed) {
+        match filed {
+            // Left stale; next_due drops it at the front.
+            Filed::InOrder => {}
+            Filed::Sorted => {
+                let removed = self.sorted.remove(&(deadline, position));
+                debug_assert!(
+                    removed,
+                    "pending reservation at {position} was not scheduled"
+                );
+            }
+        }
     }
 
-    /// The earliest pending `(deadline, position)` whose deadline is at or
-    /// before `now`. It stays filed until the reservation is unscheduled.
-    pub(crate) fn first_due(&self, now: u64) -> Option<(u64, u32)> {
-        self.pending
-            .first()
-            .copied()
-            .filter(|&(deadline, _)| deadline <= now)
+    /// The earliest filed `(deadline, position)` due at `now`, possibly
+    /// stale: the caller checks it against the record. An in-order entry is
+    /// taken out here; a sorted one stays filed until it is unscheduled (or
+    /// [`drop_sorted`](Self::drop_sorted)).
+    pub(crate) fn next_due(&mut self, now: u64) -> Option<(u64, u32)> {
+        let due = |&(deadline, _): &(u64, u32)| deadline <= now;
+        let sorted = self.sorted.first().copied().filter(due);
+        match (self.in_order.front().copied().filter(due), sorted) {
+            (Some(queued), Some(sorted)) if sorted < queued => Some(sorted),
+            (Some(queued), _) => {
+                self.in_order.pop_front();
+                Some(queued)
+            }
+            (None, sorted) => sorted,
+        }
+    }
+
+    /// Removes a sorted entry if it is there (no-op otherwise).
+    pub(crate) fn drop_sorted(&mut self, deadline: u64, position: u32) {
+        self.sorted.remove(&(deadline, position));
     }
 
     pub(crate) fn finished(&mut self, at: u64, position: u32) {
@@ -57,8 +112,9 @@ impl DeadlineIndex {
         }
     }
 
-    pub(crate) fn pending_len(&self) -> usize {
-        self.pending.len()
+    /// Terminal reservations still remembered.
+    pub(crate) fn finished_len(&self) -> usize {
+        self.finished.len()
     }
 }
 
@@ -67,18 +123,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn finds_only_what_is_due_in_deadline_order() {
+    fn finds_what_is_due_in_deadline_order_across_both_lanes() {
         let mut index = DeadlineIndex::default();
-        index.schedule(30, 1);
-        index.schedule(10, 2);
-        index.schedule(20, 3);
-        index.unschedule(20, 3);
-        assert_eq!(index.first_due(5), None);
-        assert_eq!(index.first_due(30), Some((10, 2)));
-        index.unschedule(10, 2);
-        assert_eq!(index.first_due(30), Some((30, 1)));
-        index.unschedule(30, 1);
-        assert_eq!(index.first_due(u64::MAX), None);
+        assert_eq!(index.schedule(20, 1), Filed::InOrder);
+        assert_eq!(index.schedule(30, 2), Filed::InOrder);
+        assert_eq!(index.schedule(10, 3), Filed::Sorted);
+        assert_eq!(index.schedule(25, 4), Filed::Sorted);
+        assert_eq!(index.schedule(30, 5), Filed::InOrder);
+        index.unschedule(25, 4, Filed::Sorted);
+        assert_eq!(index.next_due(5), None);
+        // A sorted entry stays until unscheduled.
+        assert_eq!(index.next_due(30), Some((10, 3)));
+        assert_eq!(index.next_due(30), Some((10, 3)));
+        index.unschedule(10, 3, Filed::Sorted);
+        assert_eq!(index.next_due(30), Some((20, 1)));
+        assert_eq!(index.next_due(29), None);
+        assert_eq!(index.next_due(30), Some((30, 2)));
+        assert_eq!(index.next_due(30), Some((30, 5)));
+        assert_eq!(index.next_due(u64::MAX), None);
+    }
+
+    #[test]
+    fn unscheduled_in_order_entries_come_back_stale() {
+        let mut index = DeadlineIndex::default();
+        index.schedule(10, 1);
+        index.unschedule(10, 1, Filed::InOrder);
+        assert_eq!(index.next_due(10), Some((10, 1)), "the caller checks");
+        assert_eq!(index.next_due(10), None);
+        index.schedule(5, 2);
+        index.drop_sorted(5, 2);
+        assert_eq!(index.next_due(10), Some((5, 2)), "in order: not sorted");
     }
 
     #[test]
@@ -86,8 +160,10 @@ mod tests {
         let mut index = DeadlineIndex::default();
         index.finished(100, 7);
         index.finished(150, 8);
+        assert_eq!(index.finished_len(), 2);
         assert_eq!(index.pop_forgettable(199, 100), None);
         assert_eq!(index.pop_forgettable(200, 100), Some(7));
         assert_eq!(index.pop_forgettable(200, 100), None);
+        assert_eq!(index.finished_len(), 1);
     }
 }

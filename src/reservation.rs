@@ -6,7 +6,7 @@
 //! gives a reservation's units back or takes them out of stock.
 
 use crate::effect::{Effect, EffectLog};
-use crate::expiry::DeadlineIndex;
+use crate::expiry::{DeadlineIndex, Filed};
 use crate::id_filter::IdFilter;
 use crate::ids::{Channel, Line, ReservationId, ReservationState};
 use crate::slab::Slab;
@@ -88,6 +88,8 @@ pub(crate) struct Reservation {
     pub(crate) overdue_at_once: bool,
     /// Whether the shard's `more_lines` holds lines after `first`.
     pub(crate) has_more_lines: bool,
+    /// Where the deadline index filed this reservation's deadline.
+    pub(crate) filed: Filed,
 }
 
 #[cfg(not(omnistock_loom))]
@@ -102,6 +104,7 @@ const VACANT: Reservation = Reservation {
     state: ReservationState::Released,
     overdue_at_once: false,
     has_more_lines: false,
+    filed: Filed::InOrder,
 };
 
 impl Reservation {
@@ -225,6 +228,7 @@ impl ReservationShard {
             state: ReservationState::Pending,
             overdue_at_once,
             has_more_lines: lines.rest.is_some(),
+            filed: Filed::InOrder,
         };
         let at = self.records.insert(record);
         if let Some(rest) = lines.rest {
@@ -235,7 +239,7 @@ impl ReservationShard {
         self.by_id.insert_unique(hasher.hash_one(id), at, |&other| {
             hasher.hash_one(records.get(other).id)
         });
-        self.index.schedule(record.index_deadline(), at);
+        self.records.get_mut(at).filed = self.index.schedule(record.index_deadline(), at);
         at
     }
 
@@ -258,7 +262,7 @@ impl ReservationShard {
             return false;
         }
         record.state = to;
-        let (id, deadline) = (record.id, record.index_deadline());
+        let (id, deadline, filed) = (record.id, record.index_deadline(), record.filed);
         for held in self.lines(at) {
             let cell = items.cell(held.cell);
             let qty = held.qty;
@@ -275,7 +279,7 @@ impl ReservationShard {
                 reserved: -i64::from(qty),
             });
         }
-        self.index.unschedule(deadline, at);
+        self.index.unschedule(deadline, at, filed);
         self.index.finished(now, at);
         effects.push(|| Effect::Finished {
             id: ReservationId(id),
@@ -306,9 +310,9 @@ impl ReservationShard {
         debug_assert_eq!(record.state, ReservationState::Pending);
         let old = record.index_deadline();
         (record.expires_at, record.overdue_at_once) = deadline_after(now, ttl);
-        let new = record.index_deadline();
-        self.index.unschedule(old, at);
-        self.index.schedule(new, at);
+        let (new, filed) = (record.index_deadline(), record.filed);
+        self.index.unschedule(old, at, filed);
+        self.records.get_mut(at).filed = self.index.schedule(new, at);
     }
 
     /// Expires every reservation due at `now`; returns how many.
@@ -319,13 +323,20 @@ impl ReservationShard {
         effects: &mut EffectLog,
     ) -> u64 {
         let mut expired = 0;
-        while let Some((deadline, at)) = self.index.first_due(now) {
-            // finish() takes the entry out of the index.
-            if self.finish(at, ReservationState::Expired, now, items, effects) {
+        while let Some((deadline, at)) = self.index.next_due(now) {
+            let record = self.records.get(at);
+            // Live only while the record waits for this very deadline; a
+            // due record is expired whichever of its entries found it.
+            let live =
+                record.state == ReservationState::Pending && record.index_deadline() == deadline;
+            if live {
+                // finish() unschedules a sorted entry.
+                self.finish(at, ReservationState::Expired, now, items, effects);
                 expired += 1;
             } else {
-                debug_assert!(false, "index held position {at}, which is not pending");
-                self.index.unschedule(deadline, at);
+                // Stale: an in-order entry is gone already; a sorted one
+                // cannot be stale, but must not be found again either.
+                self.index.drop_sorted(deadline, at);
             }
         }
         expired
@@ -378,7 +389,7 @@ impl ReservationShard {
 
     /// Pending reservations, overdue ones not yet expired included.
     pub(crate) fn pending_len(&self) -> usize {
-        self.index.pending_len()
+        self.len() - self.index.finished_len()
     }
 }
 
