@@ -690,7 +690,10 @@ impl Inventory {
     /// than the retention window. Returns how many it expired. Its cost grows
     /// with the reservations it processes, not with those it leaves alone.
     /// Run it periodically (every second or so) from a background thread;
-    /// operations naming an overdue reservation expire it themselves.
+    /// operations naming an overdue reservation expire it themselves. It is
+    /// also what frees memory: forgotten records, and the 16-byte deadline
+    /// entries that commits and releases leave behind until their deadline
+    /// passes, so an inventory that is never reaped keeps growing.
     pub fn expire(&self) -> u64 {
         let mut expired = 0;
         let mut effects = self.effects();
