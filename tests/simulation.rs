@@ -18,7 +18,8 @@
 //! [`ReferenceModel`](omnistock::model::ReferenceModel) and, at every step:
 //!
 //! - compares the answer (errors by name and fields, `invalid` by name);
-//! - compares every item's level and the number of remembered reservations;
+//! - compares every item's level and the numbers of remembered and of
+//!   pending reservations;
 //! - checks the invariant, `reserved <= on_hand`, and that the available
 //!   fields agree with it;
 //! - keeps its own books and checks them against the engine: per item,
@@ -182,6 +183,7 @@ struct Step {
     answer: Answer,
     items: Vec<(ItemKey, Level)>,
     reservations: usize,
+    pending: usize,
 }
 
 fn execute(engine: &mut dyn Engine, request: &Request) -> Step {
@@ -194,6 +196,7 @@ fn execute(engine: &mut dyn Engine, request: &Request) -> Step {
         answer,
         items: engine.items(),
         reservations: engine.reservation_count(),
+        pending: engine.pending_count(),
     }
 }
 
@@ -464,6 +467,13 @@ fn check(steps: &[Step]) -> Result<(), Mismatch> {
                 "engine remembers {} reservations, model {}",
                 step.reservations,
                 model.reservation_count()
+            )));
+        }
+        if step.pending != model.pending_count() {
+            return Err(fail(format!(
+                "engine has {} pending reservations, model {}",
+                step.pending,
+                model.pending_count()
             )));
         }
         books.record(step).map_err(fail)?;

@@ -363,5 +363,12 @@ fuzz_target!(|input: Input| {
                 script(&history)
             );
         }
+        let (engine_pending, model_pending) = (engine.pending_count(), model.pending_count());
+        if engine_pending != model_pending {
+            panic!(
+                "engine has {engine_pending} pending reservations, model {model_pending}\n{}",
+                script(&history)
+            );
+        }
     }
 });
