@@ -25,6 +25,11 @@ const fn unpack(word: u64) -> (u32, u32) {
 pub(crate) struct StockCell {
     word: AtomicU64,
     safety_stock: AtomicU32,
+    /// Not a counter: the item table (`src/table.rs`) keeps the item's
+    /// interned store here, in what would otherwise be padding after
+    /// `safety_stock`, so that a table entry (cell and sku) is 24 bytes, not
+    /// 32. Nothing in this module reads or writes it.
+    pub(crate) store: AtomicU32,
 }
 
 /// A restock would pass `u32::MAX` units on hand.

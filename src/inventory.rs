@@ -139,9 +139,10 @@ impl InventoryBuilder {
     }
 
     /// How many items (`(sku, store)` pairs) the inventory is sized for
-    /// (default 65,536). Built up front: the lock-free item index (16 bytes
-    /// per expected item), the first block of cells (32 bytes per expected
-    /// item) and the reservation shards' id filters (8 bytes per expected
+    /// (default 65,536). Built up front: the lock-free item table, cells
+    /// inline (31 bytes per expected item: 24-byte entries filled to at most
+    /// 8/9, plus 4 bytes recording the order of creation) and the
+    /// reservation shards' id filters (8 bytes per expected
     /// item, between 128 KiB and 2 MiB). Items beyond it still work, through a slower
     /// locked map: size it for the catalogue; size it small for many
     /// short-lived inventories (tests, simulations).

@@ -383,6 +383,83 @@ fn creation_past_the_index_races_a_lookup() {
     });
 }
 
+/// As `creation_past_the_index_races_a_lookup`, with the reader spawned and
+/// the creator the model's own thread, so that loom tries the lookup between
+/// the creator's steps (see the note on the next model): the overflow flag,
+/// the overflow map and the arena entry.
+#[test]
+fn creation_past_the_index_races_a_spawned_lookup() {
+    loom::model(|| {
+        let inventory = Arc::new(Inventory::builder().expected_items(1).build());
+        // 16 items fill the table (the most it takes for 1 expected item).
+        for sku in 100..116 {
+            inventory.restock(Sku(sku), STORE, 1).unwrap();
+        }
+        let reader = {
+            let inventory = inventory.clone();
+            thread::spawn(move || {
+                match inventory.level(Y, STORE) {
+                    Err(Error::UnknownItem { .. }) => {}
+                    Ok(level) => assert!(level.on_hand == 0 || level.on_hand == 5, "{level:?}"),
+                    Err(other) => panic!("unexpected {other:?}"),
+                }
+                assert_eq!(inventory.level(Sku(115), STORE).unwrap().on_hand, 1);
+            })
+        };
+        inventory.restock(Y, STORE, 5).unwrap();
+        reader.join().unwrap();
+        assert_eq!(inventory.level(Y, STORE).unwrap().on_hand, 5);
+        assert_eq!(inventory.items().last().unwrap().0.sku, Y);
+    });
+}
+
+/// A lookup that meets an entry while another item is being created in it
+/// sees that entry vacant or with the new item's whole key, never a torn
+/// one: the store number that marks the entry occupied is published after
+/// the sku and the store's id. The keys are chosen so that all four start
+/// probing at the same entry of the smallest table (checked by the unit test
+/// `loom_collision_keys_share_a_home` in `src/table.rs`), and the missing
+/// ones share the zero sku or store id with an unwritten entry: a reader
+/// that saw the entry occupied but not its key would take the new item for
+/// them.
+///
+/// The reader is the spawned thread and the creator the model's own: loom
+/// explores the orders of conflicting accesses from the last access to each
+/// atomic, and the creator's own probe of the entry (under the creation
+/// lock) would hide a reader that ran first; a reader that runs after the
+/// creator's writes makes loom try it between them.
+#[test]
+fn lookups_racing_creation_in_their_entry_see_no_torn_key() {
+    loom::model(|| {
+        let inventory = Arc::new(Inventory::builder().expected_items(1).build());
+        let created = (Sku(434), StoreId(8));
+        let reader = {
+            let inventory = inventory.clone();
+            thread::spawn(move || {
+                for (sku, store) in [
+                    (Sku(0), StoreId(8)),
+                    (Sku(434), StoreId(0)),
+                    (Sku(0), StoreId(0)),
+                ] {
+                    assert_eq!(
+                        inventory.level(sku, store),
+                        Err(Error::UnknownItem { sku, store })
+                    );
+                }
+                match inventory.level(created.0, created.1) {
+                    Err(Error::UnknownItem { .. }) => {}
+                    Ok(level) => assert!(level.on_hand == 0 || level.on_hand == 5, "{level:?}"),
+                    Err(other) => panic!("unexpected {other:?}"),
+                }
+            })
+        };
+        inventory.restock(created.0, created.1, 5).unwrap();
+        reader.join().unwrap();
+        assert_eq!(inventory.level(created.0, created.1).unwrap().on_hand, 5);
+        assert_eq!(inventory.items().len(), 1);
+    });
+}
+
 /// The same id reserved twice at once for the last unit. The refusal fast
 /// path (no lock) reads the cell; if it sees the other request's hold it
 /// must also see that id counted in, so neither answer is `Insufficient`:
