@@ -55,14 +55,18 @@
 //! # Performance
 //!
 //! Stock operations are one atomic step on one cell word. On a sold-out
-//! item a refused single-line reserve only reads: the item's index slot and
-//! cell word, and its id's shard filter, which proves the id unknown without
+//! item a refused single-line reserve only reads: the item's table entry
+//! (which holds its cell), and its id's shard filter, which proves the id unknown without
 //! the shard's lock (see `src/id_filter.rs`); no compare-and-swap, no lock,
 //! no write. A single-line reservation allocates nothing for its line. No
 //! hot path takes a global lock: items are found through a lock-free
 //! open-addressing index (size it with [`InventoryBuilder::expected_items`])
-//! and reservations through 256 sharded locks. `expire()` costs O(log n)
-//! per reservation it processes, not per reservation pending. Effect records are only built when an
+//! and reservations through 256 sharded locks. An item costs about 31
+//! bytes (a 24-byte entry in a table at most 8/9 full, plus 4 bytes of
+//! creation order), a pending single-line reservation about 64 (a 32-byte
+//! slab record, its id-table entry and its deadline entry). `expire()` costs
+//! O(1) per in-order deadline it processes (O(log n) for the others), not
+//! per reservation pending. Effect records are only built when an
 //! [`EffectObserver`] is installed.
 //!
 //! # Implementation notes
