@@ -175,15 +175,6 @@ impl ReservationShard {
         std::iter::once(record.first).chain(more.iter().copied())
     }
 
-    fn line_count(&self, at: u32) -> usize {
-        let record = self.records.get(at);
-        1 + if record.has_more_lines {
-            self.more_lines[&at].len()
-        } else {
-            0
-        }
-    }
-
     /// Whether a reserve request names the same lines on the same channel
     /// as the reservation at `at` (order of lines ignored). Both sides are
     /// free of repeated items.
@@ -194,7 +185,7 @@ impl ReservationShard {
         lines: &[Line],
         items: &ItemTable,
     ) -> bool {
-        if self.records.get(at).channel != channel || self.line_count(at) != lines.len() {
+        if self.records.get(at).channel != channel || self.lines(at).count() != lines.len() {
             return false;
         }
         if lines.len() <= 8 {
