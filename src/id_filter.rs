@@ -9,6 +9,7 @@
 //! "certainly absent" or "maybe present"; a full or saturated filter just
 //! sends every request down the locked path.
 
+use crate::id_hash;
 use crate::sync::{AtomicU64, AtomicU8, Ordering};
 
 /// Counters per shard, at most. Under loom every atomic is tracked: keep it
@@ -36,13 +37,20 @@ pub(crate) struct IdFilter {
     forgetting: AtomicU64,
 }
 
-/// The two counters of `id` among `len` (from one well-mixed hash).
+/// The two counters of `id` among `len`: two places drawn from one
+/// well-mixed hash of the id's run, each moved on by the id's place in the
+/// run, so the 16 ids of a run count in 16 neighbouring counters (see
+/// `id_hash`).
 fn positions(id: u64, len: usize) -> [usize; 2] {
-    let mut x = id ^ 0x243F_6A88_85A3_08D3;
+    let mut x = id_hash::run(id) ^ 0x243F_6A88_85A3_08D3;
     x = (x ^ (x >> 31)).wrapping_mul(0x7FB5_D329_728E_A185);
     x = (x ^ (x >> 27)).wrapping_mul(0x81DA_DEF4_BC2D_D44D);
     x ^= x >> 33;
-    [(x as usize) % len, ((x >> 32) as usize) % len]
+    let place = id_hash::place_in_run(id) as usize;
+    [
+        ((x as u32) as usize + place) % len,
+        ((x >> 32) as usize + place) % len,
+    ]
 }
 
 impl Default for IdFilter {
@@ -141,6 +149,22 @@ mod tests {
         );
         let sequence = filter.read_begin().unwrap();
         assert!(filter.certainly_absent_since(42, sequence));
+    }
+
+    #[test]
+    fn a_run_of_ids_counts_in_neighbouring_counters() {
+        let len = 8192;
+        let [a, b] = positions(0x5000, len);
+        for place in 0..16 {
+            assert_eq!(
+                positions(0x5000 + place as u64, len),
+                [(a + place) % len, (b + place) % len]
+            );
+        }
+        // With few counters the places wrap around instead of overflowing.
+        for id in 0..64 {
+            assert!(positions(id, 10).iter().all(|&p| p < 10));
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::command::{Command, Level, Outcome, ReservationAck, ReservationInfo};
 use crate::effect::{Effect, EffectLog, EffectObserver};
 use crate::error::Error;
+use crate::id_hash;
 use crate::ids::{Channel, ItemKey, Line, ReservationId, ReservationState, Sku, StoreId};
 use crate::reservation::{
     deadline_after, HeldLine, HeldLines, Reservation, ReservationShard, Shard,
@@ -31,7 +32,8 @@ pub const DEFAULT_EXPECTED_ITEMS: usize = 65_536;
 pub const MAX_LINES: usize = 256;
 
 /// Reservation shards. A power of two, large enough that threads reserving
-/// different ids rarely meet on one lock.
+/// different ids rarely meet on one lock. Each run of 16 consecutive ids
+/// shares one (see `id_hash`).
 const RESERVATION_SHARDS: usize = 256;
 
 /// In-memory stock for every `(sku, store)` and the reservations against it.
@@ -388,7 +390,7 @@ impl Inventory {
     }
 
     fn shard(&self, id: ReservationId) -> &Shard {
-        &self.reservations[shard_of(id.0, RESERVATION_SHARDS)]
+        &self.reservations[shard_of(id_hash::run(id.0), RESERVATION_SHARDS)]
     }
 
     fn shard_lock(&self, id: ReservationId) -> MutexGuard<'_, ReservationShard> {

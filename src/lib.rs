@@ -86,6 +86,7 @@ mod effect;
 mod error;
 mod expiry;
 mod id_filter;
+mod id_hash;
 mod ids;
 mod inventory;
 pub mod model;

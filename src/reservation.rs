@@ -8,13 +8,13 @@
 use crate::effect::{Effect, EffectLog};
 use crate::expiry::{DeadlineIndex, Filed};
 use crate::id_filter::IdFilter;
+use crate::id_hash::IdHasher;
 use crate::ids::{Channel, Line, ReservationId, ReservationState};
 use crate::slab::Slab;
 use crate::sync::Mutex;
 use crate::table::ItemTable;
 use hashbrown::HashTable;
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hasher};
 
 /// One held line: `qty` units in the cell at index `cell`. The item's key is
 /// read back from the item table, so a record stays small.
@@ -155,7 +155,9 @@ impl ReservationShard {
     pub(crate) fn find(&self, id: u64) -> Option<u32> {
         let records = &self.records;
         self.by_id
-            .find(self.hasher.hash_one(id), |&at| records.get(at).id == id)
+            .find(self.hasher.id_table_hash(id), |&at| {
+                records.get(at).id == id
+            })
             .copied()
     }
 
@@ -227,9 +229,10 @@ impl ReservationShard {
         }
         let records = &self.records;
         let hasher = &self.hasher;
-        self.by_id.insert_unique(hasher.hash_one(id), at, |&other| {
-            hasher.hash_one(records.get(other).id)
-        });
+        self.by_id
+            .insert_unique(hasher.id_table_hash(id), at, |&other| {
+                hasher.id_table_hash(records.get(other).id)
+            });
         self.records.get_mut(at).filed = self.index.schedule(record.index_deadline(), at);
         at
     }
@@ -350,7 +353,7 @@ impl ReservationShard {
             debug_assert!(record.state.is_terminal());
             let records = &self.records;
             self.by_id
-                .find_entry(self.hasher.hash_one(record.id), |&other| {
+                .find_entry(self.hasher.id_table_hash(record.id), |&other| {
                     records.get(other).id == record.id
                 })
                 .expect("a remembered reservation is in the id table")
@@ -399,58 +402,5 @@ impl Shard {
             records: Mutex::new(ReservationShard::default()),
             ids: IdFilter::with_counters(filter_counters),
         }
-    }
-}
-
-/// Hashes reservation ids for the record maps: one multiply-xor mix keyed by
-/// a per-process random value, instead of SipHash, which was half the
-/// instructions of a reserve + commit. The random key keeps ids chosen by
-/// outsiders from being aimed at one bucket chain.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct IdHasher {
-    key: u64,
-}
-
-impl Default for IdHasher {
-    fn default() -> Self {
-        static KEY: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-        let key =
-            *KEY.get_or_init(|| std::collections::hash_map::RandomState::new().hash_one(0u64));
-        IdHasher { key }
-    }
-}
-
-impl BuildHasher for IdHasher {
-    type Hasher = IdHash;
-
-    fn build_hasher(&self) -> IdHash {
-        IdHash { state: self.key }
-    }
-}
-
-/// The hasher [`IdHasher`] builds.
-#[derive(Debug)]
-pub(crate) struct IdHash {
-    state: u64,
-}
-
-impl Hasher for IdHash {
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.write_u64(u64::from_le_bytes(word));
-        }
-    }
-
-    fn write_u64(&mut self, value: u64) {
-        let mut x = self.state ^ value;
-        x = (x ^ (x >> 32)).wrapping_mul(0xD6E8_FEB8_6659_FD93);
-        x = (x ^ (x >> 32)).wrapping_mul(0xD6E8_FEB8_6659_FD93);
-        self.state = x ^ (x >> 32);
-    }
-
-    fn finish(&self) -> u64 {
-        self.state
     }
 }
