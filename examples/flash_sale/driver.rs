@@ -15,7 +15,7 @@
 //! `reserved <= on_hand` and `sold + on_hand <= received` on every reading.
 
 use crate::engines::{Answer, Client, Engine, Op, Stock};
-use crate::workload::{Fate, Rng, Step, Workload};
+use crate::workload::{scramble, Fate, Rng, Step, Workload};
 use crossbeam_utils::CachePadded;
 use hdrhistogram::Histogram;
 use omnistock::{Channel, Clock, ManualClock};
@@ -33,6 +33,9 @@ pub struct Settings {
     pub ops: u64,
     pub duration: Duration,
     pub seed: u64,
+    /// Scramble cart ids (see `workload::scramble`) instead of numbering
+    /// each shopper's carts in sequence.
+    pub random_ids: bool,
     pub ttl_ms: u64,
     pub pos_threads: usize,
     /// Time one reserve in this many (in-process engines; server engines
@@ -270,7 +273,10 @@ impl<E: Engine> Shopper<'_, '_, E> {
         self.issued += 1;
         slot.task = match self.shared.workload.next(&mut self.rng, &mut slot.cart) {
             Step::Cart { channel, fate } => {
-                let id = slot.id_base | slot.carts;
+                let mut id = slot.id_base | slot.carts;
+                if self.shared.settings.random_ids {
+                    id = scramble(id);
+                }
                 slot.carts += 1;
                 self.reserves += 1;
                 Task::Reserve {
@@ -445,6 +451,7 @@ pub struct Report {
     pub connections: usize,
     pub items: u32,
     pub seed: u64,
+    pub ids: &'static str,
     pub ops: u64,
     pub carts: u64,
     pub reserve_ok: u64,
@@ -471,7 +478,7 @@ impl Report {
         format!(
             concat!(
                 "{{\"engine\":\"{}\",\"workload\":\"{}\",\"threads\":{},\"connections\":{},",
-                "\"items\":{},\"seed\":{},\"ops\":{},\"carts\":{},\"reserve_ok\":{},",
+                "\"items\":{},\"seed\":{},\"ids\":\"{}\",\"ops\":{},\"carts\":{},\"reserve_ok\":{},",
                 "\"reserve_rejected\":{},\"committed\":{},\"released\":{},\"expired\":{},",
                 "\"pos_sales\":{},\"restocks\":{},\"oversold\":{},\"elapsed_s\":{:.3},",
                 "\"ops_per_s\":{:.0},\"p50_ns\":{},\"p99_ns\":{},\"p999_ns\":{},\"max_ns\":{},",
@@ -483,6 +490,7 @@ impl Report {
             self.connections,
             self.items,
             self.seed,
+            self.ids,
             self.ops,
             self.carts,
             self.reserve_ok,
@@ -988,6 +996,11 @@ fn prove<E: Engine>(
         connections,
         items: workload.items(),
         seed: settings.seed,
+        ids: if settings.random_ids {
+            "random"
+        } else {
+            "sequential"
+        },
         ops,
         carts,
         reserve_ok,

@@ -54,6 +54,8 @@ usage: flash_sale [options]
   --ops N             stop after N operations in total (carts, and in mixed POS
                       sales and restocks)
   --seed N            random seed (default 42)
+  --ids KIND          sequential (each shopper numbers its carts, like order
+                      numbers; the default) or random (scrambled ids)
   --items N           items of spread/mixed/zipf (default 1000000) and of
                       memory (default 10000000)
   --pending N         memory: pending reservations (default 1000000)
@@ -95,6 +97,7 @@ impl Config {
                 ops: u64::MAX,
                 duration: Duration::from_secs(10),
                 seed: 42,
+                random_ids: false,
                 ttl_ms: 100,
                 pos_threads: 1,
                 latency_every: 16,
@@ -141,6 +144,17 @@ impl Config {
                     duration_given = true;
                 }
                 "--seed" => s.seed = parse_number(&name, &value()?)?,
+                "--ids" => {
+                    s.random_ids = match value()?.as_str() {
+                        "sequential" => false,
+                        "random" => true,
+                        other => {
+                            return Err(format!(
+                                "--ids: `{other}` is neither `sequential` nor `random`"
+                            ))
+                        }
+                    }
+                }
                 "--ttl-ms" => s.ttl_ms = parse_number(&name, &value()?)?,
                 "--latency-every" => s.latency_every = parse_number(&name, &value()?)?,
                 "--quiet" => s.progress = false,

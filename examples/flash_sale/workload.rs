@@ -278,6 +278,17 @@ fn fate(rng: &mut Rng, commit: u64, abandon: u64) -> Fate {
     }
 }
 
+/// A cart id that keeps nothing of its neighbours' order: the splitmix64
+/// finalizer, a bijection, so distinct ids stay distinct. For runs that
+/// stand for callers whose ids are random (hashed UUIDs) rather than order
+/// numbers.
+pub fn scramble(id: u64) -> u64 {
+    let mut z = id;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 /// xorshift64* seeded through splitmix64: small, fast, and the same numbers
 /// for the same seed on every platform.
 #[derive(Clone, Debug)]
