@@ -31,6 +31,30 @@ pub const DEFAULT_EXPECTED_ITEMS: usize = 65_536;
 /// The most lines one reservation may have.
 pub const MAX_LINES: usize = 256;
 
+/// Lines of a cart whose items a reserve looks up before taking the shard
+/// lock (and may refuse there); longer carts look their items up under it.
+const LOOKED_UP_LINES: usize = 8;
+
+/// The cell indices of a cart's first lines, looked up before the shard
+/// lock, in line order.
+#[derive(Default)]
+struct LookedUp {
+    cells: [u32; LOOKED_UP_LINES],
+    len: usize,
+}
+
+impl LookedUp {
+    fn push(&mut self, cell: u32) {
+        self.cells[self.len] = cell;
+        self.len += 1;
+    }
+
+    /// The cell of line `n`, if it was looked up.
+    fn cell(&self, n: usize) -> Option<u32> {
+        self.cells[..self.len].get(n).copied()
+    }
+}
+
 /// Reservation shards. A power of two, large enough that threads reserving
 /// different ids rarely meet on one lock. Each run of 16 consecutive ids
 /// shares one (see `id_hash`).
@@ -397,48 +421,57 @@ impl Inventory {
         self.shard(id).records.lock()
     }
 
-    /// Looks a single-line reserve's item up before the shard lock, and
-    /// refuses the reserve there if that can be proven: the line is refused
-    /// by a plain reading of its cell (`UnknownItem` or `Insufficient`) and
-    /// the id is certainly unknown (a known id is answered from its record
-    /// first). Linearizes at the reading of the cell. `Ok` carries the
-    /// item's cell index when the item exists (items are never removed, so
-    /// the locked path reuses it instead of looking the item up again).
+    /// Looks a reserve's items up before the shard lock, and refuses the
+    /// reserve there if that can be proven: reading the lines' cells in
+    /// order, the first line that cannot be served is refused (`UnknownItem`
+    /// or `Insufficient`, as the locked path checks them) and the id is
+    /// certainly unknown (a known id is answered from its record first).
+    /// Every reading lies between the two readings of the id filter, so a
+    /// refusal linearizes at the reading of the refused line, like the locked
+    /// path's, which also checks each line at its own instant. A cart of
+    /// more than [`LOOKED_UP_LINES`] lines skips this. `Ok` carries the cell
+    /// indices looked up (items are never removed, so the locked path reuses
+    /// them instead of looking the items up again).
     fn refuse_without_lock(
         &self,
         id: ReservationId,
-        line: &Line,
+        lines: &[Line],
         channel: Channel,
-    ) -> Result<Option<u32>, Error> {
+    ) -> Result<LookedUp, Error> {
+        let mut looked = LookedUp::default();
+        if lines.len() > LOOKED_UP_LINES {
+            return Ok(looked);
+        }
         let ids = &self.shard(id).ids;
-        let found = self.items.find(line.item());
-        let Some(sequence) = ids.read_begin() else {
-            return Ok(found);
-        };
-        let refusal = match found {
-            None => Error::UnknownItem {
-                sku: line.sku,
-                store: line.store,
-            },
-            Some(index) => {
-                let Err(cell::Short { available }) =
-                    self.items.cell(index).check_available(line.qty, channel)
-                else {
-                    return Ok(found);
-                };
-                Error::Insufficient {
+        let sequence = ids.read_begin();
+        for line in lines {
+            let refusal = match self.items.find(line.item()) {
+                None => Error::UnknownItem {
                     sku: line.sku,
                     store: line.store,
-                    requested: line.qty,
-                    available,
+                },
+                Some(index) => {
+                    looked.push(index);
+                    if sequence.is_none() {
+                        continue; // no refusal can be proven: look up only
+                    }
+                    match self.items.cell(index).check_available(line.qty, channel) {
+                        Ok(()) => continue,
+                        Err(cell::Short { available }) => Error::Insufficient {
+                            sku: line.sku,
+                            store: line.store,
+                            requested: line.qty,
+                            available,
+                        },
+                    }
                 }
-            }
-        };
-        if ids.certainly_absent_since(id.0, sequence) {
-            Err(refusal)
-        } else {
-            Ok(found)
+            };
+            return match sequence {
+                Some(sequence) if ids.certainly_absent_since(id.0, sequence) => Err(refusal),
+                _ => Ok(looked),
+            };
         }
+        Ok(looked)
     }
 
     /// Holds units for an order with the default ttl; see
@@ -473,10 +506,7 @@ impl Inventory {
             return Err(zero_ttl());
         }
         // A flash sale's sold-out SKU: refuse by reading, writing nothing.
-        let found = match lines {
-            [line] => self.refuse_without_lock(id, line, channel)?,
-            _ => None,
-        };
+        let looked = self.refuse_without_lock(id, lines, channel)?;
         let mut effects = self.effects();
         let mut shard = self.shard_lock(id);
         let now = self.clock.now_ms();
@@ -502,7 +532,7 @@ impl Inventory {
                 // unknown (see refuse_without_lock).
                 let ids = &self.shard(id).ids;
                 ids.add(id.0);
-                let held = self.hold_lines(lines, found, channel, &mut effects);
+                let held = self.hold_lines(lines, &looked, channel, &mut effects);
                 if held.is_err() {
                     ids.remove(id.0);
                 }
@@ -526,22 +556,22 @@ impl Inventory {
     }
 
     /// Reserves each line in order; on the first failure returns the units
-    /// of the lines before it and reports the failure. `found`: the cell
-    /// index of a single line's item, if already looked up.
+    /// of the lines before it and reports the failure. `looked`: the cell
+    /// indices of the first lines' items, if already looked up.
     fn hold_lines(
         &self,
         lines: &[Line],
-        found: Option<u32>,
+        looked: &LookedUp,
         channel: Channel,
         effects: &mut EffectLog,
     ) -> Result<HeldLines, Error> {
         let held = match lines {
             // The common single-line cart: no allocation, failed or not.
-            [line] => HeldLines::one(self.hold_line(line, found, channel)?),
+            [line] => HeldLines::one(self.hold_line(line, looked.cell(0), channel)?),
             _ => {
                 let mut held: Vec<HeldLine> = Vec::with_capacity(lines.len());
-                for line in lines {
-                    match self.hold_line(line, None, channel) {
+                for (n, line) in lines.iter().enumerate() {
+                    match self.hold_line(line, looked.cell(n), channel) {
                         Ok(line) => held.push(line),
                         Err(error) => {
                             for undo in &held {

@@ -500,3 +500,72 @@ fn refusal_races_forgetting_of_the_same_id() {
         assert_eq!(inventory.get(id), Err(Error::UnknownReservation { id }));
     });
 }
+
+/// The same id reserved twice at once with two lines, the second the last
+/// unit. The refusal fast path reads both cells without holding either; if
+/// it sees the other request's hold on the last unit it must also see that
+/// id counted in, so neither answer is `Insufficient`: one is fresh, the
+/// other a replay.
+#[test]
+fn same_id_racing_two_lines_for_the_last_unit_is_never_refused() {
+    loom::model(|| {
+        let (inventory, _) = inventory_with(&[(X, 1), (Y, 5)]);
+        let id = ReservationId(5);
+        let cart = [line(Y, 2), line(X, 1)];
+        let tries: Vec<_> = (0..2)
+            .map(|_| {
+                let inventory = inventory.clone();
+                thread::spawn(move || inventory.reserve(id, Channel::Online, &cart))
+            })
+            .collect();
+        let answers: Vec<_> = tries.into_iter().map(|t| t.join().unwrap()).collect();
+        for answer in &answers {
+            assert!(answer.is_ok(), "{answers:?}");
+        }
+        assert_eq!(
+            answers
+                .iter()
+                .filter(|a| a.as_ref().unwrap().replayed)
+                .count(),
+            1
+        );
+        assert_eq!(inventory.level(X, STORE).unwrap().reserved, 1);
+        assert_eq!(inventory.level(Y, STORE).unwrap().reserved, 2);
+    });
+}
+
+/// A two-line cart whose second line is sold out races a reserve that
+/// gives a unit of it back: the refusal without the lock names the sold-out
+/// line with what it saw, or the cart succeeds; the first line is never
+/// left held by a refused cart.
+#[test]
+fn two_line_refusal_races_a_release_of_its_last_line() {
+    loom::model(|| {
+        let (inventory, _) = inventory_with(&[(X, 1), (Y, 5)]);
+        let holder = ReservationId(1);
+        inventory
+            .reserve(holder, Channel::Online, &[line(X, 1)])
+            .unwrap();
+        let release = {
+            let inventory = inventory.clone();
+            thread::spawn(move || inventory.release(holder))
+        };
+        let cart = inventory.reserve(ReservationId(2), Channel::Online, &[line(Y, 2), line(X, 1)]);
+        release.join().unwrap().unwrap();
+        assert_never_oversold(&inventory);
+        let (x, y) = (
+            inventory.level(X, STORE).unwrap(),
+            inventory.level(Y, STORE).unwrap(),
+        );
+        match cart {
+            Ok(_) => assert_eq!((x.reserved, y.reserved), (1, 2)),
+            Err(Error::Insufficient {
+                sku, available: 0, ..
+            }) => {
+                assert_eq!(sku, X);
+                assert_eq!((x.reserved, y.reserved), (0, 0));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    });
+}
