@@ -31,9 +31,6 @@ pub(crate) fn place_in_run(id: u64) -> u64 {
     id & ((1 << RUN_BITS) - 1)
 }
 
-/// The bits hashbrown takes its 7-bit tag from (on 64-bit targets).
-const TAG_BITS: u64 = !(u64::MAX >> 7);
-
 /// Hashes reservation ids for the id table, and slab positions for the map
 /// of extra lines: a multiply-xor mix keyed by a per-process random value,
 /// instead of SipHash, which was half the instructions of a reserve +
@@ -61,14 +58,13 @@ impl IdHasher {
         x ^ (x >> 32)
     }
 
-    /// The id table's hash of `id`. The low bits, from which hashbrown
-    /// takes the first slot to probe, are the run's hash followed by the
-    /// id's place in its run, so a run fills neighbouring slots. The top 7
-    /// bits, hashbrown's tag, come from the whole id, so the ids of one run
-    /// rarely share a tag and a lookup seldom compares against a neighbour.
-    pub(crate) fn id_table_hash(&self, id: u64) -> u64 {
-        let slot = (self.mix(run(id)) << RUN_BITS) | place_in_run(id);
-        (slot & !TAG_BITS) | (self.mix(id) & TAG_BITS)
+    /// The id table's key for `id`: the run's hash followed by the id's
+    /// place in its run, so a run's keys, and the slots they start probing
+    /// at, are neighbours. Ids of different runs share a key about once in
+    /// 2^28 comparisons; the table's caller tells them apart by the id in
+    /// the record.
+    pub(crate) fn id_table_key(&self, id: u64) -> u32 {
+        ((self.mix(run(id)) << RUN_BITS) | place_in_run(id)) as u32
     }
 }
 
@@ -116,36 +112,28 @@ mod tests {
     }
 
     #[test]
-    fn a_run_takes_neighbouring_slots_with_their_own_tags() {
+    fn a_run_takes_neighbouring_keys() {
         let hasher = IdHasher::default();
         let base = 0xABCD_0000_0000_0040_u64;
-        let first = hasher.id_table_hash(base) & !TAG_BITS;
-        let mut tags = std::collections::HashSet::new();
+        let first = hasher.id_table_key(base);
+        assert_eq!(first % 16, 0);
         for place in 0..16 {
-            let hash = hasher.id_table_hash(base + place);
-            assert_eq!(
-                hash & !TAG_BITS,
-                first + place,
-                "slot bits of place {place}"
-            );
-            tags.insert(hash >> 57);
+            assert_eq!(hasher.id_table_key(base + place), first + place as u32);
         }
-        // 16 tags drawn from 128: fewer than 4 distinct has odds below 1e-20.
-        assert!(tags.len() >= 4, "one run shares its tags: {tags:?}");
-        // The next run starts somewhere else entirely.
-        let next = hasher.id_table_hash(base + 16) & !TAG_BITS;
-        assert_ne!(next, first + 16);
+        // The next run starts somewhere else (the odds that it does not are
+        // one in 2^28).
+        assert_ne!(hasher.id_table_key(base + 16), first + 16);
     }
 
     #[test]
     fn runs_spread_over_the_low_bits() {
-        // 4096 runs over 256 buckets of the slot bits: every bucket gets
+        // 4096 runs over 256 buckets of the key's bits: every bucket gets
         // some (the chance that one is empty is about 256 * e^-16).
         let hasher = IdHasher::default();
         let mut buckets = [0u32; 256];
         for r in 0..4096u64 {
-            let hash = hasher.id_table_hash(r << RUN_BITS);
-            buckets[((hash >> RUN_BITS) & 255) as usize] += 1;
+            let key = hasher.id_table_key(r << RUN_BITS);
+            buckets[((key >> RUN_BITS) & 255) as usize] += 1;
         }
         assert!(buckets.iter().all(|&n| n > 0), "{buckets:?}");
     }

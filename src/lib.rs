@@ -87,6 +87,7 @@ mod error;
 mod expiry;
 mod id_filter;
 mod id_hash;
+mod id_table;
 mod ids;
 mod inventory;
 pub mod model;

@@ -9,11 +9,11 @@ use crate::effect::{Effect, EffectLog};
 use crate::expiry::{DeadlineIndex, Filed};
 use crate::id_filter::IdFilter;
 use crate::id_hash::IdHasher;
+use crate::id_table::IdTable;
 use crate::ids::{Channel, Line, ReservationId, ReservationState};
 use crate::slab::Slab;
 use crate::sync::Mutex;
 use crate::table::ItemTable;
-use hashbrown::HashTable;
 use std::collections::HashMap;
 
 /// One held line: `qty` units in the cell at index `cell`. The item's key is
@@ -129,9 +129,9 @@ impl Reservation {
 #[derive(Debug)]
 pub(crate) struct ReservationShard {
     records: Slab<Reservation>,
-    /// Positions of every remembered reservation, hashed by the id stored in
-    /// the record: 4 bytes per reservation plus hashbrown's control byte.
-    by_id: HashTable<u32>,
+    /// Positions of every remembered reservation, by id key: 8 bytes a
+    /// slot, at most half the slots full.
+    by_id: IdTable,
     /// Lines after the first of multi-line reservations, by position.
     more_lines: HashMap<u32, Box<[HeldLine]>, IdHasher>,
     index: DeadlineIndex,
@@ -142,7 +142,7 @@ impl Default for ReservationShard {
     fn default() -> Self {
         ReservationShard {
             records: Slab::new(VACANT),
-            by_id: HashTable::new(),
+            by_id: IdTable::default(),
             more_lines: HashMap::default(),
             index: DeadlineIndex::default(),
             hasher: IdHasher::default(),
@@ -155,10 +155,7 @@ impl ReservationShard {
     pub(crate) fn find(&self, id: u64) -> Option<u32> {
         let records = &self.records;
         self.by_id
-            .find(self.hasher.id_table_hash(id), |&at| {
-                records.get(at).id == id
-            })
-            .copied()
+            .find(self.hasher.id_table_key(id), |at| records.get(at).id == id)
     }
 
     /// The record at `at` (a position `find` or `insert` returned).
@@ -227,12 +224,7 @@ impl ReservationShard {
         if let Some(rest) = lines.rest {
             self.more_lines.insert(at, rest);
         }
-        let records = &self.records;
-        let hasher = &self.hasher;
-        self.by_id
-            .insert_unique(hasher.id_table_hash(id), at, |&other| {
-                hasher.id_table_hash(records.get(other).id)
-            });
+        self.by_id.insert(self.hasher.id_table_key(id), at);
         self.records.get_mut(at).filed = self.index.schedule(record.index_deadline(), at);
         at
     }
@@ -351,13 +343,8 @@ impl ReservationShard {
         loop {
             let record = *self.records.get(at);
             debug_assert!(record.state.is_terminal());
-            let records = &self.records;
-            self.by_id
-                .find_entry(self.hasher.id_table_hash(record.id), |&other| {
-                    records.get(other).id == record.id
-                })
-                .expect("a remembered reservation is in the id table")
-                .remove();
+            let removed = self.by_id.remove(self.hasher.id_table_key(record.id), at);
+            debug_assert!(removed, "a remembered reservation is in the id table");
             if record.has_more_lines {
                 self.more_lines.remove(&at);
             }

@@ -1,0 +1,254 @@
+//! The id table of one reservation shard: the slab positions of the
+//! reservations it remembers, found by id. Used only under the shard lock.
+//!
+//! Open addressing with linear probing over 8-byte slots, each holding the
+//! id's 32-bit key (see `id_hash`) beside the position. A slot is one load:
+//! the key and the position share it, so a lookup reads one run of adjacent
+//! slots and the record only when the key matches. The ids of a run have
+//! neighbouring keys, so a thread that records id after id, or a reaper that
+//! forgets them in the order they finished, works in the same cache lines.
+//!
+//! A removal shifts the slots after it back (no tombstones), so the table
+//! never has to be rebuilt in place while it churns through reservations;
+//! it only doubles when half full, which happens while a shard grows, not
+//! once the number of remembered reservations has settled.
+
+/// A slot holding nothing. Positions are below `u32::MAX` (the slab hands
+/// out fewer), so no occupied slot equals it.
+const EMPTY: u64 = u64::MAX;
+
+/// Slots of a table's first allocation.
+const MIN_SLOTS: usize = 16;
+
+/// Slab positions by id key.
+#[derive(Debug, Default)]
+pub(crate) struct IdTable {
+    /// `EMPTY`, or `key << 32 | position`. The length is zero or a power
+    /// of two, and at least twice `len`.
+    slots: Box<[u64]>,
+    len: usize,
+}
+
+fn slot(key: u32, position: u32) -> u64 {
+    u64::from(key) << 32 | u64::from(position)
+}
+
+fn key_of(slot: u64) -> u32 {
+    (slot >> 32) as u32
+}
+
+fn position_of(slot: u64) -> u32 {
+    slot as u32
+}
+
+impl IdTable {
+    /// Positions stored.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    fn mask(&self) -> usize {
+        self.slots.len() - 1
+    }
+
+    /// Where a probe for `key` starts.
+    fn home(&self, key: u32) -> usize {
+        key as usize & self.mask()
+    }
+
+    /// The slot index holding a position stored under `key` for which `is`
+    /// says yes.
+    fn index_of(&self, key: u32, mut is: impl FnMut(u32) -> bool) -> Option<usize> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let mask = self.mask();
+        let mut at = self.home(key);
+        loop {
+            let slot = self.slots[at];
+            if slot == EMPTY {
+                return None;
+            }
+            if key_of(slot) == key && is(position_of(slot)) {
+                return Some(at);
+            }
+            at = (at + 1) & mask;
+        }
+    }
+
+    /// A position stored under `key` for which `is` says yes (the caller
+    /// compares the id in the record: different ids may share a key).
+    pub(crate) fn find(&self, key: u32, is: impl FnMut(u32) -> bool) -> Option<u32> {
+        self.index_of(key, is).map(|at| position_of(self.slots[at]))
+    }
+
+    /// Stores `position` under `key`. The caller has made sure the id is
+    /// not stored already.
+    pub(crate) fn insert(&mut self, key: u32, position: u32) {
+        debug_assert!(position != u32::MAX);
+        if (self.len + 1) * 2 > self.slots.len() {
+            self.grow();
+        }
+        self.place(slot(key, position));
+        self.len += 1;
+    }
+
+    /// Puts `slot` in the first empty slot from its home on.
+    fn place(&mut self, slot: u64) {
+        let mask = self.mask();
+        let mut at = self.home(key_of(slot));
+        while self.slots[at] != EMPTY {
+            at = (at + 1) & mask;
+        }
+        self.slots[at] = slot;
+    }
+
+    /// Removes `position`, stored under `key`; false if it is not there.
+    pub(crate) fn remove(&mut self, key: u32, position: u32) -> bool {
+        let Some(mut hole) = self.index_of(key, |stored| stored == position) else {
+            return false;
+        };
+        // Shift back every later slot of the cluster whose probe passes
+        // the hole, so that no probe meets an empty slot before its entry.
+        let mask = self.mask();
+        let mut next = (hole + 1) & mask;
+        loop {
+            let slot = self.slots[next];
+            if slot == EMPTY {
+                break;
+            }
+            let home = self.home(key_of(slot));
+            // The entry may move to the hole if the hole lies on its probe
+            // path: from its home to where it is now.
+            if next.wrapping_sub(home) & mask >= next.wrapping_sub(hole) & mask {
+                self.slots[hole] = slot;
+                hole = next;
+            }
+            next = (next + 1) & mask;
+        }
+        self.slots[hole] = EMPTY;
+        self.len -= 1;
+        true
+    }
+
+    /// Doubles the slots (or makes the first ones) and places every entry
+    /// again.
+    fn grow(&mut self) {
+        let slots = (self.slots.len() * 2).max(MIN_SLOTS);
+        let old = std::mem::replace(&mut self.slots, vec![EMPTY; slots].into_boxed_slice());
+        for &slot in old.iter().filter(|&&slot| slot != EMPTY) {
+            self.place(slot);
+        }
+    }
+}
+
+#[cfg(all(test, not(omnistock_loom)))]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn finds_what_it_stores_and_forgets_what_it_removes() {
+        let mut table = IdTable::default();
+        assert_eq!(table.find(7, |_| true), None);
+        assert!(!table.remove(7, 1));
+        for position in 0..1000 {
+            table.insert(position * 3, position);
+        }
+        assert_eq!(table.len(), 1000);
+        assert_eq!(table.find(30, |_| true), Some(10));
+        assert!(table.remove(30, 10));
+        assert!(!table.remove(30, 10));
+        assert_eq!(table.find(30, |_| true), None);
+        assert_eq!(table.find(33, |_| true), Some(11));
+        assert_eq!(table.len(), 999);
+    }
+
+    #[test]
+    fn entries_sharing_a_key_are_told_apart_by_the_caller() {
+        let mut table = IdTable::default();
+        table.insert(5, 1);
+        table.insert(5, 2);
+        table.insert(5, 3);
+        assert_eq!(table.find(5, |p| p == 2), Some(2));
+        assert!(table.remove(5, 1));
+        assert_eq!(table.find(5, |p| p == 3), Some(3));
+        assert_eq!(table.find(5, |p| p == 1), None);
+    }
+
+    #[test]
+    fn removal_keeps_entries_that_wrapped_around_the_end_findable() {
+        let mut table = IdTable::default();
+        table.insert(0, 0); // allocates 16 slots
+        let last = 15;
+        // Three entries homed at the last slot: two wrap to slots 1 and 2
+        // (slot 0 is taken).
+        for position in 1..=3 {
+            table.insert(last, position);
+        }
+        assert!(table.remove(last, 1));
+        assert!(table.remove(0, 0));
+        for position in 2..=3 {
+            assert_eq!(table.find(last, |p| p == position), Some(position));
+        }
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Insert(u32),
+        Remove(usize),
+    }
+
+    fn ops() -> impl Strategy<Value = Vec<Op>> {
+        // Keys from a small range collide and cluster; removals pick among
+        // the stored entries.
+        let op = prop_oneof![
+            3 => (0u32..64).prop_map(Op::Insert),
+            2 => any::<usize>().prop_map(Op::Remove),
+        ];
+        proptest::collection::vec(op, 0..400)
+    }
+
+    proptest! {
+        /// Against a plain map: after any mix of inserts and removals every
+        /// stored position is found under its key and nothing else is.
+        #[test]
+        fn agrees_with_a_map(ops in ops(), spread in 0u32..3) {
+            let mut table = IdTable::default();
+            let mut model: HashMap<u32, u32> = HashMap::new(); // position -> key
+            let mut next_position = 0u32;
+            for op in ops {
+                match op {
+                    Op::Insert(key) => {
+                        // Spread 0: keys crowd the low slots; else spread out.
+                        let key = key.wrapping_mul(1 + spread * 0x9E37_79B9);
+                        table.insert(key, next_position);
+                        model.insert(next_position, key);
+                        next_position += 1;
+                    }
+                    Op::Remove(pick) => {
+                        if model.is_empty() {
+                            continue;
+                        }
+                        let mut stored: Vec<_> = model.iter().map(|(&p, &k)| (p, k)).collect();
+                        stored.sort_unstable();
+                        let (position, key) = stored[pick % stored.len()];
+                        prop_assert!(table.remove(key, position));
+                        model.remove(&position);
+                    }
+                }
+                prop_assert_eq!(table.len(), model.len());
+            }
+            for (&position, &key) in &model {
+                prop_assert_eq!(table.find(key, |p| p == position), Some(position));
+            }
+            for gone in (0..next_position).filter(|p| !model.contains_key(p)) {
+                prop_assert_eq!(table.find(0, |p| p == gone), None);
+                for &key in model.values() {
+                    prop_assert_eq!(table.find(key, |p| p == gone), None);
+                }
+            }
+        }
+    }
+}
