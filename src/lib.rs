@@ -55,19 +55,23 @@
 //! # Performance
 //!
 //! Stock operations are one atomic step on one cell word. On a sold-out
-//! item a refused single-line reserve only reads: the item's table entry
-//! (which holds its cell), and its id's shard filter, which proves the id unknown without
-//! the shard's lock (see `src/id_filter.rs`); no compare-and-swap, no lock,
-//! no write. A single-line reservation allocates nothing for its line. No
-//! hot path takes a global lock: items are found through a lock-free
-//! open-addressing index (size it with [`InventoryBuilder::expected_items`])
-//! and reservations through 256 sharded locks. An item costs about 31
-//! bytes (a 24-byte entry in a table at most 8/9 full, plus 4 bytes of
-//! creation order), a pending single-line reservation about 64 (a 32-byte
-//! slab record, its id-table entry and its deadline entry). `expire()` costs
-//! O(1) per in-order deadline it processes (O(log n) for the others), not
-//! per reservation pending. Effect records are only built when an
-//! [`EffectObserver`] is installed.
+//! item a refused reserve (of up to 8 lines) only reads: the lines' table
+//! entries (which hold their cells), and its id's shard filter, which proves
+//! the id unknown without the shard's lock (see `src/id_filter.rs`); no
+//! compare-and-swap, no lock, no write. A single-line reservation allocates
+//! nothing for its line. No hot path takes a global lock: items are found
+//! through a lock-free open-addressing index (size it with
+//! [`InventoryBuilder::expected_items`]) and reservations through 256
+//! sharded locks. Runs of 16 consecutive reservation ids share a shard and
+//! neighbouring places in its id table and filter, so order numbers issued
+//! in sequence reuse the cache lines their predecessors brought in
+//! (`src/id_hash.rs`). An item costs about 31 bytes (a 24-byte entry in a
+//! table at most 8/9 full, plus 4 bytes of creation order), a pending
+//! single-line reservation about 69 (a 32-byte slab record, its 8-byte
+//! id-table slot in a table at most half full, and its deadline entry).
+//! `expire()` costs O(1) per in-order deadline it processes (O(log n) for
+//! the others), not per reservation pending. Effect records are only built
+//! when an [`EffectObserver`] is installed.
 //!
 //! # Implementation notes
 //!
