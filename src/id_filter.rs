@@ -154,10 +154,12 @@ mod tests {
     #[test]
     fn a_run_of_ids_counts_in_neighbouring_counters() {
         let len = 8192;
-        let [a, b] = positions(0x5000, len);
+        // A run: the ids of one block that share a shard.
+        let first = 0x5000_0003;
+        let [a, b] = positions(first, len);
         for place in 0..16 {
             assert_eq!(
-                positions(0x5000 + place as u64, len),
+                positions(first + place as u64 * id_hash::RUN_STRIDE, len),
                 [(a + place) % len, (b + place) % len]
             );
         }

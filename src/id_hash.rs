@@ -3,39 +3,66 @@
 //! filter count it.
 //!
 //! Order services number their orders, so the ids one caller sends mostly
-//! come in sequence. Each run of 16 consecutive ids (the same `id >> 4`)
-//! therefore shares a shard, 16 neighbouring slots of its id table and 16
-//! neighbouring filter counters. A thread that reserves id after id keeps
-//! reusing the cache lines the previous ids of its run brought in, and the
-//! reaper, which forgets ids in the order they finished, does the same.
-//! Without runs each reservation missed the cache on the id table's control
-//! byte, its slot and two filter counters, once to record the id and once
-//! to forget it.
+//! come in sequence; and when one sequence feeds many threads (a database
+//! sequence, a Snowflake-style generator), the ids in flight at once are
+//! neighbours. Ids are laid out in *blocks* of 128 consecutive ids:
 //!
-//! Where a run goes is still a keyed full-avalanche hash of the run, so ids
-//! taken at random spread as evenly as before, and ids chosen by outsiders
-//! can crowd at most one run, 16 ids, into one place.
+//! - A block belongs to a *group* of 8 neighbouring shards, drawn by a keyed
+//!   hash of the block (groups are aligned: two blocks share all of their
+//!   group or none of it). Consecutive ids of the block take the group's
+//!   shards in turn, so up to 8 neighbouring ids in flight at once take
+//!   different shard locks.
+//! - Each shard of the group gets 16 of the block's ids, 8 apart: a *run*.
+//!   A run takes 16 neighbouring slots of its shard's id table (placed by a
+//!   keyed hash of the block) and 16 neighbouring counters of its filter.
+//!
+//! A thread that numbers its reservations in sequence keeps to 8 shards for
+//! 128 reservations, and finds at each the cache lines its previous visit
+//! brought in; the reaper, which forgets a shard's ids in the order they
+//! finished, works through neighbouring slots too. Laid out by a hash of
+//! each id, every reservation missed the cache on its id-table slot and two
+//! filter counters, once to record the id and once to forget it. Ids taken
+//! at random spread as evenly as before, and ids chosen by outsiders can
+//! crowd at most one run, 16 ids, into one place.
+//!
+//! The group size trades the two patterns. One shard per block (runs of 16
+//! consecutive ids) was fastest for a thread numbering its own carts, but
+//! put every thread fed by one shared sequence on the same lock (slower
+//! than random ids); a group of all 256 shards spread those threads but
+//! lost the locality. With 8, on the 2-core development machine:
+//! `flash_sale --workload spread --ids sequential|shared|random`.
 
 use std::hash::{BuildHasher, Hasher};
 
-/// Consecutive ids in a run: `1 << RUN_BITS`.
-const RUN_BITS: u32 = 4;
+/// Reservation shards: `1 << SHARD_BITS`.
+const SHARD_BITS: u32 = 8;
+/// The number of reservation shards.
+pub(crate) const SHARDS: usize = 1 << SHARD_BITS;
+/// Shards in a group: `1 << GROUP_BITS`.
+const GROUP_BITS: u32 = 3;
+/// Ids of a run: `1 << PLACE_BITS`.
+const PLACE_BITS: u32 = 4;
+/// Ids of a block: a run in each shard of its group.
+const BLOCK_BITS: u32 = GROUP_BITS + PLACE_BITS;
+/// How far apart the ids of one run are.
+#[cfg(test)]
+pub(crate) const RUN_STRIDE: u64 = 1 << GROUP_BITS;
 
-/// The run an id belongs to: ids equal but for their low [`RUN_BITS`] bits.
+/// The block an id belongs to, which is also its run in its shard.
 pub(crate) fn run(id: u64) -> u64 {
-    id >> RUN_BITS
+    id >> BLOCK_BITS
 }
 
 /// An id's place in its run, `0..16`.
 pub(crate) fn place_in_run(id: u64) -> u64 {
-    id & ((1 << RUN_BITS) - 1)
+    (id >> GROUP_BITS) & ((1 << PLACE_BITS) - 1)
 }
 
-/// Hashes reservation ids for the id table, and slab positions for the map
-/// of extra lines: a multiply-xor mix keyed by a per-process random value,
-/// instead of SipHash, which was half the instructions of a reserve +
-/// commit. The random key keeps ids chosen by outsiders from being aimed at
-/// one bucket chain.
+/// Hashes reservation ids for the shards and the id table, and slab
+/// positions for the map of extra lines: a multiply-xor mix keyed by a
+/// per-process random value, instead of SipHash, which was half the
+/// instructions of a reserve + commit. The random key keeps ids chosen by
+/// outsiders from being aimed at one shard or one cluster of slots.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct IdHasher {
     key: u64,
@@ -58,13 +85,21 @@ impl IdHasher {
         x ^ (x >> 32)
     }
 
+    /// The shard of `id`: its block's group, and within it the shard its
+    /// low bits name, so consecutive ids take the group's shards in turn.
+    pub(crate) fn shard_of(&self, id: u64) -> usize {
+        // A different value than the id-table key's hash of the same block.
+        let group = self.mix(run(id) ^ 0x5BD1_E995) >> (64 - SHARD_BITS + GROUP_BITS);
+        ((group << GROUP_BITS) | (id & ((1 << GROUP_BITS) - 1))) as usize
+    }
+
     /// The id table's key for `id`: the run's hash followed by the id's
     /// place in its run, so a run's keys, and the slots they start probing
     /// at, are neighbours. Ids of different runs share a key about once in
     /// 2^28 comparisons; the table's caller tells them apart by the id in
     /// the record.
     pub(crate) fn id_table_key(&self, id: u64) -> u32 {
-        ((self.mix(run(id)) << RUN_BITS) | place_in_run(id)) as u32
+        ((self.mix(run(id)) << PLACE_BITS) | place_in_run(id)) as u32
     }
 }
 
@@ -105,24 +140,57 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_run_is_sixteen_aligned_ids() {
-        assert_eq!(run(0x120), run(0x12F));
-        assert_ne!(run(0x12F), run(0x130));
-        assert_eq!((place_in_run(0x120), place_in_run(0x12F)), (0, 15));
+    fn a_block_is_dealt_over_its_group_one_run_per_shard() {
+        let hasher = IdHasher::default();
+        let group = 1 << GROUP_BITS;
+        for block in [0u64, 1, 0x7_0000, u64::MAX >> BLOCK_BITS] {
+            let first = block << BLOCK_BITS;
+            let ids = first..=first + ((1 << BLOCK_BITS) - 1);
+            let mut ids_of_shard = vec![Vec::new(); SHARDS];
+            for id in ids.clone() {
+                ids_of_shard[hasher.shard_of(id)].push(id);
+            }
+            let used: Vec<usize> = (0..SHARDS)
+                .filter(|&s| !ids_of_shard[s].is_empty())
+                .collect();
+            // An aligned group of 8 neighbouring shards.
+            assert_eq!(used.len(), group, "block {block}");
+            assert_eq!(used[0] % group, 0);
+            assert_eq!(used[group - 1], used[0] + group - 1);
+            for &shard in &used {
+                // One run: places 0..16 in order, RUN_STRIDE apart.
+                let run_ids = &ids_of_shard[shard];
+                assert_eq!(run_ids.len(), 16);
+                for (place, &id) in run_ids.iter().enumerate() {
+                    assert_eq!(run(id), block);
+                    assert_eq!(place_in_run(id), place as u64);
+                    assert_eq!(id - run_ids[0], place as u64 * RUN_STRIDE);
+                }
+            }
+            // Neighbouring ids take different shards.
+            for id in first..first + RUN_STRIDE - 1 {
+                assert_ne!(hasher.shard_of(id), hasher.shard_of(id + 1), "id {id}");
+            }
+        }
     }
 
     #[test]
     fn a_run_takes_neighbouring_keys() {
         let hasher = IdHasher::default();
-        let base = 0xABCD_0000_0000_0040_u64;
-        let first = hasher.id_table_key(base);
+        let first_id = (0xABCD_0000_0004_u64 << BLOCK_BITS) | 3;
+        let first = hasher.id_table_key(first_id);
         assert_eq!(first % 16, 0);
-        for place in 0..16 {
-            assert_eq!(hasher.id_table_key(base + place), first + place as u32);
+        for place in 0..16u64 {
+            let id = first_id + place * RUN_STRIDE;
+            assert_eq!(hasher.shard_of(id), hasher.shard_of(first_id));
+            assert_eq!(hasher.id_table_key(id), first + place as u32);
         }
-        // The next run starts somewhere else (the odds that it does not are
-        // one in 2^28).
-        assert_ne!(hasher.id_table_key(base + 16), first + 16);
+        // The next block's run starts somewhere else (the odds that it does
+        // not are one in 2^28).
+        assert_ne!(
+            hasher.id_table_key(first_id + (1 << BLOCK_BITS)),
+            first + 16
+        );
     }
 
     #[test]
@@ -132,8 +200,8 @@ mod tests {
         let hasher = IdHasher::default();
         let mut buckets = [0u32; 256];
         for r in 0..4096u64 {
-            let key = hasher.id_table_key(r << RUN_BITS);
-            buckets[((key >> RUN_BITS) & 255) as usize] += 1;
+            let key = hasher.id_table_key(r << BLOCK_BITS);
+            buckets[((key >> PLACE_BITS) & 255) as usize] += 1;
         }
         assert!(buckets.iter().all(|&n| n > 0), "{buckets:?}");
     }

@@ -9,7 +9,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::command::{Command, Level, Outcome, ReservationAck, ReservationInfo};
 use crate::effect::{Effect, EffectLog, EffectObserver};
 use crate::error::Error;
-use crate::id_hash;
+use crate::id_hash::{self, IdHasher};
 use crate::ids::{Channel, ItemKey, Line, ReservationId, ReservationState, Sku, StoreId};
 use crate::reservation::{
     deadline_after, HeldLine, HeldLines, Reservation, ReservationShard, Shard,
@@ -17,7 +17,7 @@ use crate::reservation::{
 use crate::sync::MutexGuard;
 // Clock and observer are the caller's objects, not engine state that loom
 // explores, so they are held in std's Arc in every build.
-use crate::table::{shard_of, ItemTable};
+use crate::table::ItemTable;
 use crossbeam_utils::CachePadded;
 use std::fmt;
 use std::sync::Arc;
@@ -55,10 +55,9 @@ impl LookedUp {
     }
 }
 
-/// Reservation shards. A power of two, large enough that threads reserving
-/// different ids rarely meet on one lock. Each run of 16 consecutive ids
-/// shares one (see `id_hash`).
-const RESERVATION_SHARDS: usize = 256;
+/// Reservation shards: enough that threads reserving different ids rarely
+/// meet on one lock; neighbouring ids take different ones (see `id_hash`).
+const RESERVATION_SHARDS: usize = id_hash::SHARDS;
 
 /// In-memory stock for every `(sku, store)` and the reservations against it.
 ///
@@ -86,6 +85,8 @@ const RESERVATION_SHARDS: usize = 256;
 pub struct Inventory {
     items: ItemTable,
     reservations: Box<[CachePadded<Shard>]>,
+    /// Picks an id's shard.
+    id_hasher: IdHasher,
     clock: Arc<dyn Clock>,
     default_ttl_ms: u64,
     retention_ms: u64,
@@ -198,6 +199,7 @@ impl InventoryBuilder {
             reservations: (0..RESERVATION_SHARDS)
                 .map(|_| CachePadded::new(Shard::new(self.expected_items / 32)))
                 .collect(),
+            id_hasher: IdHasher::default(),
             clock: self.clock,
             default_ttl_ms: self.default_ttl_ms,
             retention_ms: self.retention_ms,
@@ -414,7 +416,7 @@ impl Inventory {
     }
 
     fn shard(&self, id: ReservationId) -> &Shard {
-        &self.reservations[shard_of(id_hash::run(id.0), RESERVATION_SHARDS)]
+        &self.reservations[self.id_hasher.shard_of(id.0)]
     }
 
     fn shard_lock(&self, id: ReservationId) -> MutexGuard<'_, ReservationShard> {

@@ -62,9 +62,11 @@
 //! nothing for its line. No hot path takes a global lock: items are found
 //! through a lock-free open-addressing index (size it with
 //! [`InventoryBuilder::expected_items`]) and reservations through 256
-//! sharded locks. Runs of 16 consecutive reservation ids share a shard and
-//! neighbouring places in its id table and filter, so order numbers issued
-//! in sequence reuse the cache lines their predecessors brought in
+//! sharded locks. Reservation ids are laid out in blocks of 128: consecutive
+//! ids take different shards of a group of 8, and each shard's 16 ids of a
+//! block take neighbouring places in its id table and filter, so order
+//! numbers issued in sequence reuse the cache lines their predecessors
+//! brought in while neighbours in flight at once take different locks
 //! (`src/id_hash.rs`). An item costs about 31 bytes (a 24-byte entry in a
 //! table at most 8/9 full, plus 4 bytes of creation order), a pending
 //! single-line reservation about 69 (a 32-byte slab record, its 8-byte

@@ -63,14 +63,6 @@ const MAX_ITEMS: u32 = u32::MAX - (1 << FIRST_BITS) - (1 << 30);
 /// capacity, `expected + expected / 8`, below 2^30.
 const MAX_EXPECTED: usize = (1 << 30) / 9 * 8;
 
-/// Spreads 64-bit keys over `shards` (Fibonacci hashing: multiply, keep the
-/// high bits). Used by the reservation table.
-pub(crate) fn shard_of(key: u64, shards: usize) -> usize {
-    debug_assert!(shards.is_power_of_two());
-    let mixed = key.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    (mixed >> (64 - shards.trailing_zeros())) as usize
-}
-
 /// A full-avalanche mix (the splitmix64 finalizer), so linear probing sees
 /// uniform hashes even for sequential SKUs.
 fn mix(mut x: u64) -> u64 {
@@ -381,13 +373,6 @@ mod tests {
         let largest = MAX_EXPECTED + MAX_EXPECTED / 8;
         assert!(largest < 1 << 30);
         assert!(u64::from(MAX_ITEMS) + largest as u64 <= u64::from(u32::MAX));
-    }
-
-    #[test]
-    fn shard_of_stays_in_range() {
-        for key in [0, 1, u64::MAX, 0xDEAD_BEEF] {
-            assert!(shard_of(key, 64) < 64);
-        }
     }
 
     #[test]

@@ -33,15 +33,38 @@ pub struct Settings {
     pub ops: u64,
     pub duration: Duration,
     pub seed: u64,
-    /// Scramble cart ids (see `workload::scramble`) instead of numbering
-    /// each shopper's carts in sequence.
-    pub random_ids: bool,
+    pub ids: Ids,
     pub ttl_ms: u64,
     pub pos_threads: usize,
     /// Time one reserve in this many (in-process engines; server engines
     /// time every reserve).
     pub latency_every: u64,
     pub progress: bool,
+}
+
+/// How carts are numbered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ids {
+    /// Each shopper numbers its own carts in sequence (order numbers from
+    /// one checkout process).
+    Sequential,
+    /// Scrambled (see `workload::scramble`): ids with no order at all, like
+    /// hashed UUIDs.
+    Random,
+    /// One sequence shared by every shopper (order numbers from one
+    /// database sequence): the carts in flight at once have neighbouring
+    /// ids.
+    Shared,
+}
+
+impl Ids {
+    pub fn name(self) -> &'static str {
+        match self {
+            Ids::Sequential => "sequential",
+            Ids::Random => "random",
+            Ids::Shared => "shared",
+        }
+    }
 }
 
 /// A counter with one writer: a load and a store instead of a locked add.
@@ -130,6 +153,8 @@ struct Shared<'a> {
     monitor: MonitorStats,
     problems: AtomicU64,
     first_problem: Mutex<Option<String>>,
+    /// The next cart id with `Ids::Shared`.
+    next_id: CachePadded<AtomicU64>,
 }
 
 /// Unexpected answers after which the run gives up (a dead server).
@@ -273,10 +298,11 @@ impl<E: Engine> Shopper<'_, '_, E> {
         self.issued += 1;
         slot.task = match self.shared.workload.next(&mut self.rng, &mut slot.cart) {
             Step::Cart { channel, fate } => {
-                let mut id = slot.id_base | slot.carts;
-                if self.shared.settings.random_ids {
-                    id = scramble(id);
-                }
+                let id = match self.shared.settings.ids {
+                    Ids::Sequential => slot.id_base | slot.carts,
+                    Ids::Random => scramble(slot.id_base | slot.carts),
+                    Ids::Shared => self.shared.next_id.fetch_add(1, Ordering::Relaxed),
+                };
                 slot.carts += 1;
                 self.reserves += 1;
                 Task::Reserve {
@@ -544,6 +570,7 @@ pub fn run<E: Engine>(
         monitor: MonitorStats::default(),
         problems: AtomicU64::new(0),
         first_problem: Mutex::new(None),
+        next_id: CachePadded::new(AtomicU64::new(1 << 40)),
     };
 
     // Stock the shelves before the doors open.
@@ -996,11 +1023,7 @@ fn prove<E: Engine>(
         connections,
         items: workload.items(),
         seed: settings.seed,
-        ids: if settings.random_ids {
-            "random"
-        } else {
-            "sequential"
-        },
+        ids: settings.ids.name(),
         ops,
         carts,
         reserve_ok,

@@ -24,7 +24,7 @@ mod engines;
 mod memory;
 mod workload;
 
-use driver::{Report, Settings};
+use driver::{Ids, Report, Settings};
 use engines::atomic::AtomicLimit;
 use engines::mutex::MutexEngine;
 use engines::omnistock::Omnistock;
@@ -55,7 +55,8 @@ usage: flash_sale [options]
                       sales and restocks)
   --seed N            random seed (default 42)
   --ids KIND          sequential (each shopper numbers its carts, like order
-                      numbers; the default) or random (scrambled ids)
+                      numbers; the default), random (scrambled ids) or shared
+                      (one sequence for all shoppers, like a database's)
   --items N           items of spread/mixed/zipf (default 1000000) and of
                       memory (default 10000000)
   --pending N         memory: pending reservations (default 1000000)
@@ -97,7 +98,7 @@ impl Config {
                 ops: u64::MAX,
                 duration: Duration::from_secs(10),
                 seed: 42,
-                random_ids: false,
+                ids: Ids::Sequential,
                 ttl_ms: 100,
                 pos_threads: 1,
                 latency_every: 16,
@@ -145,12 +146,13 @@ impl Config {
                 }
                 "--seed" => s.seed = parse_number(&name, &value()?)?,
                 "--ids" => {
-                    s.random_ids = match value()?.as_str() {
-                        "sequential" => false,
-                        "random" => true,
+                    s.ids = match value()?.as_str() {
+                        "sequential" => Ids::Sequential,
+                        "random" => Ids::Random,
+                        "shared" => Ids::Shared,
                         other => {
                             return Err(format!(
-                                "--ids: `{other}` is neither `sequential` nor `random`"
+                                "--ids: `{other}` is not `sequential`, `random` or `shared`"
                             ))
                         }
                     }
