@@ -441,28 +441,35 @@ fn lookups_racing_creation_in_their_entry_see_no_torn_key() {
 /// one is fresh, the other a replay.
 #[test]
 fn same_id_racing_for_the_last_unit_is_never_refused() {
-    loom::model(|| {
-        let (inventory, _) = inventory_with(&[(X, 1)]);
-        let id = ReservationId(5);
-        let tries: Vec<_> = (0..2)
-            .map(|_| {
-                let inventory = inventory.clone();
-                thread::spawn(move || inventory.reserve(id, Channel::Online, &[line(X, 1)]))
-            })
-            .collect();
-        let answers: Vec<_> = tries.into_iter().map(|t| t.join().unwrap()).collect();
-        for answer in &answers {
-            assert!(answer.is_ok(), "{answers:?}");
-        }
-        assert_eq!(
-            answers
-                .iter()
-                .filter(|a| a.as_ref().unwrap().replayed)
-                .count(),
-            1
-        );
-        assert_eq!(inventory.level(X, STORE).unwrap().reserved, 1);
-    });
+    loom::model(|| race_one_id_for_the_last_unit(&[(X, 1)], [line(X, 1)]));
+}
+
+/// Two threads reserve `cart` under one id at once; the last unit of some
+/// line is wanted by both. Neither answer may be a refusal: one is fresh,
+/// the other a replay, and each line is held once.
+fn race_one_id_for_the_last_unit<const N: usize>(stock: &[(Sku, u32)], cart: [Line; N]) {
+    let (inventory, _) = inventory_with(stock);
+    let id = ReservationId(5);
+    let tries: Vec<_> = (0..2)
+        .map(|_| {
+            let inventory = inventory.clone();
+            thread::spawn(move || inventory.reserve(id, Channel::Online, &cart))
+        })
+        .collect();
+    let answers: Vec<_> = tries.into_iter().map(|t| t.join().unwrap()).collect();
+    for answer in &answers {
+        assert!(answer.is_ok(), "{answers:?}");
+    }
+    assert_eq!(
+        answers
+            .iter()
+            .filter(|a| a.as_ref().unwrap().replayed)
+            .count(),
+        1
+    );
+    for held in cart {
+        assert_eq!(inventory.level(held.sku, STORE).unwrap().reserved, held.qty);
+    }
 }
 
 /// A retention pass forgets a committed id while the same id is reserved
@@ -509,28 +516,7 @@ fn refusal_races_forgetting_of_the_same_id() {
 #[test]
 fn same_id_racing_two_lines_for_the_last_unit_is_never_refused() {
     loom::model(|| {
-        let (inventory, _) = inventory_with(&[(X, 1), (Y, 5)]);
-        let id = ReservationId(5);
-        let cart = [line(Y, 2), line(X, 1)];
-        let tries: Vec<_> = (0..2)
-            .map(|_| {
-                let inventory = inventory.clone();
-                thread::spawn(move || inventory.reserve(id, Channel::Online, &cart))
-            })
-            .collect();
-        let answers: Vec<_> = tries.into_iter().map(|t| t.join().unwrap()).collect();
-        for answer in &answers {
-            assert!(answer.is_ok(), "{answers:?}");
-        }
-        assert_eq!(
-            answers
-                .iter()
-                .filter(|a| a.as_ref().unwrap().replayed)
-                .count(),
-            1
-        );
-        assert_eq!(inventory.level(X, STORE).unwrap().reserved, 1);
-        assert_eq!(inventory.level(Y, STORE).unwrap().reserved, 2);
+        race_one_id_for_the_last_unit(&[(X, 1), (Y, 5)], [line(Y, 2), line(X, 1)]);
     });
 }
 
