@@ -1,17 +1,24 @@
 //! The id table of one reservation shard: the slab positions of the
 //! reservations it remembers, found by id. Used only under the shard lock.
 //!
-//! Open addressing with linear probing over 8-byte slots, each holding the
-//! id's 32-bit key (see `id_hash`) beside the position. A slot is one load:
+//! Open addressing with linear probing in Robin Hood order over 8-byte
+//! slots, each holding the id's 32-bit key (see `id_hash`) beside the
+//! position. A slot is one load:
 //! the key and the position share it, so a lookup reads one run of adjacent
 //! slots and the record only when the key matches. The ids of a run have
 //! neighbouring keys, so a thread that records id after id, or a reaper that
 //! forgets them in the order they finished, works in the same cache lines.
 //!
-//! A removal shifts the slots after it back (no tombstones), so the table
-//! never has to be rebuilt in place while it churns through reservations;
-//! it only doubles when half full, which happens while a shard grows, not
-//! once the number of remembered reservations has settled.
+//! Each cluster of occupied slots is kept ordered by home slot (an insert
+//! takes the place of the first entry nearer its own home). A run's keys
+//! have neighbouring homes, so runs make long clusters; the order lets a
+//! lookup for an absent id stop as soon as it passes where the id would be,
+//! and a removal shift back only the entries up to the next one at its
+//! home, instead of scanning to the end of the cluster. Removals leave no
+//! tombstones, so the table never has to be rebuilt in place while it
+//! churns through reservations; it only doubles when half full, which
+//! happens while a shard grows, not once the number of remembered
+//! reservations has settled.
 
 /// A slot holding nothing. Positions are below `u32::MAX` (the slab hands
 /// out fewer), so no occupied slot equals it.
@@ -56,6 +63,11 @@ impl IdTable {
         key as usize & self.mask()
     }
 
+    /// How far the entry in `slot`, found at index `at`, is from its home.
+    fn distance(&self, at: usize, slot: u64) -> usize {
+        at.wrapping_sub(self.home(key_of(slot))) & self.mask()
+    }
+
     /// The slot index holding a position stored under `key` for which `is`
     /// says yes.
     fn index_of(&self, key: u32, mut is: impl FnMut(u32) -> bool) -> Option<usize> {
@@ -64,15 +76,19 @@ impl IdTable {
         }
         let mask = self.mask();
         let mut at = self.home(key);
+        let mut distance = 0;
         loop {
             let slot = self.slots[at];
-            if slot == EMPTY {
+            // Entries of a cluster are ordered by home: one nearer its home
+            // than the probe is to ours means ours is not stored.
+            if slot == EMPTY || self.distance(at, slot) < distance {
                 return None;
             }
             if key_of(slot) == key && is(position_of(slot)) {
                 return Some(at);
             }
             at = (at + 1) & mask;
+            distance += 1;
         }
     }
 
@@ -93,14 +109,28 @@ impl IdTable {
         self.len += 1;
     }
 
-    /// Puts `slot` in the first empty slot from its home on.
-    fn place(&mut self, slot: u64) {
+    /// Puts `slot` into its cluster, keeping the cluster ordered by home
+    /// (Robin Hood): it takes the place of the first entry nearer its own
+    /// home, which moves on the same way.
+    fn place(&mut self, mut slot: u64) {
         let mask = self.mask();
         let mut at = self.home(key_of(slot));
-        while self.slots[at] != EMPTY {
+        let mut distance = 0;
+        loop {
+            let here = self.slots[at];
+            if here == EMPTY {
+                self.slots[at] = slot;
+                return;
+            }
+            let theirs = self.distance(at, here);
+            if theirs < distance {
+                self.slots[at] = slot;
+                slot = here;
+                distance = theirs;
+            }
             at = (at + 1) & mask;
+            distance += 1;
         }
-        self.slots[at] = slot;
     }
 
     /// Removes `position`, stored under `key`; false if it is not there.
@@ -108,23 +138,18 @@ impl IdTable {
         let Some(mut hole) = self.index_of(key, |stored| stored == position) else {
             return false;
         };
-        // Shift back every later slot of the cluster whose probe passes
-        // the hole, so that no probe meets an empty slot before its entry.
+        // Shift the following entries back one slot each, up to the first
+        // that is at its home (or an empty slot): the cluster stays ordered
+        // and no probe meets a gap before its entry.
         let mask = self.mask();
-        let mut next = (hole + 1) & mask;
         loop {
+            let next = (hole + 1) & mask;
             let slot = self.slots[next];
-            if slot == EMPTY {
+            if slot == EMPTY || self.distance(next, slot) == 0 {
                 break;
             }
-            let home = self.home(key_of(slot));
-            // The entry may move to the hole if the hole lies on its probe
-            // path: from its home to where it is now.
-            if next.wrapping_sub(home) & mask >= next.wrapping_sub(hole) & mask {
-                self.slots[hole] = slot;
-                hole = next;
-            }
-            next = (next + 1) & mask;
+            self.slots[hole] = slot;
+            hole = next;
         }
         self.slots[hole] = EMPTY;
         self.len -= 1;
