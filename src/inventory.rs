@@ -9,6 +9,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::command::{Command, Level, Outcome, ReservationAck, ReservationInfo};
 use crate::effect::{Effect, EffectLog, EffectObserver};
 use crate::error::Error;
+use crate::id_filter;
 use crate::id_hash::{self, IdHasher};
 use crate::ids::{Channel, ItemKey, Line, ReservationId, ReservationState, Sku, StoreId};
 use crate::reservation::{
@@ -121,6 +122,7 @@ impl fmt::Debug for Inventory {
 pub struct InventoryBuilder {
     clock: Arc<dyn Clock>,
     expected_items: usize,
+    expected_reservations: Option<usize>,
     default_ttl_ms: u64,
     retention_ms: u64,
     observer: Option<Arc<dyn EffectObserver>>,
@@ -131,6 +133,7 @@ impl fmt::Debug for InventoryBuilder {
         f.debug_struct("InventoryBuilder")
             .field("clock", &self.clock)
             .field("expected_items", &self.expected_items)
+            .field("expected_reservations", &self.expected_reservations)
             .field("default_ttl_ms", &self.default_ttl_ms)
             .field("retention_ms", &self.retention_ms)
             .field("observer", &self.observer.is_some())
@@ -143,6 +146,7 @@ impl Default for InventoryBuilder {
         InventoryBuilder {
             clock: Arc::new(SystemClock::new()),
             expected_items: DEFAULT_EXPECTED_ITEMS,
+            expected_reservations: None,
             default_ttl_ms: DEFAULT_TTL_MS,
             retention_ms: DEFAULT_RETENTION_MS,
             observer: None,
@@ -170,11 +174,33 @@ impl InventoryBuilder {
     /// inline (31 bytes per expected item: 24-byte entries filled to at most
     /// 8/9, plus 4 bytes recording the order of creation) and the
     /// reservation shards' id filters (8 bytes per expected
-    /// item, between 128 KiB and 2 MiB). Items beyond it still work, through a slower
+    /// item, between 128 KiB and 2 MiB, unless
+    /// [`expected_reservations`](Self::expected_reservations) sizes them). Items beyond it still work, through a slower
     /// locked map: size it for the catalogue; size it small for many
     /// short-lived inventories (tests, simulations).
     pub fn expected_items(mut self, items: usize) -> Self {
         self.expected_items = items;
+        self
+    }
+
+    /// How many reservations the inventory will remember at once at most
+    /// (pending ones plus ended ones still within retention). It sizes the
+    /// id filters that let a reserve refused on a sold-out item answer
+    /// without taking a lock: 8 bytes per expected reservation, between 128
+    /// KiB and 256 MiB in all. Without it they are sized from
+    /// [`expected_items`](Self::expected_items), at most 2 MiB, which stops
+    /// proving ids unknown once a few hundred thousand reservations are
+    /// remembered. Past the expected number, refusals gradually take the
+    /// lock again; the answers never change, only their cost.
+    ///
+    /// ```
+    /// use omnistock::Inventory;
+    /// // 200,000 orders a day, remembered for the default 24 hours.
+    /// let inventory = Inventory::builder().expected_reservations(200_000).build();
+    /// # drop(inventory);
+    /// ```
+    pub fn expected_reservations(mut self, reservations: usize) -> Self {
+        self.expected_reservations = Some(reservations);
         self
     }
 
@@ -197,7 +223,13 @@ impl InventoryBuilder {
         Inventory {
             items: ItemTable::new(self.expected_items),
             reservations: (0..RESERVATION_SHARDS)
-                .map(|_| CachePadded::new(Shard::new(self.expected_items / 32)))
+                .map(|_| {
+                    CachePadded::new(Shard::new(id_filter::counters_per_shard(
+                        self.expected_items,
+                        self.expected_reservations,
+                        RESERVATION_SHARDS,
+                    )))
+                })
                 .collect(),
             id_hasher: IdHasher::default(),
             clock: self.clock,
