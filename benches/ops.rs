@@ -11,6 +11,11 @@
 //! - `hot_cell/reserve_release/{1,2}_threads`: threads reserving and
 //!   releasing one unit of the same item at once (every thread's time per
 //!   operation).
+//! - `sold_out/refuse_1M_remembered/{default_filters,expected_reservations}`:
+//!   two threads refused on a sold-out item while a million committed
+//!   reservations are remembered, with the id filters sized from the items
+//!   (too small: refusals take the shard lock) or by
+//!   `expected_reservations` (refusals only read).
 //!
 //! After criterion's own report the bench prints a small table of medians and
 //! the ratios that matter, so nobody needs a spreadsheet. Filters work as
@@ -270,6 +275,79 @@ fn contention(c: &mut Criterion) {
     group.finish();
 }
 
+/// Committed reservations remembered while the sold-out refusals run.
+const REMEMBERED: u64 = 1_000_000;
+const SOLD_OUT: Sku = Sku(2);
+
+/// An inventory that remembers `REMEMBERED` committed reservations and has
+/// one item sold out (its only unit held). `sized`: built with
+/// `expected_reservations(REMEMBERED)`, so its id filters can still prove a
+/// new id unknown; without it they are sized from the (few) items.
+fn sold_out_fixture(sized: bool) -> Arc<Inventory> {
+    let mut builder = Inventory::builder()
+        .clock(Arc::new(ManualClock::new()) as Arc<dyn Clock>)
+        .expected_items(16);
+    if sized {
+        builder = builder.expected_reservations(REMEMBERED as usize);
+    }
+    let inventory = builder.build();
+    inventory.restock(HOT, STORE, u32::MAX).unwrap();
+    inventory.restock(SOLD_OUT, STORE, 1).unwrap();
+    let one = [Line::new(HOT, STORE, 1)];
+    for i in 0..REMEMBERED {
+        inventory
+            .reserve(ReservationId(i), Channel::Online, &one)
+            .unwrap();
+        inventory.commit(ReservationId(i)).unwrap();
+    }
+    let last = [Line::new(SOLD_OUT, STORE, 1)];
+    inventory
+        .reserve(ReservationId(u64::MAX), Channel::Online, &last)
+        .unwrap();
+    Arc::new(inventory)
+}
+
+/// Two threads each make `iters` reserves of the sold-out item with new
+/// ids; every one is refused (and records nothing, so samples can reuse
+/// ids). The time per iteration is each thread's time per refusal.
+fn sold_out_round(name: &str, inventory: &Arc<Inventory>, iters: u64) -> Duration {
+    let barrier = Arc::new(Barrier::new(3));
+    let workers: Vec<_> = (1..=2u64)
+        .map(|t| {
+            let (inventory, barrier) = (Arc::clone(inventory), Arc::clone(&barrier));
+            thread::spawn(move || {
+                let want = [Line::new(SOLD_OUT, STORE, 1)];
+                barrier.wait();
+                for i in 0..iters {
+                    let id = ReservationId(t << 40 | i);
+                    let refused = inventory.reserve(id, Channel::Online, &want);
+                    assert!(black_box(refused).is_err());
+                }
+            })
+        })
+        .collect();
+    barrier.wait();
+    let start = Instant::now();
+    for worker in workers {
+        worker.join().unwrap();
+    }
+    record(name, iters, start.elapsed())
+}
+
+fn sold_out(c: &mut Criterion) {
+    let mut group = c.benchmark_group("sold_out");
+    for (sized, label) in [(false, "default_filters"), (true, "expected_reservations")] {
+        let name = format!("sold_out/refuse_1M_remembered/{label}");
+        // Built only if a filter lets the bench run.
+        let mut fixture = None;
+        group.bench_function(format!("refuse_1M_remembered/{label}"), |b| {
+            let inventory = fixture.get_or_insert_with(|| sold_out_fixture(sized));
+            b.iter_custom(|iters| sold_out_round(&name, inventory, iters))
+        });
+    }
+    group.finish();
+}
+
 // ---------------------------------------------------------------------------
 // The table
 
@@ -292,6 +370,14 @@ fn print_ratios() {
         (
             "hot_cell/reserve_release/2_threads",
             "hot cell, 2 threads (each)",
+        ),
+        (
+            "sold_out/refuse_1M_remembered/default_filters",
+            "sold-out refusal, 2 threads (each)",
+        ),
+        (
+            "sold_out/refuse_1M_remembered/expected_reservations",
+            "  the same, filters sized",
         ),
     ];
     let mut lines = Vec::new();
@@ -332,6 +418,14 @@ fn print_ratios() {
             2.0 / r
         ));
     }
+    if let Some(r) = ratio(
+        "sold_out/refuse_1M_remembered/default_filters",
+        "sold_out/refuse_1M_remembered/expected_reservations",
+    ) {
+        lines.push(format!(
+            "  sold-out refusals with 1M reservations remembered: {r:.2}x faster with expected_reservations (lock-free again)"
+        ));
+    }
     if !lines.is_empty() {
         println!("\nomnistock ops: medians of the measured samples");
         for line in lines {
@@ -360,6 +454,7 @@ fn main() {
     multi_line(&mut criterion);
     expiry(&mut criterion);
     contention(&mut criterion);
+    sold_out(&mut criterion);
     criterion.final_summary();
     print_ratios();
 }

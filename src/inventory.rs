@@ -9,7 +9,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::command::{Command, Level, Outcome, ReservationAck, ReservationInfo};
 use crate::effect::{Effect, EffectLog, EffectObserver};
 use crate::error::Error;
-use crate::id_filter;
+use crate::id_filter::{self, IdFilter};
 use crate::id_hash::{self, IdHasher};
 use crate::ids::{Channel, ItemKey, Line, ReservationId, ReservationState, Sku, StoreId};
 use crate::reservation::{
@@ -459,8 +459,9 @@ impl Inventory {
     /// reserve there if that can be proven: reading the lines' cells in
     /// order, the first line that cannot be served is refused (`UnknownItem`
     /// or `Insufficient`, as the locked path checks them) and the id is
-    /// certainly unknown (a known id is answered from its record first).
-    /// Every reading lies between the two readings of the id filter, so a
+    /// certainly unknown (a known id is answered from its record first):
+    /// `ids` is the filter of the id's shard. Every reading lies between
+    /// the two readings of the id filter, so a
     /// refusal linearizes at the reading of the refused line, like the locked
     /// path's, which also checks each line at its own instant. A cart of
     /// more than [`LOOKED_UP_LINES`] lines skips this. `Ok` carries the cell
@@ -469,6 +470,7 @@ impl Inventory {
     fn refuse_without_lock(
         &self,
         id: ReservationId,
+        ids: &IdFilter,
         lines: &[Line],
         channel: Channel,
     ) -> Result<LookedUp, Error> {
@@ -476,7 +478,6 @@ impl Inventory {
         if lines.len() > LOOKED_UP_LINES {
             return Ok(looked);
         }
-        let ids = &self.shard(id).ids;
         let sequence = ids.read_begin();
         for line in lines {
             let refusal = match self.items.find(line.item()) {
@@ -539,10 +540,11 @@ impl Inventory {
         if ttl_ms == 0 {
             return Err(zero_ttl());
         }
+        let home = self.shard(id);
         // A flash sale's sold-out SKU: refuse by reading, writing nothing.
-        let looked = self.refuse_without_lock(id, lines, channel)?;
+        let looked = self.refuse_without_lock(id, &home.ids, lines, channel)?;
         let mut effects = self.effects();
-        let mut shard = self.shard_lock(id);
+        let mut shard = home.records.lock();
         let now = self.clock.now_ms();
         let answer = match shard.find(id.0) {
             Some(at) => {
@@ -564,7 +566,7 @@ impl Inventory {
                 // Counted into the filter before any unit is held: a reader
                 // that sees this reservation's hold must not prove the id
                 // unknown (see refuse_without_lock).
-                let ids = &self.shard(id).ids;
+                let ids = &home.ids;
                 ids.add(id.0);
                 let held = self.hold_lines(lines, &looked, channel, &mut effects);
                 if held.is_err() {
