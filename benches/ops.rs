@@ -13,9 +13,10 @@
 //!   operation).
 //! - `sold_out/refuse_1M_remembered/{default_filters,expected_reservations}`:
 //!   two threads refused on a sold-out item while a million committed
-//!   reservations are remembered, with the id filters sized from the items
-//!   (too small: refusals take the shard lock) or by
-//!   `expected_reservations` (refusals only read).
+//!   reservations are remembered, with the id filters built from the items
+//!   (too small for a million ids: the first refusals take the shard lock,
+//!   then the filters grow and refusals only read) or sized up front by
+//!   `expected_reservations` (refusals only read from the start).
 //!
 //! After criterion's own report the bench prints a small table of medians and
 //! the ratios that matter, so nobody needs a spreadsheet. Filters work as
@@ -281,8 +282,9 @@ const SOLD_OUT: Sku = Sku(2);
 
 /// An inventory that remembers `REMEMBERED` committed reservations and has
 /// one item sold out (its only unit held). `sized`: built with
-/// `expected_reservations(REMEMBERED)`, so its id filters can still prove a
-/// new id unknown; without it they are sized from the (few) items.
+/// `expected_reservations(REMEMBERED)`, so its id filters can prove a new
+/// id unknown from the start; without it they start sized from the (few)
+/// items and grow after the warm-up's first refusals.
 fn sold_out_fixture(sized: bool) -> Arc<Inventory> {
     let mut builder = Inventory::builder()
         .clock(Arc::new(ManualClock::new()) as Arc<dyn Clock>)

@@ -54,6 +54,14 @@ impl IdTable {
         self.len
     }
 
+    /// The positions stored, in slot order.
+    pub(crate) fn positions(&self) -> impl Iterator<Item = u32> + '_ {
+        self.slots
+            .iter()
+            .filter(|&&slot| slot != EMPTY)
+            .map(|&slot| position_of(slot))
+    }
+
     fn mask(&self) -> usize {
         self.slots.len() - 1
     }
@@ -188,6 +196,9 @@ mod tests {
         assert_eq!(table.find(30, |_| true), None);
         assert_eq!(table.find(33, |_| true), Some(11));
         assert_eq!(table.len(), 999);
+        let mut listed: Vec<u32> = table.positions().collect();
+        listed.sort_unstable();
+        assert_eq!(listed, (0..1000).filter(|&p| p != 10).collect::<Vec<_>>());
     }
 
     #[test]
@@ -268,6 +279,11 @@ mod tests {
             for (&position, &key) in &model {
                 prop_assert_eq!(table.find(key, |p| p == position), Some(position));
             }
+            let mut listed: Vec<u32> = table.positions().collect();
+            listed.sort_unstable();
+            let mut stored: Vec<u32> = model.keys().copied().collect();
+            stored.sort_unstable();
+            prop_assert_eq!(listed, stored);
             for gone in (0..next_position).filter(|p| !model.contains_key(p)) {
                 prop_assert_eq!(table.find(0, |p| p == gone), None);
                 for &key in model.values() {

@@ -172,25 +172,32 @@ impl InventoryBuilder {
     /// How many items (`(sku, store)` pairs) the inventory is sized for
     /// (default 65,536). Built up front: the lock-free item table, cells
     /// inline (31 bytes per expected item: 24-byte entries filled to at most
-    /// 8/9, plus 4 bytes recording the order of creation) and the
-    /// reservation shards' id filters (8 bytes per expected
-    /// item, between 128 KiB and 2 MiB, unless
-    /// [`expected_reservations`](Self::expected_reservations) sizes them). Items beyond it still work, through a slower
-    /// locked map: size it for the catalogue; size it small for many
-    /// short-lived inventories (tests, simulations).
+    /// 8/9, plus 4 bytes recording the order of creation). It also sets the
+    /// starting size of the reservation shards' id filters (8 bytes per
+    /// expected item, between 128 KiB and 2 MiB), unless
+    /// [`expected_reservations`](Self::expected_reservations) does. Items
+    /// beyond it still work, through a slower locked map: size it for the
+    /// catalogue; size it small for many short-lived inventories (tests,
+    /// simulations).
     pub fn expected_items(mut self, items: usize) -> Self {
         self.expected_items = items;
         self
     }
 
     /// How many reservations the inventory will remember at once at most
-    /// (pending ones plus ended ones still within retention). It sizes the
-    /// id filters that let a reserve refused on a sold-out item answer
-    /// without taking a lock: 8 bytes per expected reservation, between 128
-    /// KiB and 256 MiB in all. Without it they are sized from
-    /// [`expected_items`](Self::expected_items), at most 2 MiB, which stops
-    /// proving ids unknown once a few hundred thousand reservations are
-    /// remembered. Past the expected number, refusals gradually take the
+    /// (pending ones plus ended ones still within retention). It sets the
+    /// starting size of the id filters that let a reserve refused on a
+    /// sold-out item answer without taking a lock: 8 bytes per expected
+    /// reservation, between 128 KiB and 256 MiB in all.
+    ///
+    /// The filters follow the number of reservations remembered without it:
+    /// a shard whose filter gets crowded rebuilds it larger under its lock,
+    /// counting its ids in again (a pause for that shard alone, like a hash
+    /// table's growth, in proportion to the ids the shard holds).
+    /// Sizing them up front saves those rebuilds during the first peak.
+    /// A filter shrinks back to its starting size once its shard remembers
+    /// few ids again; the larger sizes it used stay allocated, at most
+    /// twice the largest. Past 256 MiB in all, refusals gradually take the
     /// lock again; the answers never change, only their cost.
     ///
     /// ```
@@ -571,6 +578,10 @@ impl Inventory {
                 let held = self.hold_lines(lines, &looked, channel, &mut effects);
                 if held.is_err() {
                     ids.remove(id.0);
+                    if lines.len() <= LOOKED_UP_LINES {
+                        // refuse_without_lock could not prove the id unknown.
+                        shard.refused_unproven(ids);
+                    }
                 }
                 held.map(|held| {
                     let deadline = deadline_after(now, ttl_ms);
@@ -851,5 +862,92 @@ fn ack(id: ReservationId, reservation: &Reservation, replayed: bool) -> Reservat
         replayed,
         expires_at_ms: (reservation.state == ReservationState::Pending)
             .then_some(reservation.expires_at),
+    }
+}
+
+#[cfg(all(test, not(omnistock_loom)))]
+mod tests {
+    use super::*;
+    use crate::ManualClock;
+
+    /// Of `n` ids never used, how many their shards' filters prove unknown.
+    fn proven_unknown(inventory: &Inventory, n: u64) -> u64 {
+        let fresh = 1u64 << 40;
+        (fresh..fresh + n)
+            .filter(|&id| {
+                let ids = &inventory.shard(ReservationId(id)).ids;
+                ids.read_begin()
+                    .is_some_and(|sequence| ids.certainly_absent_since(id, sequence))
+            })
+            .count() as u64
+    }
+
+    fn filter_counters(inventory: &Inventory) -> usize {
+        inventory
+            .reservations
+            .iter()
+            .map(|shard| shard.ids.len())
+            .sum()
+    }
+
+    /// Without `expected_reservations`, the id filters grow once refusals
+    /// of fresh ids on a sold-out item find them too crowded to prove the
+    /// ids unknown, so those refusals go back to answering without the
+    /// lock; and they shrink back to their starting size once the ids are
+    /// forgotten.
+    #[test]
+    fn id_filters_grow_for_refusals_and_shrink_when_ids_are_forgotten() {
+        let clock = Arc::new(ManualClock::new());
+        let inventory = Inventory::builder()
+            .clock(clock.clone())
+            .retention_ms(1_000)
+            .build();
+        let (sku, store) = (Sku(1), StoreId(1));
+        let cart = [Line::new(sku, store, 1)];
+        let remembered = 400_000u64;
+        inventory
+            .set_on_hand(sku, store, remembered as u32)
+            .unwrap();
+        let built_with = filter_counters(&inventory);
+        for id in 0..remembered {
+            let id = ReservationId(id);
+            inventory.reserve(id, Channel::Online, &cart).unwrap();
+            inventory.commit(id).unwrap();
+        }
+        // Nothing refused yet: the filters kept their size (2048 counters
+        // a shard, now about 1560 ids each) and prove little.
+        assert_eq!(filter_counters(&inventory), built_with);
+        let proven = proven_unknown(&inventory, 10_000);
+        assert!(proven < 6_000, "{proven} of 10000 fresh ids proven");
+
+        // A sell-out's refusals: a fresh id is refused, a remembered one
+        // replayed. After a few refusals under its lock, each shard's
+        // filter grew.
+        let fresh = 1u64 << 41;
+        for id in fresh..fresh + 20_000 {
+            assert!(matches!(
+                inventory.reserve(ReservationId(id), Channel::Online, &cart),
+                Err(Error::Insufficient { available: 0, .. })
+            ));
+        }
+        assert!(inventory
+            .reserve(ReservationId(7), Channel::Online, &cart)
+            .is_ok_and(|ack| ack.replayed));
+        let grown = filter_counters(&inventory);
+        assert!(grown >= 4 * built_with, "{built_with} -> {grown} counters");
+        // Between one id per 4 counters (about 85 %) and one per 8 (95 %).
+        let proven = proven_unknown(&inventory, 10_000);
+        assert!(proven > 8_400, "only {proven} of 10000 fresh ids proven");
+
+        clock.advance(1_000);
+        inventory.expire();
+        let left: usize = inventory
+            .reservations
+            .iter()
+            .map(|shard| shard.records.lock().len())
+            .sum();
+        assert_eq!(left, 0);
+        assert_eq!(filter_counters(&inventory), built_with);
+        assert_eq!(proven_unknown(&inventory, 10_000), 10_000);
     }
 }

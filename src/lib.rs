@@ -57,9 +57,10 @@
 //! Stock operations are one atomic step on one cell word. On a sold-out
 //! item a refused reserve (of up to 8 lines) only reads: the lines' table
 //! entries (which hold their cells), and its id's shard filter, which proves
-//! the id unknown without the shard's lock (see `src/id_filter.rs`; size
-//! the filters with [`InventoryBuilder::expected_reservations`] when many
-//! reservations are remembered); no compare-and-swap, no lock, no write. A single-line reservation allocates
+//! the id unknown without the shard's lock (see `src/id_filter.rs`; the
+//! filters grow with the reservations remembered, and
+//! [`InventoryBuilder::expected_reservations`] sizes them up front); no
+//! compare-and-swap, no lock, no write. A single-line reservation allocates
 //! nothing for its line. No hot path takes a global lock: items are found
 //! through a lock-free open-addressing index (size it with
 //! [`InventoryBuilder::expected_items`]) and reservations through 256

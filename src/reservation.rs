@@ -7,7 +7,7 @@
 
 use crate::effect::{Effect, EffectLog};
 use crate::expiry::{DeadlineIndex, Filed};
-use crate::id_filter::IdFilter;
+use crate::id_filter::{IdFilter, REFUSALS_BEFORE_GROWING};
 use crate::id_hash::IdHasher;
 use crate::id_table::IdTable;
 use crate::ids::{Channel, Line, ReservationId, ReservationState};
@@ -136,6 +136,9 @@ pub(crate) struct ReservationShard {
     more_lines: HashMap<u32, Box<[HeldLine]>, IdHasher>,
     index: DeadlineIndex,
     hasher: IdHasher,
+    /// Refusals of fresh ids taken under the lock because the id filter
+    /// could not prove the id unknown, since the filter was last rebuilt.
+    refused_unproven: u32,
 }
 
 impl Default for ReservationShard {
@@ -146,6 +149,7 @@ impl Default for ReservationShard {
             more_lines: HashMap::default(),
             index: DeadlineIndex::default(),
             hasher: IdHasher::default(),
+            refused_unproven: 0,
         }
     }
 }
@@ -360,6 +364,29 @@ impl ReservationShard {
             }
         }
         ids.end_forgetting();
+        self.fit_filter(ids, false);
+    }
+
+    /// Notes a refusal of a fresh id that the id filter could have spared
+    /// the lock, had it proven the id unknown; enough of them let the
+    /// filter grow if it is crowded.
+    pub(crate) fn refused_unproven(&mut self, ids: &IdFilter) {
+        self.refused_unproven = self.refused_unproven.saturating_add(1);
+        if self.refused_unproven >= REFUSALS_BEFORE_GROWING {
+            self.fit_filter(ids, true);
+        }
+    }
+
+    /// Resizes the shard's id filter if it no longer suits the number of
+    /// ids remembered (see `IdFilter::fit`).
+    fn fit_filter(&mut self, ids: &IdFilter, may_grow: bool) {
+        let (by_id, records) = (&self.by_id, &self.records);
+        let rebuilt = ids.fit(by_id.len(), may_grow, || {
+            by_id.positions().map(|at| records.get(at).id)
+        });
+        if rebuilt {
+            self.refused_unproven = 0;
+        }
     }
 
     /// Reservations remembered: pending and terminal ones in retention.

@@ -555,3 +555,46 @@ fn two_line_refusal_races_a_release_of_its_last_line() {
         }
     });
 }
+
+/// A refusal that makes its shard's id filter grow races a replay of the
+/// shard's first id on the item that id sold out. Under loom the filters
+/// have 4 counters and may grow to 8 after one refusal the filter failed
+/// to prove; the refused id shares all its counters with the first id, so
+/// it is refused under the lock. The rebuilt filter starts from zero and
+/// counts the shard's ids in again; a refusal without the lock that read
+/// it half-filled would wrongly answer `Insufficient` to a known id. The
+/// answer must be the replay.
+#[test]
+fn replay_on_a_sold_out_item_races_a_growing_id_filter() {
+    loom::model(|| {
+        let (inventory, _) = inventory_with(&[(X, 1), (Y, 5)]);
+        // Ids 8 apart share a shard (see id_hash), and ids 32 apart take
+        // the same counters of 4.
+        let (first, second, refused) = (ReservationId(1), ReservationId(9), ReservationId(33));
+        inventory
+            .reserve(first, Channel::Online, &[line(X, 1)])
+            .unwrap();
+        inventory
+            .reserve(second, Channel::Online, &[line(Y, 1)])
+            .unwrap();
+        let again = {
+            let inventory = inventory.clone();
+            thread::spawn(move || inventory.reserve(first, Channel::Online, &[line(X, 1)]))
+        };
+        let grows = inventory.reserve(refused, Channel::Online, &[line(X, 1)]);
+        let again = again.join().unwrap();
+        assert!(matches!(
+            grows,
+            Err(Error::Insufficient { available: 0, .. })
+        ));
+        match again {
+            Ok(ack) => assert!(ack.replayed),
+            other => panic!("a known id was refused: {other:?}"),
+        }
+        assert_eq!(inventory.level(X, STORE).unwrap().reserved, 1);
+        assert_eq!(
+            inventory.get(refused),
+            Err(Error::UnknownReservation { id: refused })
+        );
+    });
+}
