@@ -116,6 +116,33 @@ impl DeadlineIndex {
     pub(crate) fn finished_len(&self) -> usize {
         self.finished.len()
     }
+
+    /// Renames every filed position through `moved_to` (a compaction of
+    /// the slab): in-order entries whose position is free (`None`) are
+    /// stale and go; every other entry names a remembered record. The
+    /// queues are rebuilt at the size they need.
+    pub(crate) fn remap(&mut self, moved_to: impl Fn(u32) -> Option<u32>) {
+        self.in_order = self
+            .in_order
+            .iter()
+            .filter_map(|&(deadline, at)| moved_to(at).map(|to| (deadline, to)))
+            .collect();
+        let remembered = |at| {
+            let to = moved_to(at);
+            debug_assert!(to.is_some(), "position {at} is filed but free");
+            to.unwrap_or(at)
+        };
+        self.sorted = self
+            .sorted
+            .iter()
+            .map(|&(deadline, at)| (deadline, remembered(at)))
+            .collect();
+        self.finished = self
+            .finished
+            .iter()
+            .map(|&(finished_at, at)| (finished_at, remembered(at)))
+            .collect();
+    }
 }
 
 #[cfg(all(test, not(omnistock_loom)))]

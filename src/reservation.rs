@@ -95,6 +95,11 @@ pub(crate) struct Reservation {
 #[cfg(not(omnistock_loom))]
 const _: () = assert!(std::mem::size_of::<Reservation>() == 32);
 
+/// A slab with this many times more positions than records is compacted.
+const SPARSE_SLAB: usize = 4;
+/// Slabs smaller than this (32 KiB of records) are never compacted.
+const COMPACT_FROM_POSITIONS: usize = 1024;
+
 /// What a free slab position holds; never reachable through the id table.
 const VACANT: Reservation = Reservation {
     id: 0,
@@ -365,6 +370,46 @@ impl ReservationShard {
         }
         ids.end_forgetting();
         self.fit_filter(ids, false);
+        self.compact_if_sparse();
+    }
+
+    /// Gives back the memory of a burst once it is over: when the slab has
+    /// handed out `SPARSE_SLAB` times more positions than it holds records
+    /// (and at least `COMPACT_FROM_POSITIONS`), moves the records into the
+    /// lowest positions of a new slab and rebuilds everything that names a
+    /// position (the id table, the extra lines, the deadline index), each
+    /// at the size it needs now. Under the shard lock, in time proportional
+    /// to the positions handed out, paid for by the forgetting that freed
+    /// at least three quarters of them. Returns whether it compacted.
+    fn compact_if_sparse(&mut self) -> bool {
+        let handed_out = self.records.handed_out();
+        if handed_out < COMPACT_FROM_POSITIONS || handed_out < SPARSE_SLAB * self.len() {
+            return false;
+        }
+        let mut live: Vec<u32> = self.by_id.positions().collect();
+        // In their old order: records made close in time stay close.
+        live.sort_unstable();
+        let mut moved_to = vec![u32::MAX; handed_out];
+        let mut records = Slab::new(VACANT);
+        let mut by_id = IdTable::default();
+        for &at in &live {
+            let record = *self.records.get(at);
+            let to = records.insert(record);
+            moved_to[at as usize] = to;
+            by_id.insert(self.hasher.id_table_key(record.id), to);
+        }
+        let mut more_lines = HashMap::with_hasher(self.hasher);
+        for (at, lines) in self.more_lines.drain() {
+            more_lines.insert(moved_to[at as usize], lines);
+        }
+        self.index.remap(|at| {
+            let to = moved_to[at as usize];
+            (to != u32::MAX).then_some(to)
+        });
+        self.records = records;
+        self.by_id = by_id;
+        self.more_lines = more_lines;
+        true
     }
 
     /// Notes a refusal of a fresh id that the id filter could have spared
@@ -387,6 +432,12 @@ impl ReservationShard {
         if rebuilt {
             self.refused_unproven = 0;
         }
+    }
+
+    /// Slab positions handed out: what the shard's record memory follows.
+    #[cfg(test)]
+    pub(crate) fn slab_positions(&self) -> usize {
+        self.records.handed_out()
     }
 
     /// Reservations remembered: pending and terminal ones in retention.

@@ -4,7 +4,9 @@
 //! index entry (id table, deadline index) costs a `u32` instead of a copy of
 //! the id, records made close in time sit close in memory, and growing never
 //! copies what is already stored (a doubling `Vec` would copy every record
-//! under the shard lock).
+//! under the shard lock). A slab never shrinks by itself: the reservation
+//! shard replaces a sparse one with a compact copy (see
+//! `ReservationShard::compact_if_sparse`).
 
 /// Records per chunk: 256 reservation records are 8 KiB, so an almost empty
 /// shard wastes little and a full one allocates rarely.
@@ -83,6 +85,12 @@ impl<T: Clone> Slab<T> {
     pub(crate) fn get_mut(&mut self, position: u32) -> &mut T {
         let (chunk, offset) = locate(position);
         &mut self.chunks[chunk][offset]
+    }
+
+    /// Positions handed out so far, stored or free: what the slab's
+    /// memory follows.
+    pub(crate) fn handed_out(&self) -> usize {
+        self.handed_out as usize
     }
 
     /// Records stored now.
