@@ -380,11 +380,11 @@ impl ReservationShard {
     /// position (the id table, the extra lines, the deadline index), each
     /// at the size it needs now. Under the shard lock, in time proportional
     /// to the positions handed out, paid for by the forgetting that freed
-    /// at least three quarters of them. Returns whether it compacted.
-    fn compact_if_sparse(&mut self) -> bool {
+    /// at least three quarters of them.
+    fn compact_if_sparse(&mut self) {
         let handed_out = self.records.handed_out();
         if handed_out < COMPACT_FROM_POSITIONS || handed_out < SPARSE_SLAB * self.len() {
-            return false;
+            return;
         }
         let mut live: Vec<u32> = self.by_id.positions().collect();
         // In their old order: records made close in time stay close.
@@ -409,7 +409,6 @@ impl ReservationShard {
         self.records = records;
         self.by_id = by_id;
         self.more_lines = more_lines;
-        true
     }
 
     /// Notes a refusal of a fresh id that the id filter could have spared
