@@ -1,0 +1,102 @@
+//! One thread driving the spread workload's steady state on a simulated
+//! clock, for instruction and cache-miss counts that do not depend on the
+//! machine's noise or the harness: 1,000,000 items, single-line carts on
+//! uniformly random items with ids in sequence, three in four committed
+//! and one released, 100 ms to live; the clock moves a millisecond every
+//! 3,000 carts (3M carts a second, what two threads reach in
+//! `flash_sale --workload spread`) and `expire()` runs every 2 ms, so with
+//! the 1 s retention about 3M reservations stay remembered.
+//!
+//! ```sh
+//! cargo run --release --example steady_spread -- 4000000 3000000
+//! ```
+//!
+//! runs 4M carts to reach the steady state, then times 3M more and prints
+//! the time per cart. For counts, run it under cachegrind twice, with and
+//! without the measured carts, and subtract (`cg_diff`):
+//!
+//! ```sh
+//! valgrind --tool=cachegrind --cache-sim=yes --D1=49152,12,64 --LL=2097152,16,64 \
+//!     --cachegrind-out-file=warm.out target/release/examples/steady_spread 3200000 0
+//! valgrind --tool=cachegrind --cache-sim=yes --D1=49152,12,64 --LL=2097152,16,64 \
+//!     --cachegrind-out-file=both.out target/release/examples/steady_spread 3200000 1000000
+//! cg_diff warm.out both.out > measured.out && cg_annotate measured.out
+//! ```
+//!
+//! (`--LL` set to one core's L2 of the development machine, so that "LL
+//! misses" are the misses that go to the shared L3.)
+
+use omnistock::{Channel, Inventory, Line, ManualClock, ReservationId, Sku, StoreId};
+use std::sync::Arc;
+use std::time::Instant;
+
+const ITEMS: u64 = 1_000_000;
+const TTL_MS: u64 = 100;
+const RETENTION_MS: u64 = 1_000;
+const CARTS_PER_MS: u64 = 3_000;
+
+fn count(arg: Option<String>, name: &str, default: u64) -> Result<u64, String> {
+    match arg {
+        None => Ok(default),
+        Some(text) => text
+            .parse()
+            .map_err(|_| format!("{name}: expected a number of carts, got {text:?}")),
+    }
+}
+
+fn main() -> Result<(), String> {
+    let mut args = std::env::args().skip(1);
+    let warm = count(args.next(), "warm-up carts", 4_000_000)?;
+    let measured = count(args.next(), "measured carts", 3_000_000)?;
+    let clock = Arc::new(ManualClock::new());
+    let inventory = Inventory::builder()
+        .clock(clock.clone())
+        .expected_items(ITEMS as usize)
+        .retention_ms(RETENTION_MS)
+        .build();
+    let store = StoreId(1);
+    for sku in 0..ITEMS {
+        inventory
+            .set_on_hand(Sku(sku), store, 1 << 30)
+            .map_err(|e| e.to_string())?;
+    }
+    // xorshift64: the items carts pick, the same in every run.
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut carts = |from: u64, to: u64| -> Result<(), String> {
+        for n in from..to {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let cart = [Line::new(Sku(state % ITEMS), store, 1)];
+            let id = ReservationId(n);
+            inventory
+                .reserve_with_ttl(id, Channel::Online, &cart, TTL_MS)
+                .map_err(|e| e.to_string())?;
+            let ended = if n % 4 == 0 {
+                inventory.release(id)
+            } else {
+                inventory.commit(id)
+            };
+            ended.map_err(|e| e.to_string())?;
+            if n % CARTS_PER_MS == CARTS_PER_MS - 1 {
+                clock.advance(1);
+                if n % (2 * CARTS_PER_MS) == 2 * CARTS_PER_MS - 1 {
+                    inventory.expire();
+                }
+            }
+        }
+        Ok(())
+    };
+    carts(0, warm)?;
+    let started = Instant::now();
+    carts(warm, warm + measured)?;
+    let elapsed = started.elapsed();
+    if measured > 0 {
+        println!(
+            "{:.1} ns per cart over {measured} carts; {} reservations remembered",
+            elapsed.as_nanos() as f64 / measured as f64,
+            inventory.reservation_count()
+        );
+    }
+    Ok(())
+}
