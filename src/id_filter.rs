@@ -28,25 +28,26 @@ use std::sync::OnceLock;
 
 /// Counters per shard, at most: 1 MiB a shard, 256 MiB over 256 shards,
 /// enough for about 33 million remembered reservations. Under loom every
-/// atomic is tracked: keep it tiny.
-#[cfg(not(omnistock_loom))]
+/// atomic is tracked: keep it tiny. Fuzzing uses loom's sizes too, so that
+/// a handful of ids makes filters grow and shrink.
+#[cfg(not(any(omnistock_loom, fuzzing)))]
 const MAX_COUNTERS: usize = 1 << 20;
-#[cfg(omnistock_loom)]
+#[cfg(any(omnistock_loom, fuzzing))]
 const MAX_COUNTERS: usize = 8;
 /// Counters per shard, at least: what a flash sale on a handful of items
 /// needs to keep refusing without the lock (128 KiB over 256 shards).
-#[cfg(not(omnistock_loom))]
+#[cfg(not(any(omnistock_loom, fuzzing)))]
 const MIN_COUNTERS: usize = 512;
-#[cfg(omnistock_loom)]
+#[cfg(any(omnistock_loom, fuzzing))]
 const MIN_COUNTERS: usize = 4;
 /// The sizes a filter takes: `MIN_COUNTERS << level` counters.
 const LEVELS: usize = (MAX_COUNTERS / MIN_COUNTERS).trailing_zeros() as usize + 1;
 /// Counters per shard when sized from the expected items alone: 8 bytes
 /// per expected item over 256 shards, at most 2 MiB in all to start with.
 const COUNTERS_PER_ITEMS: usize = 32;
-#[cfg(not(omnistock_loom))]
+#[cfg(not(any(omnistock_loom, fuzzing)))]
 const MAX_COUNTERS_FROM_ITEMS: usize = 8192;
-#[cfg(omnistock_loom)]
+#[cfg(any(omnistock_loom, fuzzing))]
 const MAX_COUNTERS_FROM_ITEMS: usize = 4;
 /// Counters per expected reservation. With two counters per id, a filter
 /// holding one id per 8 counters proves about 95 % of unknown ids unknown
@@ -58,9 +59,9 @@ const GROW_BELOW_COUNTERS_PER_ID: usize = 4;
 const SHRINK_ABOVE_COUNTERS_PER_ID: usize = 32;
 /// Refusals a shard takes under its lock, for want of a proof from its
 /// filter, before the filter may grow.
-#[cfg(not(omnistock_loom))]
+#[cfg(not(any(omnistock_loom, fuzzing)))]
 pub(crate) const REFUSALS_BEFORE_GROWING: u32 = 8;
-#[cfg(omnistock_loom)]
+#[cfg(any(omnistock_loom, fuzzing))]
 pub(crate) const REFUSALS_BEFORE_GROWING: u32 = 1;
 
 /// Counters per shard to start with, for an inventory built for

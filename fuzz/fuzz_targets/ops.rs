@@ -5,7 +5,7 @@
 //! keep `reserved <= on_hand`.
 //!
 //! The inputs aim at the edges: 4 skus x 2 stores (ids up to `u64::MAX`),
-//! 6 reservation ids that collide on purpose, quantities of 0, 1, small and
+//! 6 reservation ids that collide on purpose (three of them in one shard), quantities of 0, 1, small and
 //! near `u32::MAX`, ttls of 0 and `u64::MAX`, clock jumps of a ttl, of the
 //! retention window (and one ms less), and up to saturation, multi-line
 //! carts with repeated items, more than 256 lines, and exact retries of the
@@ -37,7 +37,9 @@ const EXPECTED_ITEMS: usize = 16;
 /// In a wide run the catalogue has this many more skus (at store 10), so
 /// items pass the index's half and go to its locked overflow map.
 const WIDE_SKUS: u64 = 20;
-const IDS: [u64; 6] = [0, 1, 2, 3, 4, u64::MAX];
+/// 0, 8 and 16 share a reservation shard (see `id_hash`), so fuzzing's
+/// tiny id filters grow and shrink and its slabs get compacted.
+const IDS: [u64; 6] = [0, 8, 16, 1, 2, u64::MAX];
 const MAX_OPS: usize = 256;
 const MAX_CART: usize = 6;
 
