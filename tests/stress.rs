@@ -637,3 +637,62 @@ fn the_last_units_go_to_exactly_as_many_carts_as_there_are_units() {
     assert_eq!((level.on_hand, level.reserved), (STOCK, STOCK));
     assert_eq!((level.available_online, level.available_in_store), (0, 0));
 }
+
+/// A sold-out item with many reservations remembered: the id filters are
+/// too crowded to prove fresh ids unknown, so the first refusals take the
+/// shard locks and make the filters grow, while other threads replay
+/// reservations they hold on the same item. A replay must never be refused
+/// (a known id answered `Insufficient` would mean a refusal read a filter
+/// that had lost it), and every fresh id must be refused with nothing
+/// recorded. Bounded: 150k remembered, 4 threads x 40k requests.
+#[test]
+fn replays_on_a_sold_out_item_survive_filters_growing_under_refusals() {
+    const REMEMBERED: u64 = 150_000;
+    const REQUESTS: u64 = 40_000;
+    let inv = Inventory::builder()
+        .clock(Arc::new(ManualClock::new()))
+        .build();
+    let (sku, store) = (Sku(5), StoreId(5));
+    let cart = [Line::new(sku, store, 1)];
+    inv.restock(sku, store, REMEMBERED as u32).unwrap();
+    // Every unit held, a third of the holders committed: sold out.
+    for n in 0..REMEMBERED {
+        let id = ReservationId(n);
+        inv.reserve(id, Channel::Online, &cart).unwrap();
+        if n % 3 == 0 {
+            inv.commit(id).unwrap();
+        }
+    }
+    let started = Instant::now();
+    thread::scope(|scope| {
+        for t in 0..WORKERS as u64 {
+            let (inv, cart) = (&inv, &cart);
+            scope.spawn(move || {
+                let mut rng = Rng::new(seed() ^ t);
+                for n in 0..REQUESTS {
+                    if started.elapsed() > TIME_LIMIT {
+                        break;
+                    }
+                    if t % 2 == 0 {
+                        // Fresh ids, in sequence as order numbers come.
+                        let id = ReservationId((1 << 40) + t * REQUESTS + n);
+                        match inv.reserve(id, Channel::Online, cart) {
+                            Err(Error::Insufficient { available: 0, .. }) => {}
+                            other => panic!("fresh {id} on a sold-out item: {other:?}"),
+                        }
+                    } else {
+                        let id = ReservationId(rng.below(REMEMBERED));
+                        match inv.reserve(id, Channel::Online, cart) {
+                            Ok(ack) if ack.replayed => {}
+                            other => panic!("replay of {id}: {other:?}"),
+                        }
+                    }
+                }
+            });
+        }
+    });
+    assert_eq!(inv.reservation_count(), REMEMBERED as usize);
+    let held = (REMEMBERED - REMEMBERED.div_ceil(3)) as u32;
+    let level = inv.level(sku, store).unwrap();
+    assert_eq!((level.on_hand, level.reserved), (held, held));
+}
