@@ -696,3 +696,97 @@ fn replays_on_a_sold_out_item_survive_filters_growing_under_refusals() {
     let level = inv.level(sku, store).unwrap();
     assert_eq!((level.on_hand, level.reserved), (held, held));
 }
+
+/// Shards compacting while other threads work in them: 300k committed
+/// reservations are forgotten at once (every shard's slab then holds far
+/// fewer records than positions, and `expire()` compacts it, renaming the
+/// positions of what it keeps) while workers reserve, commit, release and
+/// look up reservations of their own in the same shards. Each worker's
+/// reservations must answer as the worker left them, and units must be
+/// conserved. Bounded: 4 workers x 20k carts, 5 s.
+#[test]
+fn workers_keep_their_reservations_while_the_shards_compact() {
+    const BURST: u64 = 300_000;
+    const CARTS: u64 = 20_000;
+    const STOCK: u32 = 1_000_000;
+    let clock = Arc::new(ManualClock::new());
+    let inv = Inventory::builder()
+        .clock(clock.clone())
+        .retention_ms(1_000)
+        .default_ttl_ms(60_000)
+        .build();
+    let (sku, store) = (Sku(7), StoreId(7));
+    let cart = [Line::new(sku, store, 1)];
+    inv.restock(sku, store, STOCK).unwrap();
+    for n in 0..BURST {
+        let id = ReservationId(n);
+        inv.reserve(id, Channel::Online, &cart).unwrap();
+        inv.commit(id).unwrap();
+    }
+    // The burst is past retention; the next expire() forgets all of it.
+    clock.advance(1_000);
+    let started = Instant::now();
+    let done = AtomicBool::new(false);
+    let committed = AtomicU64::new(0);
+    let kept = thread::scope(|scope| {
+        let (inv, done) = (&inv, &done);
+        scope.spawn(move || {
+            while !done.load(Ordering::Relaxed) && started.elapsed() < TIME_LIMIT {
+                inv.expire();
+                thread::yield_now();
+            }
+        });
+        let workers: Vec<_> = (0..WORKERS as u64)
+            .map(|t| {
+                let (cart, committed) = (&cart, &committed);
+                scope.spawn(move || {
+                    let mut ended = Vec::new();
+                    for n in 0..CARTS {
+                        if started.elapsed() > TIME_LIMIT {
+                            break;
+                        }
+                        let id = ReservationId((1 << 40) | (t << 32) | n);
+                        let ack = inv.reserve(id, Channel::Online, cart).unwrap();
+                        assert!(!ack.replayed, "{id} was fresh");
+                        let state = match n % 3 {
+                            0 => {
+                                inv.commit(id).unwrap();
+                                committed.fetch_add(1, Ordering::Relaxed);
+                                ReservationState::Committed
+                            }
+                            1 => {
+                                inv.release(id).unwrap();
+                                ReservationState::Released
+                            }
+                            _ => ReservationState::Pending,
+                        };
+                        ended.push((id, state));
+                        // Look back at one made earlier: still as left.
+                        let (back, state) = ended[(n as usize * 7919) % ended.len()];
+                        assert_eq!(inv.get(back).map(|info| info.state), Ok(state), "{back}");
+                    }
+                    ended
+                })
+            })
+            .collect();
+        let ended: Vec<(ReservationId, ReservationState)> = workers
+            .into_iter()
+            .flat_map(|worker| worker.join().unwrap())
+            .collect();
+        done.store(true, Ordering::Relaxed);
+        for &(id, state) in &ended {
+            assert_eq!(inv.get(id).map(|info| info.state), Ok(state), "{id}");
+        }
+        let pending = ended
+            .iter()
+            .filter(|(_, state)| *state == ReservationState::Pending)
+            .count() as u32;
+        let sold = (BURST + committed.load(Ordering::Relaxed)) as u32;
+        let level = inv.level(sku, store).unwrap();
+        assert_eq!((level.on_hand, level.reserved), (STOCK - sold, pending));
+        ended.len()
+    });
+    // The burst is gone; the workers' reservations are all that is left.
+    inv.expire();
+    assert_eq!(inv.reservation_count(), kept);
+}
