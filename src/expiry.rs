@@ -9,10 +9,13 @@
 //! Deadlines are filed in two lanes. Most arrive in order: one ttl per
 //! shop and a clock that never goes backwards make each shard's deadlines
 //! nondecreasing, and those go to the back of a queue, O(1). A reservation
-//! that finishes or moves its deadline leaves its queue entry behind,
+//! that finishes or moves its deadline takes its entry out if it is still
+//! the newest (a cart committed or released before its shard filed another
+//! deadline: with 256 shards, most carts), and otherwise leaves it behind,
 //! stale, instead of searching for it; the reaper drops stale entries when
 //! they reach the front (an entry is live only while its record is pending
-//! with that very deadline). A deadline earlier than the queue's last goes
+//! with that very deadline), which costs it a read of a record last touched
+//! a ttl ago. A deadline earlier than the queue's last goes
 //! to a sorted set and is removed exactly. A stale entry costs its 16 bytes
 //! until its deadline passes and `expire()` runs.
 
@@ -62,8 +65,14 @@ impl DeadlineIndex {
     /// The reservation at `position` no longer waits for `deadline`.
     pub(crate) fn unschedule(&mut self, deadline: u64, position: u32, filed: Filed) {
         match filed {
-            // Left stale; next_due drops it at the front.
-            Filed::InOrder => {}
+            // The newest entry (a cart committed or released before its
+            // shard filed another deadline) goes now; any other is left
+            // stale, and next_due drops it at the front.
+            Filed::InOrder => {
+                if self.in_order.back() == Some(&(deadline, position)) {
+                    self.in_order.pop_back();
+                }
+            }
             Filed::Sorted => {
                 let removed = self.sorted.remove(&(deadline, position));
                 debug_assert!(
@@ -171,12 +180,23 @@ mod tests {
     }
 
     #[test]
-    fn unscheduled_in_order_entries_come_back_stale() {
+    fn unscheduled_in_order_entries_go_if_newest_else_come_back_stale() {
         let mut index = DeadlineIndex::default();
         index.schedule(10, 1);
+        index.schedule(10, 2);
+        // Not the newest: left stale.
         index.unschedule(10, 1, Filed::InOrder);
+        // The newest: taken out.
+        index.unschedule(10, 2, Filed::InOrder);
         assert_eq!(index.next_due(10), Some((10, 1)), "the caller checks");
         assert_eq!(index.next_due(10), None);
+        // A later entry of the same place is not mistaken for it.
+        index.schedule(20, 3);
+        index.schedule(30, 3);
+        index.unschedule(20, 3, Filed::InOrder);
+        assert_eq!(index.next_due(30), Some((20, 3)));
+        assert_eq!(index.next_due(30), Some((30, 3)));
+        assert_eq!(index.next_due(30), None);
         index.schedule(5, 2);
         index.drop_sorted(5, 2);
         assert_eq!(index.next_due(10), Some((5, 2)), "in order: not sorted");
