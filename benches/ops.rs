@@ -18,6 +18,11 @@
 //!   then the filters grow and refusals only read) or sized up front by
 //!   `expected_reservations` (refusals only read from the start).
 //!
+//! - `compact/forget_360k_of_400k`: one `expire()` that forgets 360,000 of
+//!   400,000 remembered reservations (every shard then holds a tenth of the
+//!   record places it handed out) and so compacts all 256 shards, one after
+//!   the other, each under its own lock.
+//!
 //! After criterion's own report the bench prints a small table of medians and
 //! the ratios that matter, so nobody needs a spreadsheet. Filters work as
 //! usual (`cargo bench --bench ops -- hot_cell`); ratios whose benches did not
@@ -235,6 +240,57 @@ fn expiry(c: &mut Criterion) {
     group.finish();
 }
 
+/// Reservations remembered before the forgetting that compacts every shard,
+/// and how many of them stay (pending).
+const COMPACT_REMEMBERED: u64 = 400_000;
+const COMPACT_KEPT_EVERY: u64 = 10;
+
+/// An inventory remembering `COMPACT_REMEMBERED` reservations, one in
+/// `COMPACT_KEPT_EVERY` pending and the rest committed a retention ago, so
+/// that the next `expire()` forgets nine in ten and compacts every shard
+/// (about 1,560 record places each, 156 kept).
+fn compact_fixture() -> Inventory {
+    let clock = Arc::new(ManualClock::new());
+    let inventory = Inventory::builder()
+        .clock(Arc::clone(&clock) as Arc<dyn Clock>)
+        .retention_ms(1_000)
+        .build();
+    inventory.restock(HOT, STORE, u32::MAX).unwrap();
+    let one = [Line::new(HOT, STORE, 1)];
+    for i in 0..COMPACT_REMEMBERED {
+        let id = ReservationId(i);
+        inventory
+            .reserve_with_ttl(id, Channel::Online, &one, 1 << 40)
+            .unwrap();
+        if i % COMPACT_KEPT_EVERY != 0 {
+            inventory.commit(id).unwrap();
+        }
+    }
+    clock.advance(1_000);
+    inventory
+}
+
+fn compaction(c: &mut Criterion) {
+    let mut group = c.benchmark_group("compact");
+    group.measurement_time(Duration::from_millis(500));
+    let name = "compact/forget_360k_of_400k";
+    group.bench_function("forget_360k_of_400k", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let inventory = compact_fixture();
+                let start = Instant::now();
+                black_box(inventory.expire());
+                total += start.elapsed();
+                let kept = COMPACT_REMEMBERED.div_ceil(COMPACT_KEPT_EVERY);
+                assert_eq!(inventory.reservation_count() as u64, kept);
+            }
+            record(name, iters, total)
+        })
+    });
+    group.finish();
+}
+
 /// `threads` threads each reserve and release one unit of the same item
 /// `iters` times; the time is the wall time until all are done, so the time
 /// per iteration is each thread's time per reserve+release.
@@ -401,6 +457,13 @@ fn print_ratios() {
             r / 16.0
         ));
     }
+    if let Some(ns) = median("compact/forget_360k_of_400k") {
+        lines.push(format!(
+            "  expire() forgetting 360k of 400k and compacting all 256 shards: {}, {} per shard (each shard's lock held that long)",
+            human(ns),
+            human(ns / 256.0)
+        ));
+    }
     for big in ["1M", "10M"] {
         if let Some(r) = ratio(
             &format!("expire/10k_due_among/{big}"),
@@ -457,6 +520,7 @@ fn main() {
     expiry(&mut criterion);
     contention(&mut criterion);
     sold_out(&mut criterion);
+    compaction(&mut criterion);
     criterion.final_summary();
     print_ratios();
 }

@@ -147,14 +147,20 @@ fn positions(id: u64, len: usize) -> [usize; 2] {
     ]
 }
 
-/// Counts `id` into `counters` (saturating at `STUCK`), storing with
-/// `order`.
-fn count_in(counters: &[AtomicU8], id: u64, order: Ordering) {
+/// Counts `id` into `counters` (`up`) or out of them, storing with
+/// `order`. A counter at `STUCK` stays there.
+fn count(counters: &[AtomicU8], id: u64, up: bool, order: Ordering) {
     for position in positions(id, counters.len()) {
         let counter = &counters[position];
         let value = counter.load(Ordering::Relaxed);
         if value != STUCK {
-            counter.store(value + 1, order);
+            debug_assert!(up || value > 0, "removed an id that was never added");
+            let value = if up {
+                value + 1
+            } else {
+                value.saturating_sub(1)
+            };
+            counter.store(value, order);
         }
     }
 }
@@ -211,22 +217,14 @@ impl IdFilter {
     /// visible in the shard's records, and before its reservation holds any
     /// unit (a reader that sees the hold must also see the count).
     pub(crate) fn add(&self, id: u64) {
-        count_in(self.counters(), id, Ordering::SeqCst);
+        count(self.counters(), id, true, Ordering::SeqCst);
     }
 
     /// Counts `id` out. Call under the shard lock: inside a forgetting pass
     /// *after* the id left the shard's records, or when a reservation that
     /// was counted in failed (it was never recorded).
     pub(crate) fn remove(&self, id: u64) {
-        let counters = self.counters();
-        for position in positions(id, counters.len()) {
-            let counter = &counters[position];
-            let value = counter.load(Ordering::Relaxed);
-            if value != STUCK {
-                debug_assert!(value > 0, "removed an id that was never added");
-                counter.store(value.saturating_sub(1), Ordering::SeqCst);
-            }
-        }
+        count(self.counters(), id, false, Ordering::SeqCst);
     }
 
     /// Starts a forgetting pass (under the shard lock).
@@ -275,7 +273,7 @@ impl IdFilter {
             None => self.levels[level].get_or_init(|| zeroed(level_len(level))),
         };
         for id in ids {
-            count_in(counters, id, Ordering::Relaxed);
+            count(counters, id, true, Ordering::Relaxed);
         }
         self.current.store(level as u8, Ordering::Release);
         self.changing.fetch_add(1, Ordering::SeqCst);
