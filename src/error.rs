@@ -150,3 +150,83 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+/// The inventory could not be built: the memory its sizing asks for up
+/// front ([`expected_items`](crate::InventoryBuilder::expected_items),
+/// [`expected_reservations`](crate::InventoryBuilder::expected_reservations))
+/// could not be allocated. Nothing was built; build again for fewer items
+/// or reservations: items past `expected_items` still work (through a
+/// slower map), and the id filters grow on their own.
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BuildError {
+    /// What the memory was for.
+    pub what: &'static str,
+    /// How many bytes were asked for.
+    pub bytes: usize,
+}
+
+impl BuildError {
+    /// `len` values made by `make`, in one allocation that fails with a
+    /// `BuildError` instead of aborting the process when the system refuses
+    /// it. (Linux refuses a request it can never meet; one it accepts is
+    /// backed as the values are written, like any allocation.)
+    pub(crate) fn allocate<T>(
+        what: &'static str,
+        len: usize,
+        make: impl FnMut() -> T,
+    ) -> Result<Box<[T]>, BuildError> {
+        let mut values = Vec::new();
+        values.try_reserve_exact(len).map_err(|_| BuildError {
+            what,
+            bytes: len.saturating_mul(std::mem::size_of::<T>()),
+        })?;
+        values.extend(std::iter::repeat_with(make).take(len));
+        Ok(values.into_boxed_slice())
+    }
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "could not allocate {} bytes for {}; build the inventory for fewer expected items or reservations",
+            self.bytes, self.what
+        )
+    }
+}
+
+impl std::error::Error for BuildError {}
+
+#[cfg(all(test, not(omnistock_loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_allocation_the_system_refuses_is_an_error_not_an_abort() {
+        // More bytes than any address space holds: refused on every machine.
+        let len = usize::MAX / 4;
+        let error = BuildError::allocate("the item table", len, || 0u64).unwrap_err();
+        assert_eq!(
+            error,
+            BuildError {
+                what: "the item table",
+                bytes: usize::MAX
+            }
+        );
+        let message = error.to_string();
+        assert!(message.contains("the item table"), "{message}");
+        assert!(message.contains("fewer expected items"), "{message}");
+    }
+
+    #[test]
+    fn an_allocation_that_fits_holds_what_was_made() {
+        let mut next = 0;
+        let made = BuildError::allocate("numbers", 5, || {
+            next += 1;
+            next
+        })
+        .unwrap();
+        assert_eq!(&*made, &[1, 2, 3, 4, 5]);
+    }
+}

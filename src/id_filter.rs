@@ -22,6 +22,7 @@
 //! the crate does without. The levels kept cost at most the largest one
 //! again (they halve in size).
 
+use crate::error::BuildError;
 use crate::id_hash;
 use crate::sync::{AtomicU64, AtomicU8, Ordering};
 use std::sync::OnceLock;
@@ -181,20 +182,28 @@ impl IdFilter {
     /// with more ids retained without a rebuild; each costs a byte and is
     /// zeroed when the inventory is built.
     pub(crate) fn with_counters(counters: usize) -> Self {
+        Self::try_with_counters(counters).expect("a filter of at most 1 MiB")
+    }
+
+    /// [`with_counters`](Self::with_counters), or the allocation the system
+    /// refused.
+    pub(crate) fn try_with_counters(counters: usize) -> Result<Self, BuildError> {
         let floor = level_holding(counters);
+        let first = BuildError::allocate("an id filter", level_len(floor), AtomicU8::default)?;
+        let mut first = Some(first);
         let levels = std::array::from_fn(|level| {
             let made = OnceLock::new();
             if level == floor {
-                let _ = made.set(zeroed(level_len(level)));
+                let _ = made.set(first.take().expect("one level is made"));
             }
             made
         });
-        IdFilter {
+        Ok(IdFilter {
             levels,
             current: AtomicU8::new(floor as u8),
             floor,
             changing: AtomicU64::new(0),
-        }
+        })
     }
 
     /// The counters in use. A rebuild makes a level before publishing it

@@ -8,7 +8,7 @@ use crate::cell::{self, StockCell};
 use crate::clock::{Clock, SystemClock};
 use crate::command::{Command, Level, Outcome, ReservationAck, ReservationInfo};
 use crate::effect::{Effect, EffectLog, EffectObserver};
-use crate::error::Error;
+use crate::error::{BuildError, Error};
 use crate::id_filter::{self, IdFilter};
 use crate::id_hash::{self, IdHasher};
 use crate::ids::{Channel, ItemKey, Line, ReservationId, ReservationState, Sku, StoreId};
@@ -178,7 +178,9 @@ impl InventoryBuilder {
     /// [`expected_reservations`](Self::expected_reservations) does. Items
     /// beyond it still work, through a slower locked map: size it for the
     /// catalogue; size it small for many short-lived inventories (tests,
-    /// simulations).
+    /// simulations). Taken as at least 16 and at most about 954 million
+    /// (30 GB); [`try_build`](Self::try_build) reports memory the system
+    /// refuses.
     pub fn expected_items(mut self, items: usize) -> Self {
         self.expected_items = items;
         self
@@ -233,24 +235,48 @@ impl InventoryBuilder {
     }
 
     /// The inventory, empty.
+    ///
+    /// # Panics
+    ///
+    /// If the memory that `expected_items` and `expected_reservations` ask
+    /// for up front cannot be allocated (about 31 bytes per expected item).
+    /// [`try_build`](Self::try_build) reports that as an error instead.
     pub fn build(self) -> Inventory {
-        Inventory {
-            items: ItemTable::new(self.expected_items),
-            reservations: (0..RESERVATION_SHARDS)
-                .map(|_| {
-                    CachePadded::new(Shard::new(id_filter::counters_per_shard(
-                        self.expected_items,
-                        self.expected_reservations,
-                        RESERVATION_SHARDS,
-                    )))
-                })
-                .collect(),
+        self.try_build().unwrap_or_else(|error| panic!("{error}"))
+    }
+
+    /// The inventory, empty; or, if the system refuses the memory that
+    /// `expected_items` and `expected_reservations` ask for up front, a
+    /// [`BuildError`] saying how much, and nothing allocated.
+    ///
+    /// ```no_run
+    /// use omnistock::Inventory;
+    /// // A mistyped catalogue size: taken as the largest table, about 954
+    /// // million items and 30 GB, which most machines refuse.
+    /// match Inventory::builder().expected_items(usize::MAX).try_build() {
+    ///     Ok(inventory) => println!("built for {} items", inventory.item_count()),
+    ///     Err(error) => println!("{error}"),
+    /// }
+    /// ```
+    pub fn try_build(self) -> Result<Inventory, BuildError> {
+        let filter_counters = id_filter::counters_per_shard(
+            self.expected_items,
+            self.expected_reservations,
+            RESERVATION_SHARDS,
+        );
+        let mut reservations = Vec::with_capacity(RESERVATION_SHARDS);
+        for _ in 0..RESERVATION_SHARDS {
+            reservations.push(CachePadded::new(Shard::try_new(filter_counters)?));
+        }
+        Ok(Inventory {
+            items: ItemTable::try_new(self.expected_items)?,
+            reservations: reservations.into_boxed_slice(),
             id_hasher: IdHasher::default(),
             clock: self.clock,
             default_ttl_ms: self.default_ttl_ms,
             retention_ms: self.retention_ms,
             observer: self.observer,
-        }
+        })
     }
 }
 

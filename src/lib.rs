@@ -108,7 +108,7 @@ mod table;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use command::{Command, Level, Outcome, ReservationAck, ReservationInfo};
 pub use effect::{Effect, EffectObserver};
-pub use error::Error;
+pub use error::{BuildError, Error};
 pub use ids::{Channel, ItemKey, Line, ReservationId, ReservationState, Sku, StoreId};
 pub use inventory::{
     Inventory, InventoryBuilder, DEFAULT_EXPECTED_ITEMS, DEFAULT_RETENTION_MS, DEFAULT_TTL_MS,

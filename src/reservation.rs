@@ -6,6 +6,7 @@
 //! gives a reservation's units back or takes them out of stock.
 
 use crate::effect::{Effect, EffectLog};
+use crate::error::BuildError;
 use crate::expiry::{DeadlineIndex, Filed};
 use crate::id_filter::{IdFilter, REFUSALS_BEFORE_GROWING};
 use crate::id_hash::IdHasher;
@@ -468,11 +469,12 @@ pub(crate) struct Shard {
 }
 
 impl Shard {
-    /// A shard whose id filter has `filter_counters` counters.
-    pub(crate) fn new(filter_counters: usize) -> Self {
-        Shard {
+    /// A shard whose id filter has `filter_counters` counters, or the
+    /// allocation the system refused.
+    pub(crate) fn try_new(filter_counters: usize) -> Result<Self, BuildError> {
+        Ok(Shard {
             records: Mutex::new(ReservationShard::default()),
-            ids: IdFilter::with_counters(filter_counters),
-        }
+            ids: IdFilter::try_with_counters(filter_counters)?,
+        })
     }
 }

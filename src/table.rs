@@ -43,6 +43,7 @@
 //! never emptied.
 
 use crate::cell::StockCell;
+use crate::error::BuildError;
 use crate::ids::{ItemKey, Sku, StoreId};
 use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Mutex, Ordering, RwLock};
 use std::collections::HashMap;
@@ -146,22 +147,28 @@ pub(crate) struct ItemTable {
 }
 
 impl ItemTable {
-    /// A table whose lock-free index holds `expected_items` items.
-    pub(crate) fn new(expected_items: usize) -> Self {
+    /// A table whose lock-free index holds `expected_items` items (at
+    /// least 16, at most `MAX_EXPECTED`), or the allocation the system
+    /// refused.
+    pub(crate) fn try_new(expected_items: usize) -> Result<Self, BuildError> {
         let expected = expected_items.clamp(16, MAX_EXPECTED);
-        ItemTable {
-            table: (0..expected + expected / 8)
-                .map(|_| Entry::default())
-                .collect(),
+        Ok(ItemTable {
+            table: BuildError::allocate("the item table", expected + expected / 8, Entry::default)?,
             limit: expected as u32,
-            order: (0..expected).map(|_| AtomicU32::new(0)).collect(),
+            order: BuildError::allocate("the items' creation order", expected, AtomicU32::default)?,
             overflowed: AtomicBool::new(false),
             overflow: RwLock::new(HashMap::new()),
             arena: (0..SEGMENTS).map(|_| OnceLock::new()).collect(),
             stores: (0..SEGMENTS).map(|_| OnceLock::new()).collect(),
             published: AtomicU32::new(0),
             creating: Mutex::new(HashMap::new()),
-        }
+        })
+    }
+
+    /// `try_new` for tests, which ask for little.
+    #[cfg(test)]
+    pub(crate) fn new(expected_items: usize) -> Self {
+        Self::try_new(expected_items).expect("a test's item table")
     }
 
     fn entry(&self, index: u32) -> &Entry {

@@ -230,8 +230,10 @@ fn run_engine(config: &Config, name: &str, workload: &Workload) -> Outcome {
     let limit = s.duration + Duration::from_secs(900);
     match name {
         "omnistock" => {
-            let engine = Omnistock::new(Arc::clone(&clock), items, s.ttl_ms, config.retention_ms);
-            outcome(driver::run(&engine, workload, s, clock))
+            match Omnistock::new(Arc::clone(&clock), items, s.ttl_ms, config.retention_ms) {
+                Ok(engine) => outcome(driver::run(&engine, workload, s, clock)),
+                Err(e) => outcome(Err(e)),
+            }
         }
         "mutex" => {
             let engine = MutexEngine::new(Arc::clone(&clock), config.retention_ms);
@@ -299,20 +301,32 @@ fn memory_workload(config: &Config) -> ExitCode {
         return status;
     }
     let pending = config.pending;
+    let clock = Arc::new(ManualClock::new());
     let result = match config.engines[0].as_str() {
         "omnistock" => memory::measure(
-            || Omnistock::new(Arc::new(ManualClock::new()), items, 3_600_000, 1_000),
+            || {
+                let clock = Arc::clone(&clock);
+                Omnistock::new(clock, items, 3_600_000, memory::RETENTION_MS)
+            },
             |e: &Omnistock| Some(e.inventory().pending_count() as u64),
+            &clock,
             items,
             pending,
         ),
         "mutex" => memory::measure(
-            || MutexEngine::new(Arc::new(ManualClock::new()), 1_000),
+            || Ok(MutexEngine::new(Arc::clone(&clock), memory::RETENTION_MS)),
             |e: &MutexEngine| Some(e.pending() as u64),
+            &clock,
             items,
             pending,
         ),
-        "atomic-limit" => memory::measure(|| AtomicLimit::new(items), |_| None, items, pending),
+        "atomic-limit" => memory::measure(
+            || Ok(AtomicLimit::new(items)),
+            |_| None,
+            &clock,
+            items,
+            pending,
+        ),
         other => Err(format!(
             "memory measures in-process engines only, not {other}"
         )),

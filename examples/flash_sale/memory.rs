@@ -2,11 +2,18 @@
 //! resident memory. Builds `items` items, then `pending` pending single-line
 //! reservations (distinct ids, one hour to live, spread over the items),
 //! reading the process's resident set (`/proc/self/statm`) before, between
-//! and after. For in-process engines only: a server's memory is not ours.
+//! and after. Then the burst ends: every reservation is released, the clock
+//! passes the retention and `expire()` forgets them all, and the resident
+//! set is read once more: what the engine (and the allocator under it)
+//! keeps of a burst that is over. For in-process engines only: a server's
+//! memory is not ours.
 
 use crate::engines::{Answer, Client, Engine, Op};
-use omnistock::Channel;
+use omnistock::{Channel, ManualClock};
 use std::time::Instant;
+
+/// How long the measured engines remember ended reservations.
+pub const RETENTION_MS: u64 = 1_000;
 
 /// Resident bytes of this process.
 fn rss_bytes() -> Result<u64, String> {
@@ -32,15 +39,18 @@ fn page_size() -> u64 {
 
 /// Builds and measures; `pending_now` reads the engine's own count of
 /// pending reservations (to check they are all there). Returns the JSON line.
+/// `clock` is the engine's, moved on to end the burst; engines are built
+/// to remember ended reservations for [`RETENTION_MS`].
 pub fn measure<E: Engine>(
-    make: impl FnOnce() -> E,
+    make: impl FnOnce() -> Result<E, String>,
     pending_now: impl Fn(&E) -> Option<u64>,
+    clock: &ManualClock,
     items: u32,
     pending: u64,
 ) -> Result<String, String> {
     let before = rss_bytes()?;
     let started = Instant::now();
-    let engine = make();
+    let engine = make()?;
     let mut client = engine.client()?;
     let per_item = u32::try_from(pending.div_ceil(u64::from(items)) + 1)
         .map_err(|_| "too many reservations per item")?;
@@ -79,6 +89,36 @@ pub fn measure<E: Engine>(
             ));
         }
     }
+    // The burst ends: every cart released, then forgotten.
+    for k in 0..pending {
+        line[0].0 = (k % u64::from(items)) as u32;
+        match client.call(Op::Release {
+            id: k + 1,
+            lines: &line,
+        }) {
+            Answer::Ok => {}
+            other => return Err(format!("release {}: {other:?}", k + 1)),
+        }
+    }
+    clock.advance(RETENTION_MS);
+    match client.call(Op::Expire) {
+        Answer::Count(0) => {}
+        other => return Err(format!("expire after the releases: {other:?}")),
+    }
+    let remembered = engine.remembered()?;
+    if remembered != 0 {
+        return Err(format!(
+            "{} remembers {remembered} reservations past their retention",
+            E::NAME
+        ));
+    }
+    let after_burst = rss_bytes()?;
+    let kept_bytes = after_burst.saturating_sub(with_items);
+    let kept_per_reservation = if pending == 0 {
+        0.0
+    } else {
+        kept_bytes as f64 / pending as f64
+    };
     let items_bytes = with_items.saturating_sub(before);
     let pending_bytes = with_pending.saturating_sub(with_items);
     let per_pending = if pending == 0 {
@@ -87,17 +127,20 @@ pub fn measure<E: Engine>(
         pending_bytes as f64 / pending as f64
     };
     println!(
-        "{}: {items} items cost {:.1} MiB ({:.1} B each, built in {build_s:.2} s); {pending} pending reservations {:.1} MiB more ({per_pending:.1} B each, in {reserve_s:.2} s)",
+        "{}: {items} items cost {:.1} MiB ({:.1} B each, built in {build_s:.2} s); {pending} pending reservations {:.1} MiB more ({per_pending:.1} B each, in {reserve_s:.2} s); once released and forgotten, {:.1} MiB stay resident ({kept_per_reservation:.1} B per reservation)",
         E::NAME,
         items_bytes as f64 / 1048576.0,
         items_bytes as f64 / f64::from(items),
         pending_bytes as f64 / 1048576.0,
+        kept_bytes as f64 / 1048576.0,
     );
     let json = format!(
         concat!(
             "{{\"engine\":\"{}\",\"workload\":\"memory\",\"items\":{},\"pending\":{},",
             "\"rss_before_bytes\":{},\"rss_items_bytes\":{},\"rss_pending_bytes\":{},",
-            "\"bytes_per_item\":{:.1},\"bytes_per_pending\":{:.1},\"build_s\":{:.3},\"reserve_s\":{:.3}}}"
+            "\"rss_kept_after_burst_bytes\":{},",
+            "\"bytes_per_item\":{:.1},\"bytes_per_pending\":{:.1},",
+            "\"bytes_kept_per_forgotten\":{:.1},\"build_s\":{:.3},\"reserve_s\":{:.3}}}"
         ),
         E::NAME,
         items,
@@ -105,8 +148,10 @@ pub fn measure<E: Engine>(
         before,
         items_bytes,
         pending_bytes,
+        kept_bytes,
         items_bytes as f64 / f64::from(items),
         per_pending,
+        kept_per_reservation,
         build_s,
         reserve_s,
     );

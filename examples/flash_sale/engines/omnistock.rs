@@ -10,17 +10,22 @@ pub struct Omnistock {
 }
 
 impl Omnistock {
-    pub fn new(clock: Arc<ManualClock>, items: u32, ttl_ms: u64, retention_ms: u64) -> Omnistock {
-        Omnistock {
-            inventory: Arc::new(
-                Inventory::builder()
-                    .clock(clock)
-                    .expected_items(items as usize)
-                    .default_ttl_ms(ttl_ms)
-                    .retention_ms(retention_ms)
-                    .build(),
-            ),
-        }
+    pub fn new(
+        clock: Arc<ManualClock>,
+        items: u32,
+        ttl_ms: u64,
+        retention_ms: u64,
+    ) -> Result<Omnistock, String> {
+        let inventory = Inventory::builder()
+            .clock(clock)
+            .expected_items(items as usize)
+            .default_ttl_ms(ttl_ms)
+            .retention_ms(retention_ms)
+            .try_build()
+            .map_err(|e| format!("omnistock: {e}"))?;
+        Ok(Omnistock {
+            inventory: Arc::new(inventory),
+        })
     }
 
     pub fn inventory(&self) -> &Inventory {
