@@ -27,6 +27,16 @@ const EMPTY: u64 = u64::MAX;
 /// Slots of a table's first allocation.
 const MIN_SLOTS: usize = 16;
 
+/// Where the lookup of an absent key stopped: the slot index an entry for
+/// it takes, how far that is from the key's home, and the table's size at
+/// the time (a vacancy is void once the table grows).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Vacancy {
+    at: usize,
+    distance: usize,
+    slots: usize,
+}
+
 /// Slab positions by id key.
 #[derive(Debug, Default)]
 pub(crate) struct IdTable {
@@ -77,10 +87,15 @@ impl IdTable {
     }
 
     /// The slot index holding a position stored under `key` for which `is`
-    /// says yes.
-    fn index_of(&self, key: u32, mut is: impl FnMut(u32) -> bool) -> Option<usize> {
+    /// says yes; if there is none, where the probe stopped, which is where
+    /// an entry for `key` goes.
+    fn index_of(&self, key: u32, mut is: impl FnMut(u32) -> bool) -> Result<usize, Vacancy> {
         if self.slots.is_empty() {
-            return None;
+            return Err(Vacancy {
+                at: 0,
+                distance: 0,
+                slots: 0,
+            });
         }
         let mask = self.mask();
         let mut at = self.home(key);
@@ -88,12 +103,17 @@ impl IdTable {
         loop {
             let slot = self.slots[at];
             // Entries of a cluster are ordered by home: one nearer its home
-            // than the probe is to ours means ours is not stored.
+            // than the probe is to ours means ours is not stored, and an
+            // entry for it would take this slot.
             if slot == EMPTY || self.distance(at, slot) < distance {
-                return None;
+                return Err(Vacancy {
+                    at,
+                    distance,
+                    slots: self.slots.len(),
+                });
             }
             if key_of(slot) == key && is(position_of(slot)) {
-                return Some(at);
+                return Ok(at);
             }
             at = (at + 1) & mask;
             distance += 1;
@@ -102,7 +122,21 @@ impl IdTable {
 
     /// A position stored under `key` for which `is` says yes (the caller
     /// compares the id in the record: different ids may share a key).
+    #[cfg(test)]
     pub(crate) fn find(&self, key: u32, is: impl FnMut(u32) -> bool) -> Option<u32> {
+        self.find_or_vacancy(key, is).ok()
+    }
+
+    /// The position stored under `key` for which `is` says yes (the
+    /// caller compares the id in the record: different ids may share a
+    /// key), or where `key`'s entry would go: a vacancy
+    /// that [`insert_at`](Self::insert_at) fills without probing again,
+    /// as long as the table has not changed in between.
+    pub(crate) fn find_or_vacancy(
+        &self,
+        key: u32,
+        is: impl FnMut(u32) -> bool,
+    ) -> Result<u32, Vacancy> {
         self.index_of(key, is).map(|at| position_of(self.slots[at]))
     }
 
@@ -113,17 +147,35 @@ impl IdTable {
         if (self.len + 1) * 2 > self.slots.len() {
             self.grow();
         }
-        self.place(slot(key, position));
+        let home = self.home(key);
+        self.place(slot(key, position), home, 0);
         self.len += 1;
     }
 
-    /// Puts `slot` into its cluster, keeping the cluster ordered by home
-    /// (Robin Hood): it takes the place of the first entry nearer its own
-    /// home, which moves on the same way.
-    fn place(&mut self, mut slot: u64) {
+    /// Stores `position` under `key`, whose lookup found `vacancy` and no
+    /// entry, with nothing inserted or removed since. Where the table must
+    /// grow first, the vacancy is void and the entry is placed afresh.
+    pub(crate) fn insert_at(&mut self, vacancy: Vacancy, key: u32, position: u32) {
+        debug_assert!(position != u32::MAX);
+        if vacancy.slots != self.slots.len() || (self.len + 1) * 2 > self.slots.len() {
+            return self.insert(key, position);
+        }
+        debug_assert_eq!(
+            self.index_of(key, |_| false).err(),
+            Some(vacancy),
+            "the table changed after the lookup"
+        );
+        self.place(slot(key, position), vacancy.at, vacancy.distance);
+        self.len += 1;
+    }
+
+    /// Puts `slot` into its cluster from slot index `at`, `distance` past
+    /// its home, every slot before which holds an entry at least as far
+    /// from its own home: keeps the cluster ordered by home (Robin Hood),
+    /// taking the place of the first entry nearer its own home, which moves
+    /// on the same way.
+    fn place(&mut self, mut slot: u64, mut at: usize, mut distance: usize) {
         let mask = self.mask();
-        let mut at = self.home(key_of(slot));
-        let mut distance = 0;
         loop {
             let here = self.slots[at];
             if here == EMPTY {
@@ -143,7 +195,7 @@ impl IdTable {
 
     /// Removes `position`, stored under `key`; false if it is not there.
     pub(crate) fn remove(&mut self, key: u32, position: u32) -> bool {
-        let Some(mut hole) = self.index_of(key, |stored| stored == position) else {
+        let Ok(mut hole) = self.index_of(key, |stored| stored == position) else {
             return false;
         };
         // Shift the following entries back one slot each, up to the first
@@ -170,7 +222,8 @@ impl IdTable {
         let slots = (self.slots.len() * 2).max(MIN_SLOTS);
         let old = std::mem::replace(&mut self.slots, vec![EMPTY; slots].into_boxed_slice());
         for &slot in old.iter().filter(|&&slot| slot != EMPTY) {
-            self.place(slot);
+            let home = self.home(key_of(slot));
+            self.place(slot, home, 0);
         }
     }
 }
@@ -230,9 +283,44 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_vacancy_is_where_a_plain_insert_would_put_the_entry() {
+        let mut table = IdTable::default();
+        let Err(first) = table.find_or_vacancy(9, |_| true) else {
+            panic!("an empty table finds nothing");
+        };
+        // The first entry makes the table: the vacancy is void, the entry
+        // is placed afresh.
+        table.insert_at(first, 9, 0);
+        assert_eq!(table.find(9, |p| p == 0), Some(0));
+        // A cluster of one key, then a neighbour: the probe passes the
+        // cluster and stops where the newcomer belongs.
+        for position in 1..4 {
+            let vacancy = table.find_or_vacancy(9, |_| false).unwrap_err();
+            table.insert_at(vacancy, 9, position);
+        }
+        let vacancy = table.find_or_vacancy(10, |_| false).unwrap_err();
+        table.insert_at(vacancy, 10, 4);
+        for (key, position) in [(9, 0), (9, 1), (9, 2), (9, 3), (10, 4)] {
+            assert_eq!(table.find(key, |p| p == position), Some(position));
+        }
+        // A vacancy taken before the table grows is void after it.
+        let mut table = IdTable::default();
+        for position in 0..8 {
+            table.insert(position * 2, position);
+        }
+        let stale = table.find_or_vacancy(100, |_| false).unwrap_err();
+        table.insert_at(stale, 100, 8); // 9 entries in 16 slots: grows
+        assert_eq!(table.slots.len(), 32);
+        assert_eq!(table.find(100, |p| p == 8), Some(8));
+        assert_eq!(table.len(), 9);
+    }
+
     #[derive(Clone, Debug)]
     enum Op {
         Insert(u32),
+        /// Looks the key up, then inserts at the vacancy the lookup found.
+        InsertAtVacancy(u32),
         Remove(usize),
     }
 
@@ -240,7 +328,8 @@ mod tests {
         // Keys from a small range collide and cluster; removals pick among
         // the stored entries.
         let op = prop_oneof![
-            3 => (0u32..64).prop_map(Op::Insert),
+            2 => (0u32..64).prop_map(Op::Insert),
+            2 => (0u32..64).prop_map(Op::InsertAtVacancy),
             2 => any::<usize>().prop_map(Op::Remove),
         ];
         proptest::collection::vec(op, 0..400)
@@ -256,10 +345,17 @@ mod tests {
             let mut next_position = 0u32;
             for op in ops {
                 match op {
-                    Op::Insert(key) => {
+                    Op::Insert(key) | Op::InsertAtVacancy(key) => {
                         // Spread 0: keys crowd the low slots; else spread out.
-                        let key = key.wrapping_mul(1 + spread * 0x9E37_79B9);
-                        table.insert(key, next_position);
+                        let key = key.wrapping_mul(spread.wrapping_mul(0x9E37_79B9).wrapping_add(1));
+                        if matches!(op, Op::Insert(_)) {
+                            table.insert(key, next_position);
+                        } else {
+                            // No stored position is the new one.
+                            let found = table.find_or_vacancy(key, |p| p == next_position);
+                            prop_assert!(found.is_err());
+                            table.insert_at(found.unwrap_err(), key, next_position);
+                        }
                         model.insert(next_position, key);
                         next_position += 1;
                     }

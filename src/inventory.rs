@@ -586,8 +586,8 @@ impl Inventory {
         let mut effects = self.effects();
         let mut shard = home.records.lock();
         let now = self.clock.now_ms();
-        let answer = match shard.find(id.0) {
-            Some(at) => {
+        let answer = match shard.find_or_vacancy(id.0) {
+            Ok(at) => {
                 shard.expire_if_overdue(at, now, &self.items, &mut effects);
                 if !shard.same_request(at, channel, lines, &self.items) {
                     Err(Error::IdConflict { id })
@@ -602,7 +602,7 @@ impl Inventory {
                     }
                 }
             }
-            None => {
+            Err(vacancy) => {
                 // Counted into the filter before any unit is held: a reader
                 // that sees this reservation's hold must not prove the id
                 // unknown (see refuse_without_lock).
@@ -624,7 +624,7 @@ impl Inventory {
                         lines: lines.to_vec(),
                         expires_at_ms: deadline.0,
                     });
-                    let at = shard.insert(id.0, channel, deadline, held);
+                    let at = shard.insert(id.0, channel, deadline, held, vacancy);
                     ack(id, shard.record(at), false)
                 })
             }

@@ -10,7 +10,7 @@ use crate::error::BuildError;
 use crate::expiry::{DeadlineIndex, Filed};
 use crate::id_filter::{IdFilter, REFUSALS_BEFORE_GROWING};
 use crate::id_hash::IdHasher;
-use crate::id_table::IdTable;
+use crate::id_table::{IdTable, Vacancy};
 use crate::ids::{Channel, Line, ReservationId, ReservationState};
 use crate::slab::Slab;
 use crate::sync::Mutex;
@@ -171,9 +171,16 @@ impl Default for ReservationShard {
 impl ReservationShard {
     /// The position of reservation `id`, if it is remembered.
     pub(crate) fn find(&self, id: u64) -> Option<u32> {
+        self.find_or_vacancy(id).ok()
+    }
+
+    /// [`find`](Self::find), or where the id table takes `id`: hand it to
+    /// [`insert`](Self::insert), which then does not probe again (nothing
+    /// may change the shard in between).
+    pub(crate) fn find_or_vacancy(&self, id: u64) -> Result<u32, Vacancy> {
         let records = &self.records;
         self.by_id
-            .find(self.hasher.id_table_key(id), |at| records.get(at).id == id)
+            .find_or_vacancy(self.hasher.id_table_key(id), |at| records.get(at).id == id)
     }
 
     /// The record at `at` (a position `find` or `insert` returned).
@@ -219,13 +226,16 @@ impl ReservationShard {
 
     /// Records a pending reservation whose units are already held, files
     /// its deadline, and returns its position. `id` must not be remembered
-    /// already, and the caller has counted it into the shard's [`IdFilter`].
+    /// already (`vacancy` is what [`find_or_vacancy`](Self::find_or_vacancy)
+    /// answered for it), and the caller has counted it into the shard's
+    /// [`IdFilter`].
     pub(crate) fn insert(
         &mut self,
         id: u64,
         channel: Channel,
         (expires_at, overdue_at_once): (u64, bool),
         lines: HeldLines,
+        vacancy: Vacancy,
     ) -> u32 {
         debug_assert!(self.find(id).is_none(), "reservation {id} recorded twice");
         let record = Reservation {
@@ -242,7 +252,8 @@ impl ReservationShard {
         if let Some(rest) = lines.rest {
             self.more_lines.insert(at, rest);
         }
-        self.by_id.insert(self.hasher.id_table_key(id), at);
+        self.by_id
+            .insert_at(vacancy, self.hasher.id_table_key(id), at);
         self.records.get_mut(at).filed = self.index.schedule(record.index_deadline(), at);
         at
     }
