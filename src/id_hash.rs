@@ -32,7 +32,7 @@
 //! lost the locality. With 8, on the 2-core development machine:
 //! `flash_sale --workload spread --ids sequential|shared|random`.
 
-use std::hash::{BuildHasher, Hasher};
+use std::hash::BuildHasher;
 
 /// Reservation shards: `1 << SHARD_BITS`.
 const SHARD_BITS: u32 = 8;
@@ -58,9 +58,8 @@ pub(crate) fn place_in_run(id: u64) -> u64 {
     (id >> GROUP_BITS) & ((1 << PLACE_BITS) - 1)
 }
 
-/// Hashes reservation ids for the shards and the id table, and slab
-/// positions for the map of extra lines: a multiply-xor mix keyed by a
-/// per-process random value, instead of SipHash, which was half the
+/// Hashes reservation ids for the shards and the id table: a multiply-xor
+/// mix keyed by a per-process random value, instead of SipHash, which was half the
 /// instructions of a reserve + commit. The random key keeps ids chosen by
 /// outsiders from being aimed at one shard or one cluster of slots.
 #[derive(Clone, Copy, Debug)]
@@ -100,38 +99,6 @@ impl IdHasher {
     /// the record.
     pub(crate) fn id_table_key(&self, id: u64) -> u32 {
         ((self.mix(run(id)) << PLACE_BITS) | place_in_run(id)) as u32
-    }
-}
-
-impl BuildHasher for IdHasher {
-    type Hasher = IdHash;
-
-    fn build_hasher(&self) -> IdHash {
-        IdHash { state: self.key }
-    }
-}
-
-/// The hasher [`IdHasher`] builds for maps keyed by slab positions.
-#[derive(Debug)]
-pub(crate) struct IdHash {
-    state: u64,
-}
-
-impl Hasher for IdHash {
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.write_u64(u64::from_le_bytes(word));
-        }
-    }
-
-    fn write_u64(&mut self, value: u64) {
-        self.state = IdHasher { key: self.state }.mix(value);
-    }
-
-    fn finish(&self) -> u64 {
-        self.state
     }
 }
 

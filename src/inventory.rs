@@ -649,19 +649,19 @@ impl Inventory {
             // The common single-line cart: no allocation, failed or not.
             [line] => HeldLines::one(self.hold_line(line, looked.cell(0), channel)?),
             _ => {
-                let mut held: Vec<HeldLine> = Vec::with_capacity(lines.len());
+                let mut held = HeldLines::new();
                 for (n, line) in lines.iter().enumerate() {
                     match self.hold_line(line, looked.cell(n), channel) {
                         Ok(line) => held.push(line),
                         Err(error) => {
-                            for undo in &held {
+                            for undo in held.as_slice() {
                                 self.items.cell(undo.cell).unreserve(undo.qty);
                             }
                             return Err(error);
                         }
                     }
                 }
-                HeldLines::many(held)
+                held
             }
         };
         for line in lines {
@@ -1011,7 +1011,7 @@ mod tests {
             .build();
         let mut model = ReferenceModel::with_limits(ttl, retention);
         let store = StoreId(3);
-        for sku in 0..4 {
+        for sku in 0..6 {
             step(
                 &inventory,
                 &mut model,
@@ -1030,10 +1030,16 @@ mod tests {
             .collect();
         let (burst, later) = ids.split_at(5_000);
         // The burst: every tenth stays pending, some with a deadline
-        // before the in-order queue's last; one in seven has three lines.
+        // before the in-order queue's last; one in seven has three lines
+        // (the rest in a block), one in eleven six (in a long list).
         for (n, &id) in burst.iter().enumerate() {
             let lines: Vec<Line> = if n % 7 == 0 {
                 (0..3).map(|sku| Line::new(Sku(sku), store, 1)).collect()
+            } else if n % 11 == 0 {
+                (0..6)
+                    .rev()
+                    .map(|sku| Line::new(Sku(sku), store, 1))
+                    .collect()
             } else {
                 vec![Line::new(Sku(n as u64 % 4), store, 2)]
             };
@@ -1127,5 +1133,100 @@ mod tests {
             },
         );
         step(&inventory, &mut model, Command::Get { id: later[999] });
+    }
+
+    /// A burst of multi-line carts forgotten among single-line carts that
+    /// stay: the record slab is not sparse, the extra lines' slabs are, and
+    /// they alone make the shard compact; every cart left answers as the
+    /// model says.
+    #[test]
+    fn extra_lines_of_a_forgotten_burst_are_compacted_away() {
+        use crate::model::{same_answer, ReferenceModel};
+        let clock = Arc::new(ManualClock::new());
+        let (ttl, retention) = (1_000_000, 1_000);
+        let inventory = Inventory::builder()
+            .clock(clock.clone())
+            .default_ttl_ms(ttl)
+            .retention_ms(retention)
+            .expected_items(64)
+            .build();
+        let mut model = ReferenceModel::with_limits(ttl, retention);
+        // Runs a command on both, or (`None`) moves both clocks on a
+        // retention.
+        let mut step = |command: Option<Command>| match command {
+            Some(command) => {
+                let (ours, theirs) = (inventory.apply(&command), model.apply(&command));
+                assert!(
+                    same_answer(&ours, &theirs),
+                    "{command:?}: {ours:?} vs {theirs:?}"
+                );
+            }
+            None => {
+                clock.advance(retention);
+                model.advance(retention);
+            }
+        };
+        let store = StoreId(5);
+        for sku in 0..8 {
+            step(Some(Command::Restock {
+                sku: Sku(sku),
+                store,
+                qty: 1_000_000,
+            }));
+        }
+        let home = inventory.id_hasher.shard_of(0);
+        let ids: Vec<ReservationId> = (0..)
+            .filter(|&id| inventory.id_hasher.shard_of(id) == home)
+            .take(4_200)
+            .map(ReservationId)
+            .collect();
+        // 1,200 single-line carts that stay pending, then 3,000 carts of
+        // 2 to 8 lines, committed.
+        for (n, &id) in ids.iter().enumerate() {
+            let len = if n < 1_200 { 1 } else { 2 + n as u64 % 7 };
+            let lines = (0..len)
+                .map(|sku| Line::new(Sku((sku + n as u64) % 8), store, 1))
+                .collect();
+            step(Some(Command::Reserve {
+                id,
+                channel: Channel::InStore,
+                ttl_ms: None,
+                lines,
+            }));
+            if n >= 1_200 {
+                step(Some(Command::Commit { id }));
+            }
+        }
+        let extra_positions = |inventory: &Inventory| {
+            let shard = inventory.reservations[home].records.lock();
+            (shard.slab_positions(), shard.extra_positions())
+        };
+        assert_eq!(extra_positions(&inventory), (4_200, 3_000));
+        step(None);
+        step(Some(Command::Expire));
+        // The records stayed dense enough (4,200 places for 1,200), the
+        // extra lines did not (3,000 places for none): compacted, both.
+        assert_eq!(extra_positions(&inventory), (1_200, 0));
+        for &id in &ids {
+            step(Some(Command::Get { id }));
+        }
+        for &id in ids[..1_200].iter().step_by(3) {
+            step(Some(Command::Release { id }));
+        }
+        // Multi-line carts again, in the compacted shard.
+        for (n, &id) in ids[1_200..1_300].iter().enumerate() {
+            let lines = (0..4)
+                .map(|sku| Line::new(Sku(sku + n as u64 % 4), store, 1))
+                .collect();
+            step(Some(Command::Reserve {
+                id,
+                channel: Channel::Online,
+                ttl_ms: None,
+                lines,
+            }));
+            step(Some(Command::Get { id }));
+        }
+        assert_eq!(inventory.items(), model.items());
+        assert_eq!(inventory.reservation_count(), model.reservation_count());
     }
 }

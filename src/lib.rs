@@ -93,6 +93,7 @@ mod command;
 mod effect;
 mod error;
 mod expiry;
+mod extra_lines;
 mod id_filter;
 mod id_hash;
 mod id_table;

@@ -8,6 +8,7 @@
 use crate::effect::{Effect, EffectLog};
 use crate::error::BuildError;
 use crate::expiry::{DeadlineIndex, Filed};
+use crate::extra_lines::{ExtraLines, MoreLines, BLOCK_LINES};
 use crate::id_filter::{IdFilter, REFUSALS_BEFORE_GROWING};
 use crate::id_hash::IdHasher;
 use crate::id_table::{IdTable, Vacancy};
@@ -15,11 +16,10 @@ use crate::ids::{Channel, Line, ReservationId, ReservationState};
 use crate::slab::Slab;
 use crate::sync::Mutex;
 use crate::table::ItemTable;
-use std::collections::HashMap;
 
 /// One held line: `qty` units in the cell at index `cell`. The item's key is
 /// read back from the item table, so a record stays small.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct HeldLine {
     pub(crate) cell: u32,
     pub(crate) qty: u32,
@@ -34,30 +34,55 @@ impl HeldLine {
 }
 
 /// A new reservation's held lines in request order, on their way into
-/// [`ReservationShard::insert`]: the first inline, any others in one boxed
-/// slice, so a single-line cart allocates nothing.
+/// [`ReservationShard::insert`]: inline up to the most a record and one
+/// block of [`ExtraLines`] hold, so a cart of up to 4 lines allocates
+/// nothing; longer carts spill into a `Vec`.
 #[derive(Debug)]
 pub(crate) struct HeldLines {
-    first: HeldLine,
-    rest: Option<Box<[HeldLine]>>,
+    inline: [HeldLine; INLINE_LINES],
+    len: usize,
+    spilled: Vec<HeldLine>,
 }
 
+/// Lines `HeldLines` holds without allocating.
+const INLINE_LINES: usize = 1 + BLOCK_LINES;
+
 impl HeldLines {
-    pub(crate) fn one(line: HeldLine) -> Self {
+    /// No lines yet.
+    pub(crate) fn new() -> Self {
         HeldLines {
-            first: line,
-            rest: None,
+            inline: [HeldLine { cell: 0, qty: 0 }; INLINE_LINES],
+            len: 0,
+            spilled: Vec::new(),
         }
     }
 
-    /// `lines` must not be empty.
-    pub(crate) fn many(lines: Vec<HeldLine>) -> Self {
-        let mut lines = lines.into_iter();
-        let first = lines.next().expect("a reservation has at least one line");
-        let rest: Box<[HeldLine]> = lines.collect();
-        HeldLines {
-            first,
-            rest: (!rest.is_empty()).then_some(rest),
+    /// A single-line cart's.
+    pub(crate) fn one(line: HeldLine) -> Self {
+        let mut lines = HeldLines::new();
+        lines.push(line);
+        lines
+    }
+
+    /// Adds the next line.
+    pub(crate) fn push(&mut self, line: HeldLine) {
+        if self.len < INLINE_LINES {
+            self.inline[self.len] = line;
+        } else {
+            if self.spilled.is_empty() {
+                self.spilled.extend_from_slice(&self.inline);
+            }
+            self.spilled.push(line);
+        }
+        self.len += 1;
+    }
+
+    /// The lines, in the order pushed.
+    pub(crate) fn as_slice(&self) -> &[HeldLine] {
+        if self.len <= INLINE_LINES {
+            &self.inline[..self.len]
+        } else {
+            &self.spilled
         }
     }
 }
@@ -73,7 +98,7 @@ pub(crate) fn deadline_after(now: u64, ttl: u64) -> (u64, bool) {
 }
 
 /// One reservation: 32 bytes in its shard's slab. Lines after the first
-/// live in the shard's `more_lines`, so a single-line cart allocates
+/// live in the shard's [`ExtraLines`], so a single-line cart allocates
 /// nothing and a record has no pointer to pay for.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Reservation {
@@ -83,12 +108,12 @@ pub(crate) struct Reservation {
     /// The deadline as reported (`now + ttl`, saturated).
     pub(crate) expires_at: u64,
     pub(crate) first: HeldLine,
+    /// Where the shard's [`ExtraLines`] keeps the lines after `first`.
+    pub(crate) more: MoreLines,
     pub(crate) channel: Channel,
     pub(crate) state: ReservationState,
     /// `now + ttl` saturated: overdue from the moment it was set.
     pub(crate) overdue_at_once: bool,
-    /// Whether the shard's `more_lines` holds lines after `first`.
-    pub(crate) has_more_lines: bool,
     /// Where the deadline index filed this reservation's deadline.
     pub(crate) filed: Filed,
 }
@@ -114,10 +139,10 @@ const VACANT: Reservation = Reservation {
     id: 0,
     expires_at: 0,
     first: HeldLine { cell: 0, qty: 0 },
+    more: MoreLines::NONE,
     channel: Channel::Online,
     state: ReservationState::Released,
     overdue_at_once: false,
-    has_more_lines: false,
     filed: Filed::InOrder,
 };
 
@@ -146,8 +171,8 @@ pub(crate) struct ReservationShard {
     /// Positions of every remembered reservation, by id key: 8 bytes a
     /// slot, at most half the slots full.
     by_id: IdTable,
-    /// Lines after the first of multi-line reservations, by position.
-    more_lines: HashMap<u32, Box<[HeldLine]>, IdHasher>,
+    /// Lines after the first of multi-line reservations.
+    extra: ExtraLines,
     index: DeadlineIndex,
     hasher: IdHasher,
     /// Refusals of fresh ids taken under the lock because the id filter
@@ -160,7 +185,7 @@ impl Default for ReservationShard {
         ReservationShard {
             records: Slab::new(VACANT),
             by_id: IdTable::default(),
-            more_lines: HashMap::default(),
+            extra: ExtraLines::default(),
             index: DeadlineIndex::default(),
             hasher: IdHasher::default(),
             refused_unproven: 0,
@@ -191,11 +216,7 @@ impl ReservationShard {
     /// The held lines of the reservation at `at`, in request order.
     pub(crate) fn lines(&self, at: u32) -> impl Iterator<Item = HeldLine> + '_ {
         let record = self.records.get(at);
-        let more: &[HeldLine] = if record.has_more_lines {
-            &self.more_lines[&at]
-        } else {
-            &[]
-        };
+        let more = self.extra.get(record.more);
         std::iter::once(record.first).chain(more.iter().copied())
     }
 
@@ -238,20 +259,21 @@ impl ReservationShard {
         vacancy: Vacancy,
     ) -> u32 {
         debug_assert!(self.find(id).is_none(), "reservation {id} recorded twice");
+        let (first, more) = lines
+            .as_slice()
+            .split_first()
+            .expect("a reservation has at least one line");
         let record = Reservation {
             id,
             expires_at,
-            first: lines.first,
+            first: *first,
+            more: self.extra.store(more),
             channel,
             state: ReservationState::Pending,
             overdue_at_once,
-            has_more_lines: lines.rest.is_some(),
             filed: Filed::InOrder,
         };
         let at = self.records.insert(record);
-        if let Some(rest) = lines.rest {
-            self.more_lines.insert(at, rest);
-        }
         self.by_id
             .insert_at(vacancy, self.hasher.id_table_key(id), at);
         self.records.get_mut(at).filed = self.index.schedule(record.index_deadline(), at);
@@ -374,9 +396,7 @@ impl ReservationShard {
             debug_assert!(record.state.is_terminal());
             let removed = self.by_id.remove(self.hasher.id_table_key(record.id), at);
             debug_assert!(removed, "a remembered reservation is in the id table");
-            if record.has_more_lines {
-                self.more_lines.remove(&at);
-            }
+            self.extra.free(record.more);
             self.records.remove(at);
             // Counted out after it left the id table: see IdFilter.
             ids.remove(record.id);
@@ -393,17 +413,22 @@ impl ReservationShard {
         self.compact_if_sparse();
     }
 
-    /// Gives back the memory of a burst once it is over: when the slab has
-    /// handed out `SPARSE_SLAB` times more positions than it holds records
-    /// (and at least `COMPACT_FROM_POSITIONS`), moves the records into the
-    /// lowest positions of a new slab and rebuilds everything that names a
-    /// position (the id table, the extra lines, the deadline index), each
-    /// at the size it needs now. Under the shard lock, in time proportional
-    /// to the positions handed out, paid for by the forgetting that freed
-    /// at least three quarters of them.
+    /// Gives back the memory of a burst once it is over: when the record
+    /// slab, or the extra lines' slabs, have handed out `SPARSE_SLAB` times
+    /// more positions than they hold (and at least
+    /// `COMPACT_FROM_POSITIONS`), moves the records into the lowest
+    /// positions of a new slab, their extra lines into new slabs, and
+    /// rebuilds everything that names a position (the id table, the
+    /// deadline index), each at the size it needs now. Under the shard
+    /// lock, in time proportional to the positions handed out, paid for by
+    /// the forgetting that freed at least three quarters of them.
     fn compact_if_sparse(&mut self) {
+        let sparse = |handed_out: usize, held: usize| {
+            handed_out >= COMPACT_FROM_POSITIONS && handed_out >= SPARSE_SLAB * held
+        };
         let handed_out = self.records.handed_out();
-        if handed_out < COMPACT_FROM_POSITIONS || handed_out < SPARSE_SLAB * self.len() {
+        let extra_sparse = sparse(self.extra.handed_out(), self.extra.len());
+        if !sparse(handed_out, self.len()) && !extra_sparse {
             return;
         }
         let mut live: Vec<u32> = self.by_id.positions().collect();
@@ -412,15 +437,13 @@ impl ReservationShard {
         let mut moved_to = vec![u32::MAX; handed_out];
         let mut records = Slab::new(VACANT);
         let mut by_id = IdTable::default();
+        let mut extra = ExtraLines::default();
         for &at in &live {
-            let record = *self.records.get(at);
+            let mut record = *self.records.get(at);
+            record.more = extra.store(self.extra.get(record.more));
             let to = records.insert(record);
             moved_to[at as usize] = to;
             by_id.insert(self.hasher.id_table_key(record.id), to);
-        }
-        let mut more_lines = HashMap::with_hasher(self.hasher);
-        for (at, lines) in self.more_lines.drain() {
-            more_lines.insert(moved_to[at as usize], lines);
         }
         self.index.remap(|at| {
             let to = moved_to[at as usize];
@@ -428,7 +451,7 @@ impl ReservationShard {
         });
         self.records = records;
         self.by_id = by_id;
-        self.more_lines = more_lines;
+        self.extra = extra;
     }
 
     /// Notes a refusal of a fresh id that the id filter could have spared
@@ -457,6 +480,12 @@ impl ReservationShard {
     #[cfg(test)]
     pub(crate) fn slab_positions(&self) -> usize {
         self.records.handed_out()
+    }
+
+    /// Positions the extra lines' slabs handed out.
+    #[cfg(test)]
+    pub(crate) fn extra_positions(&self) -> usize {
+        self.extra.handed_out()
     }
 
     /// Reservations remembered: pending and terminal ones in retention.
