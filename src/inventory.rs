@@ -518,6 +518,11 @@ impl Inventory {
         if lines.len() > LOOKED_UP_LINES {
             return Ok(looked);
         }
+        if lines.len() > 1 {
+            for line in lines {
+                self.items.touch(line.item());
+            }
+        }
         let sequence = ids.read_begin();
         for line in lines {
             let refusal = match self.items.find(line.item()) {

@@ -300,6 +300,14 @@ impl ReservationShard {
         }
         record.state = to;
         let (id, deadline, filed) = (record.id, record.index_deadline(), record.filed);
+        if record.more != MoreLines::NONE {
+            // Each line's update below is an atomic read-modify-write, which
+            // waits for the reads before it: read the cells first, so that
+            // their misses (an expiry finds them cold) overlap.
+            for held in self.lines(at) {
+                items.touch_cell(held.cell);
+            }
+        }
         for held in self.lines(at) {
             let cell = items.cell(held.cell);
             let qty = held.qty;

@@ -245,6 +245,16 @@ impl ItemTable {
         self.search(key, item_hash(key)).ok()
     }
 
+    /// Reads the table entry where the probe for `key` starts, without
+    /// using it: a cart that touches all its items first, then looks them
+    /// up, waits for their cache misses together instead of one after
+    /// another (a lookup's first read almost always misses in a large
+    /// catalogue).
+    pub(crate) fn touch(&self, key: ItemKey) {
+        let entry = &self.table[home(item_hash(key), self.table.len())];
+        std::hint::black_box(entry.cell.store.load(Ordering::Relaxed));
+    }
+
     /// The number of `store`, numbering it (and publishing its id in the
     /// store table, for the entry's release to carry) if it is new. Called
     /// under the creation lock, which guards `numbers`.
@@ -307,6 +317,12 @@ impl ItemTable {
     /// The item whose cell is at `index`.
     pub(crate) fn key(&self, index: u32) -> ItemKey {
         self.key_of(self.entry(index))
+    }
+
+    /// Reads the entry of the cell at `index` without using it (see
+    /// [`touch`](Self::touch)).
+    pub(crate) fn touch_cell(&self, index: u32) {
+        std::hint::black_box(self.entry(index).cell.store.load(Ordering::Relaxed));
     }
 
     /// The cell at `index`, which `find` or `find_or_create` returned.
