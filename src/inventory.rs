@@ -515,13 +515,16 @@ impl Inventory {
         channel: Channel,
     ) -> Result<LookedUp, Error> {
         let mut looked = LookedUp::default();
-        if lines.len() > LOOKED_UP_LINES {
-            return Ok(looked);
-        }
+        // A multi-line cart reads every item's first table entry before it
+        // looks any up: its cache misses overlap instead of queueing (a
+        // long cart, looked up under the lock, gets them in cache there).
         if lines.len() > 1 {
             for line in lines {
                 self.items.touch(line.item());
             }
+        }
+        if lines.len() > LOOKED_UP_LINES {
+            return Ok(looked);
         }
         let sequence = ids.read_begin();
         for line in lines {
