@@ -518,17 +518,27 @@ impl Inventory {
         // A multi-line cart reads every item's first table entry before it
         // looks any up: its cache misses overlap instead of queueing (a
         // long cart, looked up under the lock, gets them in cache there).
+        // The hashes are kept for the lookups.
+        let mut hashes = [0; LOOKED_UP_LINES];
         if lines.len() > 1 {
-            for line in lines {
-                self.items.touch(line.item());
+            for (n, line) in lines.iter().enumerate() {
+                let hash = self.items.touch(line.item());
+                if let Some(kept) = hashes.get_mut(n) {
+                    *kept = hash;
+                }
             }
         }
         if lines.len() > LOOKED_UP_LINES {
             return Ok(looked);
         }
         let sequence = ids.read_begin();
-        for line in lines {
-            let refusal = match self.items.find(line.item()) {
+        for (n, line) in lines.iter().enumerate() {
+            let found = if lines.len() > 1 {
+                self.items.find_hashed(line.item(), hashes[n])
+            } else {
+                self.items.find(line.item())
+            };
+            let refusal = match found {
                 None => Error::UnknownItem {
                     sku: line.sku,
                     store: line.store,

@@ -245,14 +245,24 @@ impl ItemTable {
         self.search(key, item_hash(key)).ok()
     }
 
+    /// [`find`](Self::find) with the key's hash, which
+    /// [`touch`](Self::touch) returned.
+    pub(crate) fn find_hashed(&self, key: ItemKey, hash: u64) -> Option<u32> {
+        debug_assert_eq!(hash, item_hash(key));
+        self.search(key, hash).ok()
+    }
+
     /// Reads the table entry where the probe for `key` starts, without
-    /// using it: a cart that touches all its items first, then looks them
-    /// up, waits for their cache misses together instead of one after
-    /// another (a lookup's first read almost always misses in a large
-    /// catalogue).
-    pub(crate) fn touch(&self, key: ItemKey) {
-        let entry = &self.table[home(item_hash(key), self.table.len())];
+    /// using it, and returns the key's hash for
+    /// [`find_hashed`](Self::find_hashed): a cart that touches all its
+    /// items first, then looks them up, waits for their cache misses
+    /// together instead of one after another (a lookup's first read almost
+    /// always misses in a large catalogue).
+    pub(crate) fn touch(&self, key: ItemKey) -> u64 {
+        let hash = item_hash(key);
+        let entry = &self.table[home(hash, self.table.len())];
         std::hint::black_box(entry.cell.store.load(Ordering::Relaxed));
+        hash
     }
 
     /// The number of `store`, numbering it (and publishing its id in the
