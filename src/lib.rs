@@ -60,8 +60,11 @@
 //! the id unknown without the shard's lock (see `src/id_filter.rs`; the
 //! filters grow with the reservations remembered, and
 //! [`InventoryBuilder::expected_reservations`] sizes them up front); no
-//! compare-and-swap, no lock, no write. A single-line reservation allocates
-//! nothing for its line. No hot path takes a global lock: items are found
+//! compare-and-swap, no lock, no write. A reservation of up to 4 lines
+//! allocates nothing (its first line lives in its record, the others in a
+//! fixed block of a per-shard slab), and a multi-line cart reads all its
+//! items' entries before it looks any up, so their cache misses overlap.
+//! No hot path takes a global lock: items are found
 //! through a lock-free open-addressing index (size it with
 //! [`InventoryBuilder::expected_items`]) and reservations through 256
 //! sharded locks. Reservation ids are laid out in blocks of 128: consecutive
