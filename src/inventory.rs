@@ -518,9 +518,11 @@ impl Inventory {
         // A multi-line cart reads every item's first table entry before it
         // looks any up: its cache misses overlap instead of queueing (a
         // long cart, looked up under the lock, gets them in cache there).
-        // The hashes are kept for the lookups.
+        // The hashes are kept for the lookups. A table that stays in cache
+        // has no misses to overlap: there it would only cost the reads.
+        let touching = lines.len() > 1 && self.items.is_large();
         let mut hashes = [0; LOOKED_UP_LINES];
-        if lines.len() > 1 {
+        if touching {
             for (n, line) in lines.iter().enumerate() {
                 let hash = self.items.touch(line.item());
                 if let Some(kept) = hashes.get_mut(n) {
@@ -533,7 +535,7 @@ impl Inventory {
         }
         let sequence = ids.read_begin();
         for (n, line) in lines.iter().enumerate() {
-            let found = if lines.len() > 1 {
+            let found = if touching {
                 self.items.find_hashed(line.item(), hashes[n])
             } else {
                 self.items.find(line.item())

@@ -300,7 +300,7 @@ impl ReservationShard {
         }
         record.state = to;
         let (id, deadline, filed) = (record.id, record.index_deadline(), record.filed);
-        if record.more != MoreLines::NONE {
+        if record.more != MoreLines::NONE && items.is_large() {
             // Each line's update below is an atomic read-modify-write, which
             // waits for the reads before it: read the cells first, so that
             // their misses (an expiry finds them cold) overlap.

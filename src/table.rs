@@ -64,6 +64,10 @@ const MAX_ITEMS: u32 = u32::MAX - (1 << FIRST_BITS) - (1 << 30);
 /// capacity, `expected + expected / 8`, below 2^30.
 const MAX_EXPECTED: usize = (1 << 30) / 9 * 8;
 
+/// Tables larger than this are taken not to stay in cache (see
+/// `ItemTable::is_large`).
+const LARGE_TABLE_BYTES: usize = 2 << 20;
+
 /// A full-avalanche mix (the splitmix64 finalizer), so linear probing sees
 /// uniform hashes even for sequential SKUs.
 fn mix(mut x: u64) -> u64 {
@@ -250,6 +254,13 @@ impl ItemTable {
     pub(crate) fn find_hashed(&self, key: ItemKey, hash: u64) -> Option<u32> {
         debug_assert_eq!(hash, item_hash(key));
         self.search(key, hash).ok()
+    }
+
+    /// Whether the table is too large to stay in a core's cache (over 2
+    /// MiB), so that reading entries ahead of use ([`touch`](Self::touch))
+    /// pays: below that it only costs the reads.
+    pub(crate) fn is_large(&self) -> bool {
+        std::mem::size_of_val(&*self.table) > LARGE_TABLE_BYTES
     }
 
     /// Reads the table entry where the probe for `key` starts, without
