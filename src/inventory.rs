@@ -1155,6 +1155,92 @@ mod tests {
         step(&inventory, &mut model, Command::Get { id: later[999] });
     }
 
+    /// In an item table too large for the cache, multi-line carts read
+    /// their items ahead and look them up with the hashes computed then,
+    /// and a multi-line finish reads its cells ahead: the answers are the
+    /// model's, for carts of 2 to 10 lines whose unknown or short line
+    /// comes anywhere, and for their commits, releases and expiries.
+    #[test]
+    fn multi_line_carts_in_a_large_catalogue_answer_as_the_model_says() {
+        use crate::model::{same_answer, ReferenceModel};
+        let clock = Arc::new(ManualClock::new());
+        let (ttl, retention) = (1_000, 10_000);
+        let inventory = Inventory::builder()
+            .clock(clock.clone())
+            .default_ttl_ms(ttl)
+            .retention_ms(retention)
+            .expected_items(100_000)
+            .build();
+        assert!(inventory.items.is_large(), "the path under test");
+        let mut model = ReferenceModel::with_limits(ttl, retention);
+        // Runs a command on both, or (`None`) moves both clocks on a ttl.
+        let mut step = |command: Option<Command>| match command {
+            Some(command) => {
+                let (ours, theirs) = (inventory.apply(&command), model.apply(&command));
+                assert!(
+                    same_answer(&ours, &theirs),
+                    "{command:?}: {ours:?} vs {theirs:?}"
+                );
+            }
+            None => {
+                clock.advance(ttl);
+                model.advance(ttl);
+            }
+        };
+        // Skus 0..40 at two stores, 3 units each; sku 40 is unknown.
+        for sku in 0..40 {
+            for store in [StoreId(1), StoreId(2)] {
+                step(Some(Command::Restock {
+                    sku: Sku(sku),
+                    store,
+                    qty: 3,
+                }));
+            }
+        }
+        for n in 0..200u64 {
+            let len = 2 + n % 9;
+            let lines = (0..len)
+                .map(|k| {
+                    let sku = if n % 13 == k {
+                        40
+                    } else {
+                        (n * 7 + k * 3) % 40
+                    };
+                    Line::new(Sku(sku), StoreId(1 + k % 2), 1 + (n + k) as u32 % 3)
+                })
+                .collect();
+            let id = ReservationId(n);
+            step(Some(Command::Reserve {
+                id,
+                channel: Channel::InStore,
+                ttl_ms: None,
+                lines,
+            }));
+            match n % 4 {
+                0 => step(Some(Command::Commit { id })),
+                1 => step(Some(Command::Release { id })),
+                _ => {} // left to expire
+            }
+            if n % 50 == 49 {
+                step(None);
+                step(Some(Command::Expire));
+                for sku in 0..40 {
+                    step(Some(Command::Restock {
+                        sku: Sku(sku),
+                        store: StoreId(1 + sku % 2),
+                        qty: 2,
+                    }));
+                }
+            }
+        }
+        for n in 0..200 {
+            step(Some(Command::Get {
+                id: ReservationId(n),
+            }));
+        }
+        assert_eq!(inventory.items(), model.items());
+    }
+
     /// A burst of multi-line carts forgotten among single-line carts that
     /// stay: the record slab is not sparse, the extra lines' slabs are, and
     /// they alone make the shard compact; every cart left answers as the
