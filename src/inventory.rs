@@ -921,7 +921,70 @@ fn ack(id: ReservationId, reservation: &Reservation, replayed: bool) -> Reservat
 #[cfg(all(test, not(omnistock_loom)))]
 mod tests {
     use super::*;
+    use crate::model::{same_answer, ReferenceModel};
     use crate::ManualClock;
+
+    /// An inventory and the reference model side by side on one manual
+    /// clock: every command must get the same answer from both.
+    struct Lockstep {
+        inventory: Inventory,
+        model: ReferenceModel,
+        clock: Arc<ManualClock>,
+    }
+
+    impl Lockstep {
+        fn new(ttl: u64, retention: u64, expected_items: usize) -> Self {
+            let clock = Arc::new(ManualClock::new());
+            let inventory = Inventory::builder()
+                .clock(clock.clone())
+                .default_ttl_ms(ttl)
+                .retention_ms(retention)
+                .expected_items(expected_items)
+                .build();
+            Lockstep {
+                inventory,
+                model: ReferenceModel::with_limits(ttl, retention),
+                clock,
+            }
+        }
+
+        fn run(&mut self, command: Command) {
+            let ours = self.inventory.apply(&command);
+            let theirs = self.model.apply(&command);
+            assert!(
+                same_answer(&ours, &theirs),
+                "{command:?}: {ours:?} vs {theirs:?}"
+            );
+        }
+
+        fn advance(&mut self, ms: u64) {
+            self.clock.advance(ms);
+            self.model.advance(ms);
+        }
+
+        /// Skus `0..skus` at `store`, `qty` units each.
+        fn stock(&mut self, store: StoreId, skus: u64, qty: u32) {
+            for sku in 0..skus {
+                self.run(Command::Restock {
+                    sku: Sku(sku),
+                    store,
+                    qty,
+                });
+            }
+        }
+
+        /// The shard of id 0, and the first `n` ids it holds.
+        fn ids_of_one_shard(&self, n: usize) -> (usize, Vec<ReservationId>) {
+            let hasher = self.inventory.id_hasher;
+            let home = hasher.shard_of(0);
+            let ids = (0..)
+                .filter(|&id| hasher.shard_of(id) == home)
+                .take(n)
+                .map(ReservationId)
+                .collect();
+            (home, ids)
+        }
+    }
 
     /// Of `n` ids never used, how many their shards' filters prove unknown.
     fn proven_unknown(inventory: &Inventory, n: u64) -> u64 {
@@ -1013,41 +1076,11 @@ mod tests {
     /// time.
     #[test]
     fn a_burst_is_compacted_away_and_what_is_left_behaves_the_same() {
-        use crate::model::{same_answer, ReferenceModel};
-        fn step(inventory: &Inventory, model: &mut ReferenceModel, command: Command) {
-            let (ours, theirs) = (inventory.apply(&command), model.apply(&command));
-            assert!(
-                same_answer(&ours, &theirs),
-                "{command:?}: {ours:?} vs {theirs:?}"
-            );
-        }
-        let clock = Arc::new(ManualClock::new());
         let (ttl, retention) = (10_000, 1_000);
-        let inventory = Inventory::builder()
-            .clock(clock.clone())
-            .default_ttl_ms(ttl)
-            .retention_ms(retention)
-            .expected_items(64)
-            .build();
-        let mut model = ReferenceModel::with_limits(ttl, retention);
+        let mut both = Lockstep::new(ttl, retention, 64);
         let store = StoreId(3);
-        for sku in 0..6 {
-            step(
-                &inventory,
-                &mut model,
-                Command::SetOnHand {
-                    sku: Sku(sku),
-                    store,
-                    qty: 1_000_000,
-                },
-            );
-        }
-        let home = inventory.id_hasher.shard_of(0);
-        let ids: Vec<ReservationId> = (0..)
-            .filter(|&id| inventory.id_hasher.shard_of(id) == home)
-            .take(6_000)
-            .map(ReservationId)
-            .collect();
+        both.stock(store, 6, 1_000_000);
+        let (home, ids) = both.ids_of_one_shard(6_000);
         let (burst, later) = ids.split_at(5_000);
         // The burst: every tenth stays pending, some with a deadline
         // before the in-order queue's last; one in seven has three lines
@@ -1069,90 +1102,78 @@ mod tests {
                 10 => Some(5_000 + (n as u64 * 37) % 3_000),
                 _ => None,
             };
-            step(
-                &inventory,
-                &mut model,
-                Command::Reserve {
-                    id,
-                    channel: Channel::Online,
-                    ttl_ms,
-                    lines,
-                },
-            );
+            both.run(Command::Reserve {
+                id,
+                channel: Channel::Online,
+                ttl_ms,
+                lines,
+            });
             match n % 10 {
                 0 => {}
-                1 | 2 => step(&inventory, &mut model, Command::Release { id }),
-                _ => step(&inventory, &mut model, Command::Commit { id }),
+                1 | 2 => both.run(Command::Release { id }),
+                _ => both.run(Command::Commit { id }),
             }
         }
         let positions =
             |inventory: &Inventory| inventory.reservations[home].records.lock().slab_positions();
-        assert_eq!(positions(&inventory), burst.len());
+        assert_eq!(positions(&both.inventory), burst.len());
         // Half a retention later some pending ones end: still remembered
         // when the rest of the burst is forgotten.
-        clock.advance(retention / 2);
-        model.advance(retention / 2);
+        both.advance(retention / 2);
         for &id in burst.iter().skip(50).step_by(60) {
-            step(&inventory, &mut model, Command::Commit { id });
+            both.run(Command::Commit { id });
         }
-        clock.advance(retention / 2);
-        model.advance(retention / 2);
-        step(&inventory, &mut model, Command::Expire);
+        both.advance(retention / 2);
+        both.run(Command::Expire);
         // 500 left of 5000 (pending, or ended at half time): compacted.
-        assert_eq!(positions(&inventory), 500);
+        assert_eq!(positions(&both.inventory), 500);
         for &id in burst {
-            step(&inventory, &mut model, Command::Get { id });
+            both.run(Command::Get { id });
         }
         // What is left still works: extend some, commit some, release some.
         // (Of both kinds, some are left alone: 30, 40 and 50.)
         for (n, &id) in burst.iter().enumerate().step_by(10) {
             match n % 60 {
-                0 => step(&inventory, &mut model, Command::Extend { id, ttl_ms: 50 }),
-                10 => step(&inventory, &mut model, Command::Commit { id }),
-                20 => step(&inventory, &mut model, Command::Release { id }),
+                0 => both.run(Command::Extend { id, ttl_ms: 50 }),
+                10 => both.run(Command::Commit { id }),
+                20 => both.run(Command::Release { id }),
                 _ => {}
             }
         }
         for &id in &later[..500] {
-            step(
-                &inventory,
-                &mut model,
-                Command::Reserve {
-                    id,
-                    channel: Channel::InStore,
-                    ttl_ms: Some(100),
-                    lines: vec![Line::new(Sku(1), store, 1)],
-                },
-            );
+            both.run(Command::Reserve {
+                id,
+                channel: Channel::InStore,
+                ttl_ms: Some(100),
+                lines: vec![Line::new(Sku(1), store, 1)],
+            });
         }
         // Through the deadlines (extended, in order, out of order) and the
         // retention after them. `expire()` answers how many it expired:
         // only the deadline index finds them (the lookups below would
         // expire them lazily, so they come after).
         for advance in [60, 100, 5_000, 3_000, 1_000, 1_000] {
-            clock.advance(advance);
-            model.advance(advance);
-            step(&inventory, &mut model, Command::Expire);
+            both.advance(advance);
+            both.run(Command::Expire);
             for &id in burst.iter().step_by(10).chain(&later[..500]) {
-                step(&inventory, &mut model, Command::Get { id });
+                both.run(Command::Get { id });
             }
-            assert_eq!(inventory.items(), model.items());
-            assert_eq!(inventory.reservation_count(), model.reservation_count());
+            assert_eq!(both.inventory.items(), both.model.items());
+            assert_eq!(
+                both.inventory.reservation_count(),
+                both.model.reservation_count()
+            );
         }
-        assert_eq!(model.reservation_count(), 0);
+        assert_eq!(both.model.reservation_count(), 0);
         // All forgotten; a slab this small is kept for reuse, not compacted.
-        assert_eq!(positions(&inventory), 1_000);
-        step(
-            &inventory,
-            &mut model,
-            Command::Reserve {
-                id: later[999],
-                channel: Channel::Online,
-                ttl_ms: None,
-                lines: vec![Line::new(Sku(0), store, 1)],
-            },
-        );
-        step(&inventory, &mut model, Command::Get { id: later[999] });
+        assert_eq!(positions(&both.inventory), 1_000);
+        both.run(Command::Reserve {
+            id: later[999],
+            channel: Channel::Online,
+            ttl_ms: None,
+            lines: vec![Line::new(Sku(0), store, 1)],
+        });
+        both.run(Command::Get { id: later[999] });
     }
 
     /// In an item table too large for the cache, multi-line carts read
@@ -1162,39 +1183,17 @@ mod tests {
     /// comes anywhere, and for their commits, releases and expiries.
     #[test]
     fn multi_line_carts_in_a_large_catalogue_answer_as_the_model_says() {
-        use crate::model::{same_answer, ReferenceModel};
-        let clock = Arc::new(ManualClock::new());
-        let (ttl, retention) = (1_000, 10_000);
-        let inventory = Inventory::builder()
-            .clock(clock.clone())
-            .default_ttl_ms(ttl)
-            .retention_ms(retention)
-            .expected_items(100_000)
-            .build();
-        assert!(inventory.items.is_large(), "the path under test");
-        let mut model = ReferenceModel::with_limits(ttl, retention);
-        // Runs a command on both, or (`None`) moves both clocks on a ttl.
-        let mut step = |command: Option<Command>| match command {
-            Some(command) => {
-                let (ours, theirs) = (inventory.apply(&command), model.apply(&command));
-                assert!(
-                    same_answer(&ours, &theirs),
-                    "{command:?}: {ours:?} vs {theirs:?}"
-                );
-            }
-            None => {
-                clock.advance(ttl);
-                model.advance(ttl);
-            }
-        };
+        let ttl = 1_000;
+        let mut both = Lockstep::new(ttl, 10_000, 100_000);
+        assert!(both.inventory.items.is_large(), "the path under test");
         // Skus 0..40 at two stores, 3 units each; sku 40 is unknown.
         for sku in 0..40 {
             for store in [StoreId(1), StoreId(2)] {
-                step(Some(Command::Restock {
+                both.run(Command::Restock {
                     sku: Sku(sku),
                     store,
                     qty: 3,
-                }));
+                });
             }
         }
         for n in 0..200u64 {
@@ -1210,35 +1209,35 @@ mod tests {
                 })
                 .collect();
             let id = ReservationId(n);
-            step(Some(Command::Reserve {
+            both.run(Command::Reserve {
                 id,
                 channel: Channel::InStore,
                 ttl_ms: None,
                 lines,
-            }));
+            });
             match n % 4 {
-                0 => step(Some(Command::Commit { id })),
-                1 => step(Some(Command::Release { id })),
+                0 => both.run(Command::Commit { id }),
+                1 => both.run(Command::Release { id }),
                 _ => {} // left to expire
             }
             if n % 50 == 49 {
-                step(None);
-                step(Some(Command::Expire));
+                both.advance(ttl);
+                both.run(Command::Expire);
                 for sku in 0..40 {
-                    step(Some(Command::Restock {
+                    both.run(Command::Restock {
                         sku: Sku(sku),
                         store: StoreId(1 + sku % 2),
                         qty: 2,
-                    }));
+                    });
                 }
             }
         }
         for n in 0..200 {
-            step(Some(Command::Get {
+            both.run(Command::Get {
                 id: ReservationId(n),
-            }));
+            });
         }
-        assert_eq!(inventory.items(), model.items());
+        assert_eq!(both.inventory.items(), both.model.items());
     }
 
     /// A burst of multi-line carts forgotten among single-line carts that
@@ -1247,45 +1246,11 @@ mod tests {
     /// model says.
     #[test]
     fn extra_lines_of_a_forgotten_burst_are_compacted_away() {
-        use crate::model::{same_answer, ReferenceModel};
-        let clock = Arc::new(ManualClock::new());
-        let (ttl, retention) = (1_000_000, 1_000);
-        let inventory = Inventory::builder()
-            .clock(clock.clone())
-            .default_ttl_ms(ttl)
-            .retention_ms(retention)
-            .expected_items(64)
-            .build();
-        let mut model = ReferenceModel::with_limits(ttl, retention);
-        // Runs a command on both, or (`None`) moves both clocks on a
-        // retention.
-        let mut step = |command: Option<Command>| match command {
-            Some(command) => {
-                let (ours, theirs) = (inventory.apply(&command), model.apply(&command));
-                assert!(
-                    same_answer(&ours, &theirs),
-                    "{command:?}: {ours:?} vs {theirs:?}"
-                );
-            }
-            None => {
-                clock.advance(retention);
-                model.advance(retention);
-            }
-        };
+        let retention = 1_000;
+        let mut both = Lockstep::new(1_000_000, retention, 64);
         let store = StoreId(5);
-        for sku in 0..8 {
-            step(Some(Command::Restock {
-                sku: Sku(sku),
-                store,
-                qty: 1_000_000,
-            }));
-        }
-        let home = inventory.id_hasher.shard_of(0);
-        let ids: Vec<ReservationId> = (0..)
-            .filter(|&id| inventory.id_hasher.shard_of(id) == home)
-            .take(4_200)
-            .map(ReservationId)
-            .collect();
+        both.stock(store, 8, 1_000_000);
+        let (home, ids) = both.ids_of_one_shard(4_200);
         // 1,200 single-line carts that stay pending, then 3,000 carts of
         // 2 to 8 lines, committed.
         for (n, &id) in ids.iter().enumerate() {
@@ -1293,46 +1258,49 @@ mod tests {
             let lines = (0..len)
                 .map(|sku| Line::new(Sku((sku + n as u64) % 8), store, 1))
                 .collect();
-            step(Some(Command::Reserve {
+            both.run(Command::Reserve {
                 id,
                 channel: Channel::InStore,
                 ttl_ms: None,
                 lines,
-            }));
+            });
             if n >= 1_200 {
-                step(Some(Command::Commit { id }));
+                both.run(Command::Commit { id });
             }
         }
         let extra_positions = |inventory: &Inventory| {
             let shard = inventory.reservations[home].records.lock();
             (shard.slab_positions(), shard.extra_positions())
         };
-        assert_eq!(extra_positions(&inventory), (4_200, 3_000));
-        step(None);
-        step(Some(Command::Expire));
+        assert_eq!(extra_positions(&both.inventory), (4_200, 3_000));
+        both.advance(retention);
+        both.run(Command::Expire);
         // The records stayed dense enough (4,200 places for 1,200), the
         // extra lines did not (3,000 places for none): compacted, both.
-        assert_eq!(extra_positions(&inventory), (1_200, 0));
+        assert_eq!(extra_positions(&both.inventory), (1_200, 0));
         for &id in &ids {
-            step(Some(Command::Get { id }));
+            both.run(Command::Get { id });
         }
         for &id in ids[..1_200].iter().step_by(3) {
-            step(Some(Command::Release { id }));
+            both.run(Command::Release { id });
         }
         // Multi-line carts again, in the compacted shard.
         for (n, &id) in ids[1_200..1_300].iter().enumerate() {
             let lines = (0..4)
                 .map(|sku| Line::new(Sku(sku + n as u64 % 4), store, 1))
                 .collect();
-            step(Some(Command::Reserve {
+            both.run(Command::Reserve {
                 id,
                 channel: Channel::Online,
                 ttl_ms: None,
                 lines,
-            }));
-            step(Some(Command::Get { id }));
+            });
+            both.run(Command::Get { id });
         }
-        assert_eq!(inventory.items(), model.items());
-        assert_eq!(inventory.reservation_count(), model.reservation_count());
+        assert_eq!(both.inventory.items(), both.model.items());
+        assert_eq!(
+            both.inventory.reservation_count(),
+            both.model.reservation_count()
+        );
     }
 }
