@@ -100,6 +100,15 @@ impl DeadlineIndex {
         }
     }
 
+    /// The in-order entries due at `now`, earliest first, possibly stale;
+    /// nothing is taken out.
+    pub(crate) fn due_in_order(&self, now: u64) -> impl Iterator<Item = (u64, u32)> + '_ {
+        self.in_order
+            .iter()
+            .copied()
+            .take_while(move |&(deadline, _)| deadline <= now)
+    }
+
     /// Removes a sorted entry if it is there (no-op otherwise).
     pub(crate) fn drop_sorted(&mut self, deadline: u64, position: u32) {
         self.sorted.remove(&(deadline, position));

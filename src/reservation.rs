@@ -121,6 +121,9 @@ pub(crate) struct Reservation {
 #[cfg(not(omnistock_loom))]
 const _: () = assert!(std::mem::size_of::<Reservation>() == 32);
 
+/// Due reservations `expire_due` reads ahead (see there).
+const READ_AHEAD: usize = 8;
+
 /// A slab with this many times more positions than records is compacted.
 #[cfg(not(fuzzing))]
 const SPARSE_SLAB: usize = 4;
@@ -361,6 +364,14 @@ impl ReservationShard {
     }
 
     /// Expires every reservation due at `now`; returns how many.
+    ///
+    /// Every `READ_AHEAD` entries it first reads the records of the next
+    /// ones due in order, then the first cell of each still pending: a
+    /// reservation expires a ttl after anything touched it, so those reads
+    /// miss the cache, and issued together their misses overlap, where the
+    /// expiry of one reservation after another (each cell update a locked
+    /// read-modify-write, which waits for every read before it) made each
+    /// wait for the one before.
     pub(crate) fn expire_due(
         &mut self,
         now: u64,
@@ -368,7 +379,16 @@ impl ReservationShard {
         effects: &mut EffectLog,
     ) -> u64 {
         let mut expired = 0;
-        while let Some((deadline, at)) = self.index.next_due(now) {
+        let mut until_read_ahead = 0;
+        loop {
+            if until_read_ahead == 0 {
+                self.read_ahead_due(now, items);
+                until_read_ahead = READ_AHEAD;
+            }
+            let Some((deadline, at)) = self.index.next_due(now) else {
+                break;
+            };
+            until_read_ahead -= 1;
             let record = self.records.get(at);
             // Live only while the record waits for this very deadline; a
             // due record is expired whichever of its entries found it.
@@ -385,6 +405,21 @@ impl ReservationShard {
             }
         }
         expired
+    }
+
+    /// Reads the records of the next `READ_AHEAD` in-order entries due at
+    /// `now`, then the first cell of each pending one (see `expire_due`).
+    fn read_ahead_due(&self, now: u64, items: &ItemTable) {
+        let due = || self.index.due_in_order(now).take(READ_AHEAD);
+        for (_, at) in due() {
+            std::hint::black_box(self.records.get(at).state);
+        }
+        for (_, at) in due() {
+            let record = self.records.get(at);
+            if record.state == ReservationState::Pending {
+                items.touch_cell(record.first.cell);
+            }
+        }
     }
 
     /// Forgets terminal reservations that finished at least `retention` ago.
