@@ -190,14 +190,8 @@ impl IdFilter {
     pub(crate) fn try_with_counters(counters: usize) -> Result<Self, BuildError> {
         let floor = level_holding(counters);
         let first = BuildError::allocate("an id filter", level_len(floor), AtomicU8::default)?;
-        let mut first = Some(first);
-        let levels = std::array::from_fn(|level| {
-            let made = OnceLock::new();
-            if level == floor {
-                let _ = made.set(first.take().expect("one level is made"));
-            }
-            made
-        });
+        let levels: [OnceLock<Box<[AtomicU8]>>; LEVELS] = std::array::from_fn(|_| OnceLock::new());
+        let _ = levels[floor].set(first);
         Ok(IdFilter {
             levels,
             current: AtomicU8::new(floor as u8),

@@ -59,9 +59,10 @@ pub(crate) fn place_in_run(id: u64) -> u64 {
 }
 
 /// Hashes reservation ids for the shards and the id table: a multiply-xor
-/// mix keyed by a per-process random value, instead of SipHash, which was half the
-/// instructions of a reserve + commit. The random key keeps ids chosen by
-/// outsiders from being aimed at one shard or one cluster of slots.
+/// mix keyed by a per-process random value, instead of SipHash, which was
+/// half the instructions of a reserve + commit. The random key keeps ids
+/// chosen by outsiders from being aimed at one shard or one cluster of
+/// slots.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct IdHasher {
     key: u64,

@@ -229,12 +229,10 @@ fn run_engine(config: &Config, name: &str, workload: &Workload) -> Outcome {
     // A hard bound on a server's life: the run plus generous setup time.
     let limit = s.duration + Duration::from_secs(900);
     match name {
-        "omnistock" => {
-            match Omnistock::new(Arc::clone(&clock), items, s.ttl_ms, config.retention_ms) {
-                Ok(engine) => outcome(driver::run(&engine, workload, s, clock)),
-                Err(e) => outcome(Err(e)),
-            }
-        }
+        "omnistock" => outcome(
+            Omnistock::new(Arc::clone(&clock), items, s.ttl_ms, config.retention_ms)
+                .and_then(|engine| driver::run(&engine, workload, s, clock)),
+        ),
         "mutex" => {
             let engine = MutexEngine::new(Arc::clone(&clock), config.retention_ms);
             outcome(driver::run(&engine, workload, s, clock))
@@ -304,10 +302,7 @@ fn memory_workload(config: &Config) -> ExitCode {
     let clock = Arc::new(ManualClock::new());
     let result = match config.engines[0].as_str() {
         "omnistock" => memory::measure(
-            || {
-                let clock = Arc::clone(&clock);
-                Omnistock::new(clock, items, 3_600_000, memory::RETENTION_MS)
-            },
+            || Omnistock::new(Arc::clone(&clock), items, 3_600_000, memory::RETENTION_MS),
             |e: &Omnistock| Some(e.inventory().pending_count() as u64),
             &clock,
             items,
