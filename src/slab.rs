@@ -12,7 +12,7 @@
 //! first. Reservations end, and are forgotten, roughly in the order they
 //! were made; so the cursor finds the oldest positions freed just ahead of
 //! it, a shard writes its new records into consecutive positions (two to a
-//! cache line, in a pattern the hardware prefetches), and the reaper reads
+//! cache line), and the reaper reads
 //! the records it forgets in the same order. With a stack of freed
 //! positions, the order of the positions drifted from the order of time
 //! with every retention period, until each record written and each record
@@ -28,10 +28,10 @@ const CHUNK: usize = 1 << CHUNK_BITS;
 const WORD_BITS: u32 = 64;
 
 /// Bitmap words an insert looks through for a freed position before it
-/// hands out a new one. The cursor moves on past the words it looked at,
-/// so freed positions anywhere are found within one sweep of the slab,
-/// while a slab with nothing freed near the cursor (one that is growing)
-/// pays two word reads per insert.
+/// hands out a new one (a slab with no position free looks at none). The
+/// cursor moves on past the words it looked at, so freed positions
+/// anywhere are found within one sweep of the slab, while an insert with
+/// nothing freed near the cursor costs at most two word reads.
 const WORDS_SEARCHED: usize = 2;
 
 /// Records of type `T` by position.
@@ -104,8 +104,10 @@ impl<T: Clone> Slab<T> {
         }
         let words = self.in_use.len();
         let mut word = (self.cursor / WORD_BITS) as usize;
-        let mut free = !self.in_use[word] & (u64::MAX << (self.cursor % WORD_BITS));
+        // The first word from the cursor on, the next ones whole.
+        let mut from_cursor = u64::MAX << (self.cursor % WORD_BITS);
         for _ in 0..WORDS_SEARCHED {
+            let free = !self.in_use[word] & from_cursor;
             if free != 0 {
                 let bit = free.trailing_zeros();
                 self.in_use[word] |= 1 << bit;
@@ -117,7 +119,7 @@ impl<T: Clone> Slab<T> {
                 return Some(position);
             }
             word = if word + 1 == words { 0 } else { word + 1 };
-            free = !self.in_use[word];
+            from_cursor = u64::MAX;
         }
         self.cursor = word as u32 * WORD_BITS;
         None
@@ -213,15 +215,22 @@ mod tests {
     #[test]
     fn the_oldest_freed_positions_are_written_in_order() {
         // Records that end in the order they were made, as reservations
-        // mostly do: the new ones take the freed positions one after the
-        // other, and the slab does not grow.
+        // mostly do, freed in batches as the reaper frees them: the new
+        // ones take the freed positions in ascending order (a stack of
+        // freed positions would hand each batch out reversed), and the
+        // slab does not grow.
         let mut slab = Slab::new(0u32);
         let mut live: VecDeque<u32> = (0..1000).map(|n| slab.insert(n)).collect();
-        for round in 0..5_000u32 {
-            slab.remove(live.pop_front().unwrap());
-            let position = slab.insert(round);
-            assert_eq!(position, round % 1000, "the next position after the last");
-            live.push_back(position);
+        let mut expected = (0..1000u32).cycle();
+        for batch in 0..100u32 {
+            for _ in 0..50 {
+                slab.remove(live.pop_front().unwrap());
+            }
+            for n in 0..50 {
+                let position = slab.insert(batch * 50 + n);
+                assert_eq!(Some(position), expected.next(), "batch {batch}, insert {n}");
+                live.push_back(position);
+            }
         }
         assert_eq!(slab.handed_out(), 1000);
     }
@@ -244,30 +253,32 @@ mod tests {
 
     #[test]
     fn a_churn_with_stragglers_stays_near_its_size_and_in_order() {
-        // 4,000 live records; one in seven lives three times as long.
+        // 50 records a tick, freed in batches at the start of each tick:
+        // most after 80 ticks, one in seven (stragglers) after 240.
         let mut slab = Slab::new(0u32);
         let mut ending: VecDeque<(u32, u32)> = VecDeque::new(); // (end, position)
         let mut stragglers: VecDeque<(u32, u32)> = VecDeque::new();
-        let (life, long_life) = (4_000u32, 12_000u32);
-        let mut previous = None;
-        let mut next_door = 0;
-        let rounds = 100_000u32;
-        for now in 0..rounds {
-            while ending.front().is_some_and(|&(end, _)| end <= now) {
-                slab.remove(ending.pop_front().unwrap().1);
+        let (life, long_life) = (80u32, 240u32);
+        let (ticks, per_tick) = (2_000u32, 50u32);
+        let mut ascending = 0;
+        for now in 0..ticks {
+            for queue in [&mut ending, &mut stragglers] {
+                while queue.front().is_some_and(|&(end, _)| end <= now) {
+                    slab.remove(queue.pop_front().unwrap().1);
+                }
             }
-            while stragglers.front().is_some_and(|&(end, _)| end <= now) {
-                slab.remove(stragglers.pop_front().unwrap().1);
-            }
-            let position = slab.insert(now);
-            if previous.is_some_and(|p: u32| position > p && position - p <= 2) {
-                next_door += 1;
-            }
-            previous = Some(position);
-            if now % 7 == 0 {
-                stragglers.push_back((now + long_life, position));
-            } else {
-                ending.push_back((now + life, position));
+            let mut previous = None;
+            for n in 0..per_tick {
+                let position = slab.insert(now);
+                if previous.is_some_and(|p: u32| position > p && position - p <= 2) {
+                    ascending += 1;
+                }
+                previous = Some(position);
+                if n % 7 == 0 {
+                    stragglers.push_back((now + long_life, position));
+                } else {
+                    ending.push_back((now + life, position));
+                }
             }
         }
         let live = slab.len();
@@ -276,9 +287,12 @@ mod tests {
             "{} positions for {live} records",
             slab.handed_out()
         );
+        // Of the 49 pairs of inserts in a tick, over half land at most one
+        // position apart, going up.
+        let pairs = ticks * (per_tick - 1);
         assert!(
-            next_door > rounds / 2,
-            "{next_door} of {rounds} written next to the one before, or one further"
+            ascending > pairs / 2,
+            "{ascending} of {pairs} inserts followed the one before, at most one position on"
         );
     }
 
