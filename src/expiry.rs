@@ -3,8 +3,8 @@
 //! they finished, so expiring or forgetting costs O(1) or O(log n) per
 //! reservation processed and nothing per reservation left alone. It files
 //! slab positions (see `slab.rs`), not ids: the reaper goes from a due entry
-//! straight to the record, without looking the id up, and an entry costs
-//! 16 bytes. The records and their state live in the reservation shard.
+//! straight to the record, without looking the id up, and a deadline entry
+//! costs 16 bytes (a terminal one 24, see below). The records and their state live in the reservation shard.
 //!
 //! Deadlines are filed in two lanes. Most arrive in order: one ttl per
 //! shop and a clock that never goes backwards make each shard's deadlines
@@ -18,8 +18,28 @@
 //! a ttl ago. A deadline earlier than the queue's last goes
 //! to a sorted set and is removed exactly. A stale entry costs its 16 bytes
 //! until its deadline passes and `expire()` runs.
+//!
+//! A terminal reservation's entry holds what forgetting it needs besides
+//! its position (its id and where its extra lines are), so that the reaper
+//! forgets it without reading its record, which nothing has touched for a
+//! retention period: that read missed the cache about once every two
+//! reservations forgotten.
 
+use crate::extra_lines::MoreLines;
 use std::collections::{BTreeSet, VecDeque};
+
+/// A terminal reservation waiting to be forgotten.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Finished {
+    /// When it reached its terminal state.
+    pub(crate) at_ms: u64,
+    /// Its id, for the id table and the id filter.
+    pub(crate) id: u64,
+    /// Its slab position.
+    pub(crate) position: u32,
+    /// Where its lines after the first are, to free them.
+    pub(crate) more: MoreLines,
+}
 
 /// Where a pending reservation's deadline is filed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,10 +59,10 @@ pub(crate) struct DeadlineIndex {
     /// `(deadline, position)` of pending reservations whose deadline came
     /// before the in-order queue's last; exact.
     sorted: BTreeSet<(u64, u32)>,
-    /// `(finished_at, position)` of every remembered terminal reservation,
-    /// oldest first. Finish times are read under the shard lock from a clock
-    /// that never goes backwards, so pushing at the back keeps the order.
-    finished: VecDeque<(u64, u32)>,
+    /// Every remembered terminal reservation, oldest first. Finish times
+    /// are read under the shard lock from a clock that never goes
+    /// backwards, so pushing at the back keeps the order.
+    finished: VecDeque<Finished>,
 }
 
 impl DeadlineIndex {
@@ -114,17 +134,21 @@ impl DeadlineIndex {
         self.sorted.remove(&(deadline, position));
     }
 
-    pub(crate) fn finished(&mut self, at: u64, position: u32) {
-        debug_assert!(self.finished.back().map_or(true, |&(last, _)| last <= at));
-        self.finished.push_back((at, position));
+    /// Files a reservation that has just reached its terminal state.
+    pub(crate) fn finished(&mut self, finished: Finished) {
+        debug_assert!(self
+            .finished
+            .back()
+            .map_or(true, |last| last.at_ms <= finished.at_ms));
+        self.finished.push_back(finished);
     }
 
-    /// Removes and returns the position of the oldest terminal reservation
-    /// that has been terminal for at least `retention` at `now`.
-    pub(crate) fn pop_forgettable(&mut self, now: u64, retention: u64) -> Option<u32> {
+    /// Removes and returns the oldest terminal reservation that has been
+    /// terminal for at least `retention` at `now`.
+    pub(crate) fn pop_forgettable(&mut self, now: u64, retention: u64) -> Option<Finished> {
         match self.finished.front() {
-            Some(&(at, _)) if now.saturating_sub(at) >= retention => {
-                self.finished.pop_front().map(|(_, position)| position)
+            Some(oldest) if now.saturating_sub(oldest.at_ms) >= retention => {
+                self.finished.pop_front()
             }
             _ => None,
         }
@@ -137,9 +161,15 @@ impl DeadlineIndex {
 
     /// Renames every filed position through `moved_to` (a compaction of
     /// the slab): in-order entries whose position is free (`None`) are
-    /// stale and go; every other entry names a remembered record. The
-    /// queues are rebuilt at the size they need.
-    pub(crate) fn remap(&mut self, moved_to: impl Fn(u32) -> Option<u32>) {
+    /// stale and go; every other entry names a remembered record. A
+    /// terminal entry also takes the extra lines `more_at` gives for its new
+    /// position (the compaction moved those too). The queues are rebuilt at
+    /// the size they need.
+    pub(crate) fn remap(
+        &mut self,
+        moved_to: impl Fn(u32) -> Option<u32>,
+        more_at: impl Fn(u32) -> MoreLines,
+    ) {
         self.in_order = self
             .in_order
             .iter()
@@ -158,7 +188,14 @@ impl DeadlineIndex {
         self.finished = self
             .finished
             .iter()
-            .map(|&(finished_at, at)| (finished_at, remembered(at)))
+            .map(|&finished| {
+                let position = remembered(finished.position);
+                Finished {
+                    position,
+                    more: more_at(position),
+                    ..finished
+                }
+            })
             .collect();
     }
 }
@@ -211,14 +248,23 @@ mod tests {
         assert_eq!(index.next_due(10), Some((5, 2)), "in order: not sorted");
     }
 
+    fn finished(at_ms: u64, position: u32) -> Finished {
+        Finished {
+            at_ms,
+            id: u64::from(position) + 1000,
+            position,
+            more: MoreLines::NONE,
+        }
+    }
+
     #[test]
     fn forgets_after_retention_only() {
         let mut index = DeadlineIndex::default();
-        index.finished(100, 7);
-        index.finished(150, 8);
+        index.finished(finished(100, 7));
+        index.finished(finished(150, 8));
         assert_eq!(index.finished_len(), 2);
         assert_eq!(index.pop_forgettable(199, 100), None);
-        assert_eq!(index.pop_forgettable(200, 100), Some(7));
+        assert_eq!(index.pop_forgettable(200, 100), Some(finished(100, 7)));
         assert_eq!(index.pop_forgettable(200, 100), None);
         assert_eq!(index.finished_len(), 1);
     }

@@ -7,7 +7,7 @@
 
 use crate::effect::{Effect, EffectLog};
 use crate::error::BuildError;
-use crate::expiry::{DeadlineIndex, Filed};
+use crate::expiry::{DeadlineIndex, Filed, Finished};
 use crate::extra_lines::{ExtraLines, MoreLines, BLOCK_LINES};
 use crate::id_filter::{IdFilter, REFUSALS_BEFORE_GROWING};
 use crate::id_hash::IdHasher;
@@ -137,7 +137,9 @@ const SPARSE_SLAB: usize = 2;
 #[cfg(fuzzing)]
 const COMPACT_FROM_POSITIONS: usize = 2;
 
-/// What a free slab position holds; never reachable through the id table.
+/// What a slab position holds before its first record (a freed one keeps
+/// its last, terminal, record until reused); never reachable through the id
+/// table.
 const VACANT: Reservation = Reservation {
     id: 0,
     expires_at: 0,
@@ -302,7 +304,12 @@ impl ReservationShard {
             return false;
         }
         record.state = to;
-        let (id, deadline, filed) = (record.id, record.index_deadline(), record.filed);
+        let (id, deadline, filed, more) = (
+            record.id,
+            record.index_deadline(),
+            record.filed,
+            record.more,
+        );
         if record.more != MoreLines::NONE && items.is_large() {
             // Each line's update below is an atomic read-modify-write, which
             // waits for the reads before it: read the cells first, so that
@@ -328,7 +335,12 @@ impl ReservationShard {
             });
         }
         self.index.unschedule(deadline, at, filed);
-        self.index.finished(now, at);
+        self.index.finished(Finished {
+            at_ms: now,
+            id,
+            position: at,
+            more,
+        });
         effects.push(|| Effect::Finished {
             id: ReservationId(id),
             state: to,
@@ -423,6 +435,7 @@ impl ReservationShard {
     }
 
     /// Forgets terminal reservations that finished at least `retention` ago.
+    /// Their records are not read: the finished queue says what to undo.
     pub(crate) fn forget_old(
         &mut self,
         now: u64,
@@ -430,24 +443,31 @@ impl ReservationShard {
         ids: &IdFilter,
         effects: &mut EffectLog,
     ) {
-        let Some(mut at) = self.index.pop_forgettable(now, retention) else {
+        let Some(mut gone) = self.index.pop_forgettable(now, retention) else {
             return;
         };
         ids.begin_forgetting();
         loop {
-            let record = *self.records.get(at);
-            debug_assert!(record.state.is_terminal());
-            let removed = self.by_id.remove(self.hasher.id_table_key(record.id), at);
+            let Finished {
+                id, position, more, ..
+            } = gone;
+            debug_assert!(
+                self.records.get(position).id == id
+                    && self.records.get(position).state.is_terminal()
+                    && self.records.get(position).more == more,
+                "the finished queue agrees with the record"
+            );
+            let removed = self.by_id.remove(self.hasher.id_table_key(id), position);
             debug_assert!(removed, "a remembered reservation is in the id table");
-            self.extra.free(record.more);
-            self.records.remove(at);
+            self.extra.free(more);
+            self.records.remove(position);
             // Counted out after it left the id table: see IdFilter.
-            ids.remove(record.id);
+            ids.remove(id);
             effects.push(|| Effect::Forgotten {
-                id: ReservationId(record.id),
+                id: ReservationId(id),
             });
             match self.index.pop_forgettable(now, retention) {
-                Some(next) => at = next,
+                Some(next) => gone = next,
                 None => break,
             }
         }
@@ -488,10 +508,13 @@ impl ReservationShard {
             moved_to[at as usize] = to;
             by_id.insert(self.hasher.id_table_key(record.id), to);
         }
-        self.index.remap(|at| {
-            let to = moved_to[at as usize];
-            (to != u32::MAX).then_some(to)
-        });
+        self.index.remap(
+            |at| {
+                let to = moved_to[at as usize];
+                (to != u32::MAX).then_some(to)
+            },
+            |to| records.get(to).more,
+        );
         self.records = records;
         self.by_id = by_id;
         self.extra = extra;

@@ -49,7 +49,7 @@ pub(crate) struct Slab<T> {
     /// Where the search for a freed position goes on: below
     /// `in_use.len() * WORD_BITS`.
     cursor: u32,
-    /// What a free position holds.
+    /// What a position holds before it is first used.
     vacant: T,
 }
 
@@ -66,7 +66,7 @@ fn bit_of(position: u32) -> (usize, u64) {
 }
 
 impl<T: Clone> Slab<T> {
-    /// An empty slab whose free positions hold `vacant`.
+    /// An empty slab whose positions not yet used hold `vacant`.
     pub(crate) fn new(vacant: T) -> Self {
         Slab {
             chunks: Vec::new(),
@@ -144,6 +144,9 @@ impl<T: Clone> Slab<T> {
     }
 
     /// Frees `position`; the cursor hands it out again when it gets there.
+    /// The position keeps its last value until then, unread: freeing
+    /// touches only the bitmap, not a record that may have left the cache
+    /// long ago.
     pub(crate) fn remove(&mut self, position: u32) {
         debug_assert!(position < self.handed_out);
         let (word, bit) = bit_of(position);
@@ -153,7 +156,6 @@ impl<T: Clone> Slab<T> {
         );
         self.in_use[word] &= !bit;
         self.len -= 1;
-        *self.get_mut(position) = self.vacant.clone();
     }
 
     /// The record at a position `insert` returned and `remove` has not freed.
@@ -199,7 +201,6 @@ mod tests {
         }
         slab.remove(7);
         slab.remove(9);
-        assert_eq!(*slab.get(7), 0, "a freed position holds vacant");
         assert_eq!(slab.len(), positions.len() - 2);
         assert_eq!(slab.insert(99), 7, "freed positions, in order");
         assert_eq!(slab.insert(98), 9);
@@ -327,7 +328,6 @@ mod tests {
                         let position = stored[k % stored.len()];
                         model.remove(&position);
                         slab.remove(position);
-                        prop_assert_eq!(*slab.get(position), u32::MAX);
                     }
                     Op::Remove(_) => {}
                 }
