@@ -93,13 +93,17 @@ impl IdHasher {
         ((group << GROUP_BITS) | (id & ((1 << GROUP_BITS) - 1))) as usize
     }
 
-    /// The id table's key for `id`: the run's hash followed by the id's
-    /// place in its run, so a run's keys, and the slots they start probing
-    /// at, are neighbours. Ids of different runs share a key about once in
-    /// 2^28 comparisons; the table's caller tells them apart by the id in
-    /// the record.
+    /// The id table's key for `id`: the run's hash, whose low 4 bits (the
+    /// id table's lane) are moved on by the id's place in its run. A run's
+    /// keys share their home block and take its 16 lanes, so they are
+    /// neighbours; and ids that all sit at one place of their runs (ids
+    /// that are all multiples of 128, say) still spread over the lanes.
+    /// Ids of different runs share a key about once in 2^32 comparisons;
+    /// the table's caller tells them apart by the id in the record.
     pub(crate) fn id_table_key(&self, id: u64) -> u32 {
-        ((self.mix(run(id)) << PLACE_BITS) | place_in_run(id)) as u32
+        let hash = self.mix(run(id)) as u32;
+        let lanes = (1 << PLACE_BITS) - 1;
+        (hash & !lanes) | (hash.wrapping_add(place_in_run(id) as u32) & lanes)
     }
 }
 
@@ -143,34 +147,43 @@ mod tests {
     }
 
     #[test]
-    fn a_run_takes_neighbouring_keys() {
+    fn a_run_takes_one_block_and_all_its_lanes() {
         let hasher = IdHasher::default();
         let first_id = (0xABCD_0000_0004_u64 << BLOCK_BITS) | 3;
         let first = hasher.id_table_key(first_id);
-        assert_eq!(first % 16, 0);
+        let mut lanes = 0u32;
         for place in 0..16u64 {
             let id = first_id + place * RUN_STRIDE;
+            let key = hasher.id_table_key(id);
             assert_eq!(hasher.shard_of(id), hasher.shard_of(first_id));
-            assert_eq!(hasher.id_table_key(id), first + place as u32);
+            assert_eq!(key >> PLACE_BITS, first >> PLACE_BITS, "one block");
+            assert_eq!(key % 16, (first + place as u32) % 16, "lanes in turn");
+            lanes |= 1 << (key % 16);
         }
-        // The next block's run starts somewhere else (the odds that it does
+        assert_eq!(lanes, 0xFFFF);
+        // The next block's run is homed somewhere else (the odds that it is
         // not are one in 2^28).
         assert_ne!(
-            hasher.id_table_key(first_id + (1 << BLOCK_BITS)),
-            first + 16
+            hasher.id_table_key(first_id + (1 << BLOCK_BITS)) >> PLACE_BITS,
+            first >> PLACE_BITS
         );
     }
 
     #[test]
-    fn runs_spread_over_the_low_bits() {
-        // 4096 runs over 256 buckets of the key's bits: every bucket gets
-        // some (the chance that one is empty is about 256 * e^-16).
+    fn runs_spread_over_blocks_and_lanes() {
+        // 4096 runs over 256 buckets of the key's block bits: every bucket
+        // gets some (the chance that one is empty is about 256 * e^-16).
         let hasher = IdHasher::default();
         let mut buckets = [0u32; 256];
+        let mut lanes = [0u32; 16];
         for r in 0..4096u64 {
+            // Every id at place 0 of its run: the lanes still spread.
             let key = hasher.id_table_key(r << BLOCK_BITS);
             buckets[((key >> PLACE_BITS) & 255) as usize] += 1;
+            lanes[(key % 16) as usize] += 1;
         }
         assert!(buckets.iter().all(|&n| n > 0), "{buckets:?}");
+        // 256 expected in each; 128 is more than 8 standard deviations off.
+        assert!(lanes.iter().all(|&n| n > 128), "{lanes:?}");
     }
 }

@@ -1,35 +1,54 @@
 //! The id table of one reservation shard: the slab positions of the
 //! reservations it remembers, found by id. Used only under the shard lock.
 //!
-//! Open addressing with linear probing in Robin Hood order over 8-byte
-//! slots, each holding the id's 32-bit key (see `id_hash`) beside the
-//! position. A slot is one load:
-//! the key and the position share it, so a lookup reads one run of adjacent
-//! slots and the record only when the key matches. The ids of a run have
-//! neighbouring keys, so a thread that records id after id, or a reaper that
-//! forgets them in the order they finished, works in the same cache lines.
+//! Open addressing over 8-byte slots, each holding the id's 32-bit key (see
+//! `id_hash`) beside the position. A slot is one load: the key and the
+//! position share it, so a lookup reads the record only when the key
+//! matches.
 //!
-//! Each cluster of occupied slots is kept ordered by home slot (an insert
-//! takes the place of the first entry nearer its own home). A run's keys
-//! have neighbouring homes, so runs make long clusters; the order lets a
-//! lookup for an absent id stop as soon as it passes where the id would be,
-//! and a removal shift back only the entries up to the next one at its
-//! home, instead of scanning to the end of the cluster. Removals leave no
-//! tombstones, so the table never has to be rebuilt in place while it
-//! churns through reservations; it only doubles when half full, which
-//! happens while a shard grows, not once the number of remembered
-//! reservations has settled.
+//! The slots form 16 interleaved tables: the slots of *lane* `l` are
+//! `l, l + 16, l + 32, ...`, and a key's low 4 bits name its lane. A probe
+//! starts at the key's home slot and steps 16 slots (one *block*) at a
+//! time, within the lane, with linear probing in Robin Hood order per lane.
+//! The 16 ids of a run (see `id_hash`) share a home block and take the 16
+//! lanes, so a thread that records id after id, or a reaper that forgets
+//! them in the order they finished, works in the same two cache lines.
+//!
+//! The lanes are what keeps runs cheap. With one lane (steps of one
+//! slot), a run is 16 adjacent homes: two runs homed at one block
+//! interleaved over 32 slots and pushed the next run on, so clusters grew
+//! long; each removal shifted 9 entries back on average and each insert
+//! moved 8 (the spread load run's steady state). Per lane, runs are single
+//! entries, and two runs at one block cost one step each, as colliding keys
+//! in any linear-probing table at the same load.
+//!
+//! Each lane's cluster is kept ordered by home block (an insert takes the
+//! place of the first entry nearer its own home). The order lets a lookup
+//! for an absent id stop as soon as it passes where the id would be, and a
+//! removal shift back only the entries up to the next one at its home.
+//! Removals leave no tombstones, so the table never has to be rebuilt in
+//! place while it churns through reservations. It doubles when half full,
+//! which happens while a shard grows, not once the number of remembered
+//! reservations has settled, or when an insert finds its lane full (a
+//! small table whose few keys crowd one lane).
 
 /// A slot holding nothing. Positions are below `u32::MAX` (the slab hands
 /// out fewer), so no occupied slot equals it.
 const EMPTY: u64 = u64::MAX;
 
-/// Slots of a table's first allocation.
-const MIN_SLOTS: usize = 16;
+/// `Vacancy::at` when the key's lane has no room.
+const FULL: usize = usize::MAX;
+
+/// Slots a probe steps over: the lanes.
+const LANES: usize = 16;
+
+/// Slots of a table's first allocation: one block.
+const MIN_SLOTS: usize = LANES;
 
 /// Where the lookup of an absent key stopped: the slot index an entry for
-/// it takes, how far that is from the key's home, and the table's size at
-/// the time (a vacancy is void once the table grows).
+/// it takes, how many blocks that is from the key's home, and the table's
+/// size at the time (a vacancy is void once the table grows; a probe that
+/// went through a whole full lane answers `at == FULL`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Vacancy {
     at: usize,
@@ -81,9 +100,20 @@ impl IdTable {
         key as usize & self.mask()
     }
 
-    /// How far the entry in `slot`, found at index `at`, is from its home.
+    /// How many blocks the entry in `slot`, found at index `at`, is past
+    /// its home (both are in its lane).
     fn distance(&self, at: usize, slot: u64) -> usize {
-        at.wrapping_sub(self.home(key_of(slot))) & self.mask()
+        (at.wrapping_sub(self.home(key_of(slot))) & self.mask()) / LANES
+    }
+
+    /// The next slot of `at`'s lane.
+    fn next_in_lane(&self, at: usize) -> usize {
+        (at + LANES) & self.mask()
+    }
+
+    /// The slots of each lane.
+    fn blocks(&self) -> usize {
+        self.slots.len() / LANES
     }
 
     /// The slot index holding a position stored under `key` for which `is`
@@ -97,10 +127,8 @@ impl IdTable {
                 slots: 0,
             });
         }
-        let mask = self.mask();
         let mut at = self.home(key);
-        let mut distance = 0;
-        loop {
+        for distance in 0..self.blocks() {
             let slot = self.slots[at];
             // Entries of a cluster are ordered by home: one nearer its home
             // than the probe is to ours means ours is not stored, and an
@@ -115,9 +143,14 @@ impl IdTable {
             if key_of(slot) == key && is(position_of(slot)) {
                 return Ok(at);
             }
-            at = (at + 1) & mask;
-            distance += 1;
+            at = self.next_in_lane(at);
         }
+        // The lane is full and the key is not in it.
+        Err(Vacancy {
+            at: FULL,
+            distance: 0,
+            slots: self.slots.len(),
+        })
     }
 
     /// A position stored under `key` for which `is` says yes (the caller
@@ -147,8 +180,18 @@ impl IdTable {
         if (self.len + 1) * 2 > self.slots.len() {
             self.grow();
         }
-        let home = self.home(key);
-        self.place(slot(key, position), home, 0);
+        let mut entry = slot(key, position);
+        loop {
+            let home = self.home(key_of(entry));
+            match self.place(entry, home, 0) {
+                Ok(()) => break,
+                // The lane was full: `entry` is the one left over.
+                Err(left) => {
+                    entry = left;
+                    self.grow();
+                }
+            }
+        }
         self.len += 1;
     }
 
@@ -157,7 +200,10 @@ impl IdTable {
     /// grow first, the vacancy is void and the entry is placed afresh.
     pub(crate) fn insert_at(&mut self, vacancy: Vacancy, key: u32, position: u32) {
         debug_assert!(position != u32::MAX);
-        if vacancy.slots != self.slots.len() || (self.len + 1) * 2 > self.slots.len() {
+        if vacancy.slots != self.slots.len()
+            || vacancy.at == FULL
+            || (self.len + 1) * 2 > self.slots.len()
+        {
             return self.insert(key, position);
         }
         debug_assert_eq!(
@@ -165,22 +211,27 @@ impl IdTable {
             Some(vacancy),
             "the table changed after the lookup"
         );
-        self.place(slot(key, position), vacancy.at, vacancy.distance);
         self.len += 1;
+        // A full lane may still have answered a vacancy (an entry nearer
+        // its home than the probe): the entry left over then goes into the
+        // grown table.
+        if let Err(left) = self.place(slot(key, position), vacancy.at, vacancy.distance) {
+            self.grow_and_place(left);
+        }
     }
 
-    /// Puts `slot` into its cluster from slot index `at`, `distance` past
-    /// its home, every slot before which holds an entry at least as far
-    /// from its own home: keeps the cluster ordered by home (Robin Hood),
-    /// taking the place of the first entry nearer its own home, which moves
-    /// on the same way.
-    fn place(&mut self, mut slot: u64, mut at: usize, mut distance: usize) {
-        let mask = self.mask();
-        loop {
+    /// Puts `slot` into its lane's cluster from slot index `at`, `distance`
+    /// blocks past its home, every slot before which holds an entry at
+    /// least as far from its own home: keeps the cluster ordered by home
+    /// (Robin Hood), taking the place of the first entry nearer its own
+    /// home, which moves on the same way. If the lane has no empty slot,
+    /// returns the entry left over (every other one is placed).
+    fn place(&mut self, mut slot: u64, mut at: usize, mut distance: usize) -> Result<(), u64> {
+        for _ in 0..self.blocks() {
             let here = self.slots[at];
             if here == EMPTY {
                 self.slots[at] = slot;
-                return;
+                return Ok(());
             }
             let theirs = self.distance(at, here);
             if theirs < distance {
@@ -188,8 +239,21 @@ impl IdTable {
                 slot = here;
                 distance = theirs;
             }
-            at = (at + 1) & mask;
+            at = self.next_in_lane(at);
             distance += 1;
+        }
+        Err(slot)
+    }
+
+    /// Grows the table, then places `slot` (counted in `len` already).
+    fn grow_and_place(&mut self, mut slot: u64) {
+        loop {
+            self.grow();
+            let home = self.home(key_of(slot));
+            match self.place(slot, home, 0) {
+                Ok(()) => return,
+                Err(left) => slot = left,
+            }
         }
     }
 
@@ -201,9 +265,8 @@ impl IdTable {
         // Shift the following entries back one slot each, up to the first
         // that is at its home (or an empty slot): the cluster stays ordered
         // and no probe meets a gap before its entry.
-        let mask = self.mask();
         loop {
-            let next = (hole + 1) & mask;
+            let next = self.next_in_lane(hole);
             let slot = self.slots[next];
             if slot == EMPTY || self.distance(next, slot) == 0 {
                 break;
@@ -217,13 +280,20 @@ impl IdTable {
     }
 
     /// Doubles the slots (or makes the first ones) and places every entry
-    /// again.
+    /// again; doubles again while a lane overflows.
     fn grow(&mut self) {
-        let slots = (self.slots.len() * 2).max(MIN_SLOTS);
-        let old = std::mem::replace(&mut self.slots, vec![EMPTY; slots].into_boxed_slice());
-        for &slot in old.iter().filter(|&&slot| slot != EMPTY) {
-            let home = self.home(key_of(slot));
-            self.place(slot, home, 0);
+        let mut slots = (self.slots.len() * 2).max(MIN_SLOTS);
+        let old = std::mem::take(&mut self.slots);
+        'sizes: loop {
+            self.slots = vec![EMPTY; slots].into_boxed_slice();
+            for &slot in old.iter().filter(|&&slot| slot != EMPTY) {
+                let home = self.home(key_of(slot));
+                if self.place(slot, home, 0).is_err() {
+                    slots *= 2;
+                    continue 'sizes;
+                }
+            }
+            return;
         }
     }
 }
@@ -269,18 +339,120 @@ mod tests {
     #[test]
     fn removal_keeps_entries_that_wrapped_around_the_end_findable() {
         let mut table = IdTable::default();
-        table.insert(0, 0); // allocates 16 slots
-        let last = 15;
-        // Three entries homed at the last slot: two wrap to slots 1 and 2
-        // (slot 0 is taken).
+        // 17 entries in lanes 1..16 make 64 slots: 4 blocks a lane.
+        for key in (1..16).chain(17..19) {
+            table.insert(key, 1000 + key);
+        }
+        assert_eq!(table.slots.len(), 64);
+        table.insert(0, 0); // lane 0, block 0
+        let last = 48; // lane 0, the last block
+                       // Three entries homed at the last block: two wrap around to
+                       // blocks 0 and 1 of the lane.
         for position in 1..=3 {
             table.insert(last, position);
         }
+        assert!(slot_of(&table, 2) < 32 && slot_of(&table, 3) < 32);
         assert!(table.remove(last, 1));
         assert!(table.remove(0, 0));
         for position in 2..=3 {
             assert_eq!(table.find(last, |p| p == position), Some(position));
         }
+        for key in (1..16).chain(17..19) {
+            assert_eq!(table.find(key, |p| p == 1000 + key), Some(1000 + key));
+        }
+    }
+
+    /// The index of the slot holding `position`.
+    fn slot_of(table: &IdTable, position: u32) -> usize {
+        table
+            .slots
+            .iter()
+            .position(|&slot| slot != EMPTY && position_of(slot) == position)
+            .unwrap()
+    }
+
+    #[test]
+    fn a_run_takes_one_block_and_a_second_run_there_the_next() {
+        let mut table = IdTable::default();
+        // 64 slots: 4 blocks. Two runs homed at block 1, keys 16..32 (the
+        // second run's keys differ above the table's bits).
+        table.insert(0, 999);
+        for lane in 0..16 {
+            table.insert(16 + lane, lane);
+        }
+        assert_eq!(table.slots.len(), 64);
+        for lane in 0..16 {
+            table.insert((1 << 20) + 16 + lane, 100 + lane);
+        }
+        assert_eq!(table.slots.len(), 128);
+        for lane in 0..16u32 {
+            // The first run fills block 1, one slot a lane; the second is
+            // one block on in each lane, not interleaved with the first.
+            assert_eq!(slot_of(&table, lane), 16 + lane as usize);
+            assert_eq!(slot_of(&table, 100 + lane), 32 + lane as usize);
+        }
+        // Forgetting the first run moves each of the second's entries back
+        // once, home.
+        for lane in 0..16 {
+            assert!(table.remove(16 + lane, lane));
+        }
+        for lane in 0..16u32 {
+            assert_eq!(slot_of(&table, 100 + lane), 16 + lane as usize);
+            assert_eq!(
+                table.find((1 << 20) + 16 + lane, |p| p == 100 + lane),
+                Some(100 + lane)
+            );
+        }
+    }
+
+    #[test]
+    fn a_full_lane_grows_the_table() {
+        // Keys that all take lane 0: the table holds few entries for its
+        // size, but the lane has one slot a block, so it must grow.
+        let mut table = IdTable::default();
+        for position in 0..40 {
+            let key = position * LANES as u32;
+            if position % 2 == 0 {
+                table.insert(key, position);
+            } else {
+                let vacancy = table.find_or_vacancy(key, |_| false).unwrap_err();
+                table.insert_at(vacancy, key, position);
+            }
+        }
+        assert_eq!(table.len(), 40);
+        assert!(table.blocks() >= 40, "{} blocks", table.blocks());
+        for position in 0..40 {
+            let key = position * LANES as u32;
+            assert_eq!(table.find(key, |p| p == position), Some(position));
+        }
+        // A full lane finds nothing that is not there, and ends.
+        let mut full = IdTable::default();
+        full.insert(0, 0);
+        assert_eq!(full.blocks(), 1);
+        assert_eq!(full.find(LANES as u32, |_| true), None);
+        assert_eq!(
+            full.find_or_vacancy(LANES as u32, |_| true).unwrap_err().at,
+            FULL
+        );
+        // A full lane can also answer an ordinary vacancy, an entry nearer
+        // its home than the probe; inserting there grows the table. 32
+        // slots (9 entries elsewhere), lane 0 holding keys 16 and 48, both
+        // homed at block 1: 48 wrapped around to block 0.
+        let mut table = IdTable::default();
+        for key in 1..=9 {
+            table.insert(key, key);
+        }
+        table.insert(16, 16);
+        table.insert(48, 48);
+        assert_eq!(table.slots.len(), 32);
+        let vacancy = table.find_or_vacancy(0, |_| false).unwrap_err();
+        assert_eq!((vacancy.at, vacancy.distance), (16, 1));
+        table.insert_at(vacancy, 0, 0);
+        assert_eq!(table.slots.len(), 64);
+        for key in [0, 1, 9, 16, 48] {
+            assert_eq!(table.find(key, |p| p == key), Some(key));
+        }
+        assert_eq!(table.len(), 12);
     }
 
     #[test]
@@ -339,15 +511,20 @@ mod tests {
         /// Against a plain map: after any mix of inserts and removals every
         /// stored position is found under its key and nothing else is.
         #[test]
-        fn agrees_with_a_map(ops in ops(), spread in 0u32..3) {
+        fn agrees_with_a_map(ops in ops(), spread in 0u32..4) {
             let mut table = IdTable::default();
             let mut model: HashMap<u32, u32> = HashMap::new(); // position -> key
             let mut next_position = 0u32;
             for op in ops {
                 match op {
                     Op::Insert(key) | Op::InsertAtVacancy(key) => {
-                        // Spread 0: keys crowd the low slots; else spread out.
-                        let key = key.wrapping_mul(spread.wrapping_mul(0x9E37_79B9).wrapping_add(1));
+                        // Spread 0: keys crowd the low slots; 3: they crowd
+                        // lane 0, which must grow the table; else spread out.
+                        let key = if spread == 3 {
+                            key * LANES as u32
+                        } else {
+                            key.wrapping_mul(spread.wrapping_mul(0x9E37_79B9).wrapping_add(1))
+                        };
                         if matches!(op, Op::Insert(_)) {
                             table.insert(key, next_position);
                         } else {
