@@ -13,8 +13,9 @@
 //!   shards in turn, so up to 8 neighbouring ids in flight at once take
 //!   different shard locks.
 //! - Each shard of the group gets 16 of the block's ids, 8 apart: a *run*.
-//!   A run takes 16 neighbouring slots of its shard's id table (placed by a
-//!   keyed hash of the block) and 16 neighbouring counters of its filter.
+//!   A run takes one 16-slot block of its shard's id table, one slot in
+//!   each of the table's 16 lanes (placed by a keyed hash of the block), and
+//!   16 neighbouring counters of its filter.
 //!
 //! A thread that numbers its reservations in sequence keeps to 8 shards for
 //! 128 reservations, and finds at each the cache lines its previous visit
