@@ -180,19 +180,11 @@ impl IdTable {
         if (self.len + 1) * 2 > self.slots.len() {
             self.grow();
         }
-        let mut entry = slot(key, position);
-        loop {
-            let home = self.home(key_of(entry));
-            match self.place(entry, home, 0) {
-                Ok(()) => break,
-                // The lane was full: `entry` is the one left over.
-                Err(left) => {
-                    entry = left;
-                    self.grow();
-                }
-            }
-        }
         self.len += 1;
+        if let Err(left) = self.place(slot(key, position), self.home(key), 0) {
+            // The lane was full: `left` is the entry left over.
+            self.grow_and_place(left);
+        }
     }
 
     /// Stores `position` under `key`, whose lookup found `vacancy` and no
@@ -264,8 +256,9 @@ impl IdTable {
         };
         // Shift the following entries back one slot each, up to the first
         // that is at its home (or an empty slot): the cluster stays ordered
-        // and no probe meets a gap before its entry.
-        loop {
+        // and no probe meets a gap before its entry. A full lane has no
+        // empty slot to stop at: at most all its other entries move.
+        for _ in 1..self.blocks() {
             let next = self.next_in_lane(hole);
             let slot = self.slots[next];
             if slot == EMPTY || self.distance(next, slot) == 0 {
@@ -453,6 +446,18 @@ mod tests {
             assert_eq!(table.find(key, |p| p == key), Some(key));
         }
         assert_eq!(table.len(), 12);
+        // Removing from a full lane: the wrapped entry moves home, and the
+        // shift stops there instead of going round the lane again.
+        let mut table = IdTable::default();
+        for key in 1..=9 {
+            table.insert(key, key);
+        }
+        table.insert(16, 16);
+        table.insert(48, 48);
+        assert!(table.remove(16, 16));
+        assert_eq!(slot_of(&table, 48), 16);
+        assert_eq!(table.slots[0], EMPTY);
+        assert_eq!(table.find(48, |p| p == 48), Some(48));
     }
 
     #[test]
