@@ -576,11 +576,17 @@ pub(crate) struct Shard {
 
 impl Shard {
     /// A shard whose id filter has `filter_counters` counters, or the
-    /// allocation the system refused.
-    pub(crate) fn try_new(filter_counters: usize) -> Result<Self, BuildError> {
+    /// allocation the system refused; with `filter_on` false the filter
+    /// starts off and takes that size when refusals switch it on.
+    pub(crate) fn try_new(filter_counters: usize, filter_on: bool) -> Result<Self, BuildError> {
+        let ids = if filter_on {
+            IdFilter::try_with_counters(filter_counters)?
+        } else {
+            IdFilter::off(filter_counters)
+        };
         Ok(Shard {
             records: Mutex::new(ReservationShard::default()),
-            ids: IdFilter::try_with_counters(filter_counters)?,
+            ids,
         })
     }
 }

@@ -19,9 +19,33 @@ const STORE: StoreId = StoreId(1);
 const X: Sku = Sku(10);
 const Y: Sku = Sku(20);
 
+/// An inventory whose id filters count from the start (given
+/// `expected_reservations`), so that refusals without the lock race
+/// everything else; `inventory_with_filters_off` leaves them off.
 fn inventory_with(stock: &[(Sku, u32)]) -> (Arc<Inventory>, std::sync::Arc<ManualClock>) {
     let clock = std::sync::Arc::new(ManualClock::new());
+    let inventory = Inventory::builder()
+        .clock(clock.clone())
+        .expected_reservations(1)
+        .build();
+    stocked(inventory, stock, clock)
+}
+
+/// An inventory built without `expected_reservations`: each shard's id
+/// filter is off until refusals switch it on.
+fn inventory_with_filters_off(
+    stock: &[(Sku, u32)],
+) -> (Arc<Inventory>, std::sync::Arc<ManualClock>) {
+    let clock = std::sync::Arc::new(ManualClock::new());
     let inventory = Inventory::builder().clock(clock.clone()).build();
+    stocked(inventory, stock, clock)
+}
+
+fn stocked(
+    inventory: Inventory,
+    stock: &[(Sku, u32)],
+    clock: std::sync::Arc<ManualClock>,
+) -> (Arc<Inventory>, std::sync::Arc<ManualClock>) {
     for &(sku, qty) in stock {
         inventory.set_on_hand(sku, STORE, qty).unwrap();
     }
@@ -484,6 +508,7 @@ fn refusal_races_forgetting_of_the_same_id() {
             Inventory::builder()
                 .clock(clock.clone())
                 .retention_ms(10)
+                .expected_reservations(1)
                 .build(),
         );
         inventory.set_on_hand(X, STORE, 1).unwrap();
@@ -566,35 +591,47 @@ fn two_line_refusal_races_a_release_of_its_last_line() {
 /// answer must be the replay.
 #[test]
 fn replay_on_a_sold_out_item_races_a_growing_id_filter() {
-    loom::model(|| {
-        let (inventory, _) = inventory_with(&[(X, 1), (Y, 5)]);
-        // Ids 8 apart share a shard (see id_hash), and ids 32 apart take
-        // the same counters of 4.
-        let (first, second, refused) = (ReservationId(1), ReservationId(9), ReservationId(33));
-        inventory
-            .reserve(first, Channel::Online, &[line(X, 1)])
-            .unwrap();
-        inventory
-            .reserve(second, Channel::Online, &[line(Y, 1)])
-            .unwrap();
-        let again = {
-            let inventory = inventory.clone();
-            thread::spawn(move || inventory.reserve(first, Channel::Online, &[line(X, 1)]))
-        };
-        let grows = inventory.reserve(refused, Channel::Online, &[line(X, 1)]);
-        let again = again.join().unwrap();
-        assert!(matches!(
-            grows,
-            Err(Error::Insufficient { available: 0, .. })
-        ));
-        match again {
-            Ok(ack) => assert!(ack.replayed),
-            other => panic!("a known id was refused: {other:?}"),
-        }
-        assert_eq!(inventory.level(X, STORE).unwrap().reserved, 1);
-        assert_eq!(
-            inventory.get(refused),
-            Err(Error::UnknownReservation { id: refused })
-        );
-    });
+    loom::model(|| replay_races_a_filter_rebuild(inventory_with));
+}
+
+/// The same race, with the filter off until the refusal: the refusal
+/// switches it on (a rebuild from nothing, counting the shard's ids in)
+/// while the replay reads it without the lock.
+#[test]
+fn replay_on_a_sold_out_item_races_an_id_filter_switching_on() {
+    loom::model(|| replay_races_a_filter_rebuild(inventory_with_filters_off));
+}
+
+type Build = fn(&[(Sku, u32)]) -> (Arc<Inventory>, std::sync::Arc<ManualClock>);
+
+fn replay_races_a_filter_rebuild(build: Build) {
+    let (inventory, _) = build(&[(X, 1), (Y, 5)]);
+    // Ids 8 apart share a shard (see id_hash), and ids 32 apart take
+    // the same counters of 4.
+    let (first, second, refused) = (ReservationId(1), ReservationId(9), ReservationId(33));
+    inventory
+        .reserve(first, Channel::Online, &[line(X, 1)])
+        .unwrap();
+    inventory
+        .reserve(second, Channel::Online, &[line(Y, 1)])
+        .unwrap();
+    let again = {
+        let inventory = inventory.clone();
+        thread::spawn(move || inventory.reserve(first, Channel::Online, &[line(X, 1)]))
+    };
+    let grows = inventory.reserve(refused, Channel::Online, &[line(X, 1)]);
+    let again = again.join().unwrap();
+    assert!(matches!(
+        grows,
+        Err(Error::Insufficient { available: 0, .. })
+    ));
+    match again {
+        Ok(ack) => assert!(ack.replayed),
+        other => panic!("a known id was refused: {other:?}"),
+    }
+    assert_eq!(inventory.level(X, STORE).unwrap().reserved, 1);
+    assert_eq!(
+        inventory.get(refused),
+        Err(Error::UnknownReservation { id: refused })
+    );
 }
