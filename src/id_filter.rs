@@ -116,9 +116,16 @@ fn level_for(current: usize, floor: usize, ids: usize, may_grow: bool) -> Option
     if !crowded && !sparse {
         return None;
     }
-    let fitting = level_holding(ids.saturating_mul(COUNTERS_PER_RESERVATION)).max(floor);
+    let fitting = fitting_level(floor, ids);
     let moves = (crowded && fitting > current) || (sparse && fitting < current);
     moves.then_some(fitting)
+}
+
+/// The level that holds `ids` ids at `COUNTERS_PER_RESERVATION` each, never
+/// below `floor`: where a filter moves when it grows, shrinks or switches
+/// on.
+fn fitting_level(floor: usize, ids: usize) -> usize {
+    level_holding(ids.saturating_mul(COUNTERS_PER_RESERVATION)).max(floor)
 }
 
 /// A counter that reaches this stays there until the filter is rebuilt (it
@@ -292,9 +299,7 @@ impl IdFilter {
     ) -> bool {
         let current = self.current.load(Ordering::Relaxed);
         let level = if current == OFF {
-            may_grow.then(|| {
-                level_holding(remembered.saturating_mul(COUNTERS_PER_RESERVATION)).max(self.floor)
-            })
+            may_grow.then(|| fitting_level(self.floor, remembered))
         } else {
             level_for(current as usize, self.floor, remembered, may_grow)
         };
