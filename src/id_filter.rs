@@ -249,6 +249,13 @@ impl IdFilter {
         }
     }
 
+    /// Whether the filter is off, so that no refusal can be proven before
+    /// the shard lock. Relaxed: a stale answer only picks the slower of two
+    /// correct paths.
+    pub(crate) fn is_off(&self) -> bool {
+        self.current.load(Ordering::Relaxed) == OFF
+    }
+
     /// The counters in use now (0 while off).
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {

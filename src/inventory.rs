@@ -531,31 +531,13 @@ impl Inventory {
         channel: Channel,
     ) -> Result<LookedUp, Error> {
         let mut looked = LookedUp::default();
-        // A multi-line cart reads every item's first table entry before it
-        // looks any up: its cache misses overlap instead of queueing (a
-        // long cart, looked up under the lock, gets them in cache there).
-        // The hashes are kept for the lookups. A table that stays in cache
-        // has no misses to overlap: there it would only cost the reads.
-        let touching = lines.len() > 1 && self.items.is_large();
-        let mut hashes = [0; LOOKED_UP_LINES];
-        if touching {
-            for (n, line) in lines.iter().enumerate() {
-                let hash = self.items.touch(line.item());
-                if let Some(kept) = hashes.get_mut(n) {
-                    *kept = hash;
-                }
-            }
-        }
+        let touched = self.touch_items(lines);
         if lines.len() > LOOKED_UP_LINES {
             return Ok(looked);
         }
         let sequence = ids.read_begin();
         for (n, line) in lines.iter().enumerate() {
-            let found = if touching {
-                self.items.find_hashed(line.item(), hashes[n])
-            } else {
-                self.items.find(line.item())
-            };
+            let found = self.find_touched(line, touched.as_ref().map(|hashes| hashes[n]));
             let refusal = match found {
                 None => Error::UnknownItem {
                     sku: line.sku,
@@ -583,6 +565,49 @@ impl Inventory {
             };
         }
         Ok(looked)
+    }
+
+    /// A multi-line cart reads every item's first table entry before it
+    /// looks any up: its cache misses overlap instead of queueing (a long
+    /// cart, looked up under the lock, gets them in cache there). Returns
+    /// the first lines' hashes, for [`find_touched`](Self::find_touched),
+    /// or `None` where nothing was read: a single line, or a table that
+    /// stays in cache (no misses to overlap, only the reads to pay).
+    fn touch_items(&self, lines: &[Line]) -> Option<[u64; LOOKED_UP_LINES]> {
+        if lines.len() < 2 || !self.items.is_large() {
+            return None;
+        }
+        let mut hashes = [0; LOOKED_UP_LINES];
+        for (n, line) in lines.iter().enumerate() {
+            let hash = self.items.touch(line.item());
+            if let Some(kept) = hashes.get_mut(n) {
+                *kept = hash;
+            }
+        }
+        Some(hashes)
+    }
+
+    /// The cell index of a line's item, with its hash if it was touched.
+    fn find_touched(&self, line: &Line, hash: Option<u64>) -> Option<u32> {
+        match hash {
+            Some(hash) => self.items.find_hashed(line.item(), hash),
+            None => self.items.find(line.item()),
+        }
+    }
+
+    /// Looks up, under the shard lock, the items of a cart's first lines
+    /// up to the first unknown one (which `hold_lines` then reports in
+    /// its turn). Used where no refusal could be proven before the lock.
+    fn look_up_locked(&self, lines: &[Line]) -> LookedUp {
+        let mut looked = LookedUp::default();
+        let touched = self.touch_items(lines);
+        for (n, line) in lines.iter().take(LOOKED_UP_LINES).enumerate() {
+            match self.find_touched(line, touched.as_ref().map(|hashes| hashes[n])) {
+                Some(index) => looked.push(index),
+                None => break,
+            }
+        }
+        looked
     }
 
     /// Holds units for an order with the default ttl; see
@@ -617,10 +642,27 @@ impl Inventory {
             return Err(zero_ttl());
         }
         let home = self.shard(id);
+        // A shard whose id filter is off cannot prove an id unknown, so
+        // it refuses nothing before the lock: it takes the lock first and
+        // then reads the record place it will write and the items
+        // together, so that their cache misses overlap. With the items
+        // read first, the lock (a locked instruction) waits for their
+        // miss, and the unlock for the record's.
+        let early = !home.ids.is_off() || lines.len() > LOOKED_UP_LINES;
         // A flash sale's sold-out SKU: refuse by reading, writing nothing.
-        let looked = self.refuse_without_lock(id, &home.ids, lines, channel)?;
+        let looked = if early {
+            self.refuse_without_lock(id, &home.ids, lines, channel)?
+        } else {
+            LookedUp::default()
+        };
         let mut effects = self.effects();
         let mut shard = home.records.lock();
+        let looked = if early {
+            looked
+        } else {
+            shard.touch_next_record();
+            self.look_up_locked(lines)
+        };
         let now = self.clock.now_ms();
         let answer = match shard.find_or_vacancy(id.0) {
             Ok(at) => {

@@ -213,6 +213,17 @@ impl ReservationShard {
             .find_or_vacancy(self.hasher.id_table_key(id), |at| records.get(at).id == id)
     }
 
+    /// Reads the record place the next [`insert`](Self::insert) writes,
+    /// without using it: a place freed about a retention period ago has
+    /// left the cache, and its miss then overlaps the item lookup's
+    /// instead of stalling the unlock (a locked instruction, which waits
+    /// for the record's stores).
+    pub(crate) fn touch_next_record(&self) {
+        if let Some(at) = self.records.next_position() {
+            std::hint::black_box(self.records.get(at).id);
+        }
+    }
+
     /// The record at `at` (a position `find` or `insert` returned).
     pub(crate) fn record(&self, at: u32) -> &Reservation {
         self.records.get(at)

@@ -99,6 +99,27 @@ impl<T: Clone> Slab<T> {
     /// reaches within `WORDS_SEARCHED` words; moves the cursor past it, or
     /// past the words searched.
     fn take_freed(&mut self) -> Option<u32> {
+        match self.search_freed()? {
+            Ok(position) => {
+                let (word, bit) = bit_of(position);
+                self.in_use[word] |= bit;
+                self.cursor = match position + 1 {
+                    next if next as usize == self.in_use.len() * WORD_BITS as usize => 0,
+                    next => next,
+                };
+                Some(position)
+            }
+            Err(cursor) => {
+                self.cursor = cursor;
+                None
+            }
+        }
+    }
+
+    /// The first free position the cursor reaches within `WORDS_SEARCHED`
+    /// words (`Ok`), or where the cursor goes on if there is none there
+    /// (`Err`); `None` when no position is free.
+    fn search_freed(&self) -> Option<Result<u32, u32>> {
         if self.len == self.handed_out {
             return None;
         }
@@ -109,20 +130,21 @@ impl<T: Clone> Slab<T> {
         for _ in 0..WORDS_SEARCHED {
             let free = !self.in_use[word] & from_cursor;
             if free != 0 {
-                let bit = free.trailing_zeros();
-                self.in_use[word] |= 1 << bit;
-                let position = word as u32 * WORD_BITS + bit;
-                self.cursor = match position + 1 {
-                    next if next as usize == words * WORD_BITS as usize => 0,
-                    next => next,
-                };
-                return Some(position);
+                return Some(Ok(word as u32 * WORD_BITS + free.trailing_zeros()));
             }
             word = if word + 1 == words { 0 } else { word + 1 };
             from_cursor = u64::MAX;
         }
-        self.cursor = word as u32 * WORD_BITS;
-        None
+        Some(Err(word as u32 * WORD_BITS))
+    }
+
+    /// The position the next [`insert`](Self::insert) writes, if it
+    /// reuses a freed one or fills a chunk already made.
+    pub(crate) fn next_position(&self) -> Option<u32> {
+        match self.search_freed() {
+            Some(Ok(position)) => Some(position),
+            _ => (locate(self.handed_out).0 < self.chunks.len()).then_some(self.handed_out),
+        }
     }
 
     /// The next position never handed out, with its chunk and bitmap word
@@ -318,7 +340,13 @@ mod tests {
                 let n = n as u32;
                 match op {
                     Op::Insert => {
+                        let predicted = slab.next_position();
+                        let handed_out = slab.handed_out();
                         let position = slab.insert(n);
+                        // Only a new position that opens a chunk goes unpredicted.
+                        let new_chunk = position as usize == handed_out
+                            && position as usize % CHUNK == 0;
+                        prop_assert_eq!(predicted, (!new_chunk).then_some(position));
                         prop_assert!(model.insert(position, n).is_none(), "{position} handed out twice");
                         prop_assert!(position < slab.handed_out() as u32);
                     }

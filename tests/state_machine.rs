@@ -262,9 +262,23 @@ fn names_id(command: &Command) -> Option<ReservationId> {
 
 /// Runs `ops` on a fresh engine and model, comparing every answer, and the
 /// whole state after every `check_every`-th step and the last. Returns the
-/// answers.
+/// answers. The engine's id filters start off, as without
+/// `expected_reservations`: its reserves look items up under the shard lock
+/// until a shard has refused enough to switch its filter on.
 fn run(
     limits: (u64, u64),
+    ops: &[Op],
+    check_every: usize,
+) -> Result<Vec<Result<Outcome, Error>>, TestCaseError> {
+    run_with(limits, false, ops, check_every)
+}
+
+/// [`run`], with the id filters on from the start where `filters_on`
+/// (`expected_reservations` given): every reserve of a short cart then
+/// looks its items up, and may refuse, before the shard lock.
+fn run_with(
+    limits: (u64, u64),
+    filters_on: bool,
     ops: &[Op],
     check_every: usize,
 ) -> Result<Vec<Result<Outcome, Error>>, TestCaseError> {
@@ -272,14 +286,17 @@ fn run(
     let clock = Arc::new(ManualClock::new());
     let log: Log = Arc::new(Mutex::new(Vec::new()));
     let sink = log.clone();
-    let inv = Inventory::builder()
+    let mut builder = Inventory::builder()
         .clock(clock.clone())
         .default_ttl_ms(ttl)
         .retention_ms(retention)
         .observer(Arc::new(move |effects: &[Effect]| {
             sink.lock().unwrap().push(effects.to_vec())
-        }))
-        .build();
+        }));
+    if filters_on {
+        builder = builder.expected_reservations(64);
+    }
+    let inv = builder.build();
     let mut model = ReferenceModel::with_limits(ttl, retention);
 
     // A last sweep at the end of time must agree too, and leave nothing reserved.
@@ -452,6 +469,7 @@ proptest! {
     #[test]
     fn engine_matches_model(
         limits in limits(),
+        filters_on in any::<bool>(),
         stock in prop::collection::vec((sku(), store(), 1u32..30), 0..12),
         ops in prop::collection::vec(op(), 1..100),
     ) {
@@ -464,7 +482,7 @@ proptest! {
             })
             .collect();
         all.extend(ops);
-        run(limits, &all, 1)?;
+        run_with(limits, filters_on, &all, 1)?;
     }
 }
 
@@ -567,8 +585,10 @@ fn fixed_run_covers_every_rule() {
             id: ReservationId(1),
         }),
     ];
-    run((DEFAULT_TTL_MS, DEFAULT_RETENTION_MS), &ops, 1).unwrap();
-    run((5, 0), &ops, 1).unwrap();
+    for filters_on in [false, true] {
+        run_with((DEFAULT_TTL_MS, DEFAULT_RETENTION_MS), filters_on, &ops, 1).unwrap();
+        run_with((5, 0), filters_on, &ops, 1).unwrap();
+    }
 }
 
 #[test]
