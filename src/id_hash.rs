@@ -86,25 +86,65 @@ impl IdHasher {
         x ^ (x >> 32)
     }
 
-    /// The shard of `id`: its block's group, and within it the shard its
-    /// low bits name, so consecutive ids take the group's shards in turn.
-    pub(crate) fn shard_of(&self, id: u64) -> usize {
-        // A different value than the id-table key's hash of the same block.
-        let group = self.mix(run(id) ^ 0x5BD1_E995) >> (64 - SHARD_BITS + GROUP_BITS);
-        ((group << GROUP_BITS) | (id & ((1 << GROUP_BITS) - 1))) as usize
+    /// Where `id` lives: its shard and its key in that shard's id table,
+    /// both from one hash of its run (disjoint bits of it: the group from
+    /// the top, the key from the bottom), so that an operation hashes its
+    /// id once.
+    pub(crate) fn place(&self, id: u64) -> (usize, KeyedId) {
+        let hash = self.mix(run(id));
+        (shard_from(hash, id), KeyedId::from_hash(hash, id))
     }
 
-    /// The id table's key for `id`: the run's hash, whose low 4 bits (the
-    /// id table's lane) are moved on by the id's place in its run. A run's
-    /// keys share their home block and take its 16 lanes, so they are
-    /// neighbours; and ids that all sit at one place of their runs (ids
-    /// that are all multiples of 128, say) still spread over the lanes.
-    /// Ids of different runs share a key about once in 2^32 comparisons;
-    /// the table's caller tells them apart by the id in the record.
+    /// The shard of `id`: its block's group, and within it the shard its
+    /// low bits name, so consecutive ids take the group's shards in turn.
+    #[cfg(test)]
+    pub(crate) fn shard_of(&self, id: u64) -> usize {
+        shard_from(self.mix(run(id)), id)
+    }
+
+    /// `id` with its key in its shard's id table (see [`KeyedId`]).
+    pub(crate) fn keyed(&self, id: u64) -> KeyedId {
+        KeyedId::from_hash(self.mix(run(id)), id)
+    }
+
+    /// The id table's key for `id` (see [`KeyedId`]).
+    #[cfg(test)]
     pub(crate) fn id_table_key(&self, id: u64) -> u32 {
-        let hash = self.mix(run(id)) as u32;
+        self.keyed(id).key
+    }
+}
+
+/// The shard of `id` from its run's hash: the group from the hash's top
+/// bits, the place in the group from the id's low bits.
+fn shard_from(hash: u64, id: u64) -> usize {
+    let group = hash >> (64 - SHARD_BITS + GROUP_BITS);
+    ((group << GROUP_BITS) | (id & ((1 << GROUP_BITS) - 1))) as usize
+}
+
+/// A reservation id with its key in its shard's id table: the run's hash
+/// (its low 32 bits), whose low 4 bits (the id table's lane) are moved on
+/// by the id's place in its run. A run's keys share their home block and
+/// take its 16 lanes, so they are neighbours; and ids that all sit at one
+/// place of their runs (ids that are all multiples of 128, say) still
+/// spread over the lanes. Ids of different runs share a key about once in
+/// 2^32 comparisons; the table's caller tells them apart by the id in the
+/// record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct KeyedId {
+    /// The id.
+    pub(crate) id: u64,
+    /// Its id-table key.
+    pub(crate) key: u32,
+}
+
+impl KeyedId {
+    fn from_hash(hash: u64, id: u64) -> Self {
+        let hash = hash as u32;
         let lanes = (1 << PLACE_BITS) - 1;
-        (hash & !lanes) | (hash.wrapping_add(place_in_run(id) as u32) & lanes)
+        KeyedId {
+            id,
+            key: (hash & !lanes) | (hash.wrapping_add(place_in_run(id) as u32) & lanes),
+        }
     }
 }
 
@@ -168,6 +208,17 @@ mod tests {
             hasher.id_table_key(first_id + (1 << BLOCK_BITS)) >> PLACE_BITS,
             first >> PLACE_BITS
         );
+    }
+
+    #[test]
+    fn one_hash_names_the_shard_and_the_key() {
+        let hasher = IdHasher::default();
+        for id in (0..5000u64).chain([u64::MAX - 3, 0xABCD_0000_1234]) {
+            let (shard, keyed) = hasher.place(id);
+            assert_eq!(shard, hasher.shard_of(id));
+            assert_eq!(keyed, hasher.keyed(id));
+            assert_eq!(keyed.id, id);
+        }
     }
 
     #[test]

@@ -10,12 +10,11 @@ use crate::command::{Command, Level, Outcome, ReservationAck, ReservationInfo};
 use crate::effect::{Effect, EffectLog, EffectObserver};
 use crate::error::{BuildError, Error};
 use crate::id_filter::{self, IdFilter};
-use crate::id_hash::{self, IdHasher};
+use crate::id_hash::{self, IdHasher, KeyedId};
 use crate::ids::{Channel, ItemKey, Line, ReservationId, ReservationState, Sku, StoreId};
 use crate::reservation::{
     deadline_after, HeldLine, HeldLines, Reservation, ReservationShard, Shard,
 };
-use crate::sync::MutexGuard;
 // Clock and observer are the caller's objects, not engine state that loom
 // explores, so they are held in std's Arc in every build.
 use crate::table::ItemTable;
@@ -503,12 +502,11 @@ impl Inventory {
         Ok(self.known_cell(sku, store)?.level())
     }
 
-    fn shard(&self, id: ReservationId) -> &Shard {
-        &self.reservations[self.id_hasher.shard_of(id.0)]
-    }
-
-    fn shard_lock(&self, id: ReservationId) -> MutexGuard<'_, ReservationShard> {
-        self.shard(id).records.lock()
+    /// The shard of `id`, and `id` with its key in that shard's id table:
+    /// one hash per operation.
+    fn shard(&self, id: ReservationId) -> (&Shard, KeyedId) {
+        let (shard, keyed) = self.id_hasher.place(id.0);
+        (&self.reservations[shard], keyed)
     }
 
     /// Looks a reserve's items up before the shard lock, and refuses the
@@ -641,7 +639,7 @@ impl Inventory {
         if ttl_ms == 0 {
             return Err(zero_ttl());
         }
-        let home = self.shard(id);
+        let (home, keyed) = self.shard(id);
         // A shard whose id filter is off cannot prove an id unknown, so
         // it refuses nothing before the lock: it takes the lock first and
         // then reads the record place it will write and the items
@@ -664,7 +662,7 @@ impl Inventory {
             self.look_up_locked(lines)
         };
         let now = self.clock.now_ms();
-        let answer = match shard.find_or_vacancy(id.0) {
+        let answer = match shard.find_or_vacancy(keyed) {
             Ok(at) => {
                 shard.expire_if_overdue(at, now, &self.items, &mut effects);
                 if !shard.same_request(at, channel, lines, &self.items) {
@@ -702,7 +700,7 @@ impl Inventory {
                         lines: lines.to_vec(),
                         expires_at_ms: deadline.0,
                     });
-                    let at = shard.insert(id.0, channel, deadline, held, vacancy);
+                    let at = shard.insert(keyed, channel, deadline, &held, vacancy);
                     ack(id, shard.record(at), false)
                 })
             }
@@ -790,9 +788,10 @@ impl Inventory {
         act: impl FnOnce(&mut ReservationShard, u32, u64, &mut EffectLog, bool) -> Result<T, Error>,
     ) -> Result<T, Error> {
         let mut effects = self.effects();
-        let mut shard = self.shard_lock(id);
+        let (home, keyed) = self.shard(id);
+        let mut shard = home.records.lock();
         let now = self.clock.now_ms();
-        let answer = match shard.find(id.0) {
+        let answer = match shard.find(keyed) {
             Some(at) => {
                 let expired_now = shard.expire_if_overdue(at, now, &self.items, &mut effects);
                 act(&mut shard, at, now, &mut effects, expired_now)
@@ -1049,7 +1048,7 @@ mod tests {
         let fresh = 1u64 << 40;
         (fresh..fresh + n)
             .filter(|&id| {
-                let ids = &inventory.shard(ReservationId(id)).ids;
+                let ids = &inventory.shard(ReservationId(id)).0.ids;
                 ids.read_begin()
                     .is_some_and(|sequence| ids.certainly_absent_since(id, sequence))
             })

@@ -10,7 +10,7 @@ use crate::error::BuildError;
 use crate::expiry::{DeadlineIndex, Filed, Finished};
 use crate::extra_lines::{ExtraLines, MoreLines, BLOCK_LINES};
 use crate::id_filter::{IdFilter, REFUSALS_BEFORE_GROWING};
-use crate::id_hash::IdHasher;
+use crate::id_hash::{IdHasher, KeyedId};
 use crate::id_table::{IdTable, Vacancy};
 use crate::ids::{Channel, Line, ReservationId, ReservationState};
 use crate::slab::Slab;
@@ -200,17 +200,18 @@ impl Default for ReservationShard {
 
 impl ReservationShard {
     /// The position of reservation `id`, if it is remembered.
-    pub(crate) fn find(&self, id: u64) -> Option<u32> {
+    pub(crate) fn find(&self, id: KeyedId) -> Option<u32> {
         self.find_or_vacancy(id).ok()
     }
 
     /// [`find`](Self::find), or where the id table takes `id`: hand it to
     /// [`insert`](Self::insert), which then does not probe again (nothing
     /// may change the shard in between).
-    pub(crate) fn find_or_vacancy(&self, id: u64) -> Result<u32, Vacancy> {
+    pub(crate) fn find_or_vacancy(&self, id: KeyedId) -> Result<u32, Vacancy> {
+        debug_assert_eq!(id, self.hasher.keyed(id.id), "keyed by this shard's hasher");
         let records = &self.records;
         self.by_id
-            .find_or_vacancy(self.hasher.id_table_key(id), |at| records.get(at).id == id)
+            .find_or_vacancy(id.key, |at| records.get(at).id == id.id)
     }
 
     /// Reads the record place the next [`insert`](Self::insert) writes,
@@ -268,13 +269,17 @@ impl ReservationShard {
     /// [`IdFilter`].
     pub(crate) fn insert(
         &mut self,
-        id: u64,
+        keyed: KeyedId,
         channel: Channel,
         (expires_at, overdue_at_once): (u64, bool),
-        lines: HeldLines,
+        lines: &HeldLines,
         vacancy: Vacancy,
     ) -> u32 {
-        debug_assert!(self.find(id).is_none(), "reservation {id} recorded twice");
+        let id = keyed.id;
+        debug_assert!(
+            self.find(keyed).is_none(),
+            "reservation {id} recorded twice"
+        );
         let (first, more) = lines
             .as_slice()
             .split_first()
@@ -290,8 +295,7 @@ impl ReservationShard {
             filed: Filed::InOrder,
         };
         let at = self.records.insert(record);
-        self.by_id
-            .insert_at(vacancy, self.hasher.id_table_key(id), at);
+        self.by_id.insert_at(vacancy, keyed.key, at);
         self.records.get_mut(at).filed = self.index.schedule(record.index_deadline(), at);
         at
     }
@@ -468,7 +472,7 @@ impl ReservationShard {
                     && self.records.get(position).more == more,
                 "the finished queue agrees with the record"
             );
-            let removed = self.by_id.remove(self.hasher.id_table_key(id), position);
+            let removed = self.by_id.remove(self.hasher.keyed(id).key, position);
             debug_assert!(removed, "a remembered reservation is in the id table");
             self.extra.free(more);
             self.records.remove(position);
@@ -517,7 +521,7 @@ impl ReservationShard {
             record.more = extra.store(self.extra.get(record.more));
             let to = records.insert(record);
             moved_to[at as usize] = to;
-            by_id.insert(self.hasher.id_table_key(record.id), to);
+            by_id.insert(self.hasher.keyed(record.id).key, to);
         }
         self.index.remap(
             |at| {
