@@ -32,11 +32,13 @@ pub const DEFAULT_EXPECTED_ITEMS: usize = 65_536;
 pub const MAX_LINES: usize = 256;
 
 /// Lines of a cart whose items a reserve looks up before taking the shard
-/// lock (and may refuse there); longer carts look their items up under it.
+/// lock (and may refuse there) where the shard's id filter is on; longer
+/// carts look their items up under it, and so does every cart in a shard
+/// whose filter is off (see `reserve_with_ttl`).
 const LOOKED_UP_LINES: usize = 8;
 
-/// The cell indices of a cart's first lines, looked up before the shard
-/// lock, in line order.
+/// The cell indices of a cart's first lines, looked up once (before the
+/// shard lock, or just after taking it), in line order.
 #[derive(Default)]
 struct LookedUp {
     cells: [u32; LOOKED_UP_LINES],
