@@ -37,7 +37,9 @@ const WORDS_SEARCHED: usize = 2;
 /// Records of type `T` by position.
 #[derive(Debug)]
 pub(crate) struct Slab<T> {
-    chunks: Vec<Box<[T]>>,
+    /// Fixed-size arrays, so that a position's offset (masked below
+    /// `CHUNK`) needs no bounds check.
+    chunks: Vec<Box<[T; CHUNK]>>,
     /// Positions ever handed out: `0..handed_out` are stored or free.
     handed_out: u32,
     /// Positions stored now.
@@ -159,8 +161,11 @@ impl<T: Clone> Slab<T> {
             self.in_use.push(u64::MAX);
         }
         if locate(position).0 == self.chunks.len() {
-            self.chunks
-                .push(vec![self.vacant.clone(); CHUNK].into_boxed_slice());
+            let chunk: Box<[T]> = vec![self.vacant.clone(); CHUNK].into_boxed_slice();
+            match chunk.try_into() {
+                Ok(chunk) => self.chunks.push(chunk),
+                Err(_) => unreachable!("a chunk of CHUNK records"),
+            }
         }
         position
     }
