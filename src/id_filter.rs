@@ -342,9 +342,10 @@ impl IdFilter {
     }
 
     /// Where a lock-free reader starts: the pass counter, or `None` while a
-    /// pass or rebuild is under way. A filter that is off still answers
-    /// (and then proves nothing), so that a refusal reads the cells before
-    /// the lock either way.
+    /// pass or rebuild is under way. A filter that is off answers too, but
+    /// then [`certainly_absent_since`](Self::certainly_absent_since) proves
+    /// nothing (reserves in a shard whose filter is off do not read it:
+    /// they look their items up under the lock).
     pub(crate) fn read_begin(&self) -> Option<u64> {
         let sequence = self.changing.load(Ordering::SeqCst);
         (sequence % 2 == 0).then_some(sequence)

@@ -31,10 +31,11 @@ pub const DEFAULT_EXPECTED_ITEMS: usize = 65_536;
 /// The most lines one reservation may have.
 pub const MAX_LINES: usize = 256;
 
-/// Lines of a cart whose items a reserve looks up before taking the shard
-/// lock (and may refuse there) where the shard's id filter is on; longer
-/// carts look their items up under it, and so does every cart in a shard
-/// whose filter is off (see `reserve_with_ttl`).
+/// Lines of a cart whose items a reserve looks up once, and keeps: before
+/// the shard lock where the shard's id filter is on (and may refuse
+/// there), just after taking it where the filter is off (see
+/// `reserve_with_ttl`). The lines past these are looked up as they are
+/// held, under the lock.
 const LOOKED_UP_LINES: usize = 8;
 
 /// The cell indices of a cart's first lines, looked up once (before the
@@ -648,7 +649,7 @@ impl Inventory {
         // together, so that their cache misses overlap. With the items
         // read first, the lock (a locked instruction) waits for their
         // miss, and the unlock for the record's.
-        let early = !home.ids.is_off() || lines.len() > LOOKED_UP_LINES;
+        let early = !home.ids.is_off();
         // A flash sale's sold-out SKU: refuse by reading, writing nothing.
         let looked = if early {
             self.refuse_without_lock(id, &home.ids, lines, channel)?
