@@ -122,6 +122,29 @@ struct Entry {
 #[cfg(not(omnistock_loom))]
 const _: () = assert!(std::mem::size_of::<Entry>() == 24);
 
+// SAFETY: an entry is four atomics (the cell's `AtomicU64` word, its
+// `AtomicU32` safety stock and store number, and the `AtomicU64` sku), each
+// valid when zero, and no padding (asserted above); all zero is a vacant
+// entry, which is what `Entry::default()` makes. Not under loom, whose
+// atomics are not plain integers.
+#[cfg(not(omnistock_loom))]
+#[allow(unsafe_code)]
+unsafe impl crate::huge_pages::Zeroable for Entry {}
+
+/// The table's entries, all vacant: on memory advised for huge pages (see
+/// `huge_pages`), where a reserve's lookup of a random entry seldom misses
+/// the TLB.
+#[cfg(not(omnistock_loom))]
+fn vacant_entries(len: usize) -> Result<Box<[Entry]>, BuildError> {
+    crate::huge_pages::zeroed_slice("the item table", len)
+}
+
+/// Under loom, entries made one by one.
+#[cfg(omnistock_loom)]
+fn vacant_entries(len: usize) -> Result<Box<[Entry]>, BuildError> {
+    BuildError::allocate("the item table", len, Entry::default)
+}
+
 /// Writes a vacant entry's key: `store` is the store's number.
 fn fill(entry: &Entry, sku: Sku, store: u32) {
     entry.sku.store(sku.0, Ordering::Relaxed);
@@ -162,7 +185,7 @@ impl ItemTable {
     pub(crate) fn try_new(expected_items: usize) -> Result<Self, BuildError> {
         let expected = expected_items.clamp(16, MAX_EXPECTED);
         Ok(ItemTable {
-            table: BuildError::allocate("the item table", expected + expected / 8, Entry::default)?,
+            table: vacant_entries(expected + expected / 8)?,
             limit: expected as u32,
             order: BuildError::allocate("the items' creation order", expected, AtomicU32::default)?,
             overflowed: AtomicBool::new(false),

@@ -1,0 +1,164 @@
+//! Large zeroed tables on memory the kernel is asked to back with huge
+//! pages: the one place the crate uses `unsafe`.
+//!
+//! The item table of a large catalogue (27 MB for 1M items) is read at a
+//! random entry by every reserve. With 4 KiB pages almost every such read
+//! also misses the TLB, and in a virtual machine the page walk that follows
+//! is two-dimensional (guest and host tables). Linux backs anonymous memory
+//! with 2 MiB pages where the process asks for them (`madvise` with
+//! `MADV_HUGEPAGE`, which is what the common `transparent_hugepage=madvise`
+//! setting waits for), but only in memory not yet touched: the request must
+//! come between the allocation and the first write. A `Vec` of default
+//! values writes every entry, so the table is allocated here instead,
+//! zeroed by the allocator (fresh pages from the system for an allocation
+//! this large, which nothing has written) and advised before anything is
+//! stored in it.
+//!
+//! The advice is only advice: where the kernel has huge pages disabled, or
+//! none free, or on another system, the table is the same zeroed memory on
+//! ordinary pages.
+#![allow(unsafe_code)]
+
+use crate::error::BuildError;
+use std::alloc::Layout;
+
+/// Types for which the all-zero bit pattern is a valid value.
+///
+/// # Safety
+///
+/// Implement only for types made of fields each valid when all its bytes
+/// are zero (integers, atomics, and structs of those), with no padding
+/// that must be anything in particular.
+pub(crate) unsafe trait Zeroable {}
+
+/// Allocations smaller than this are left alone: they cannot hold an
+/// aligned 2 MiB page.
+const ADVISE_FROM_BYTES: usize = 4 << 20;
+
+/// `len` zeroed values in one allocation, advised for huge pages when it is
+/// large, or a [`BuildError`] naming `what` when the system refuses it.
+pub(crate) fn zeroed_slice<T: Zeroable>(
+    what: &'static str,
+    len: usize,
+) -> Result<Box<[T]>, BuildError> {
+    let refused = || BuildError {
+        what,
+        bytes: len.saturating_mul(std::mem::size_of::<T>()),
+    };
+    let layout = Layout::array::<T>(len).map_err(|_| refused())?;
+    if layout.size() == 0 {
+        // No memory to ask for: the allocator may not be called with a
+        // zero-sized layout.
+        return Ok((0..len).map(|_| zero::<T>()).collect());
+    }
+    // SAFETY: the layout's size is not zero (checked above).
+    let start = unsafe { std::alloc::alloc_zeroed(layout) };
+    if start.is_null() {
+        return Err(refused());
+    }
+    if layout.size() >= ADVISE_FROM_BYTES {
+        advise_huge_pages(start, layout.size());
+    }
+    let values = std::ptr::slice_from_raw_parts_mut(start.cast::<T>(), len);
+    // SAFETY: `start` came from the global allocator with
+    // `Layout::array::<T>(len)`, which is the layout a `Box<[T]>` of `len`
+    // values frees with (size `len * size_of::<T>()`, `T`'s alignment); the
+    // memory is zeroed and all-zero bytes are a valid `T` (`T: Zeroable`),
+    // so all `len` values are initialized; and nothing else owns it.
+    Ok(unsafe { Box::from_raw(values) })
+}
+
+/// A zero `T`, for the zero-sized case.
+fn zero<T: Zeroable>() -> T {
+    // SAFETY: all-zero bytes are a valid `T` (`T: Zeroable`).
+    unsafe { std::mem::zeroed() }
+}
+
+/// Asks the kernel to back the whole pages in `start..start + len` with
+/// huge pages when it first touches them. Best effort: the answer is not
+/// looked at, since a refusal leaves ordinary pages, which work the same.
+#[cfg(all(target_os = "linux", not(miri)))]
+fn advise_huge_pages(start: *mut u8, len: usize) {
+    // SAFETY: sysconf reads a system constant; it has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    let Ok(page) = usize::try_from(page) else {
+        return;
+    };
+    if !page.is_power_of_two() {
+        return;
+    }
+    let first = (start as usize).next_multiple_of(page);
+    let end = (start as usize + len) & !(page - 1);
+    if end <= first {
+        return;
+    }
+    // SAFETY: `first..end` is a page-aligned range inside the allocation
+    // just made, which this process owns and nothing has touched yet.
+    // MADV_HUGEPAGE changes neither the contents nor the validity of any
+    // memory: it only lets the kernel choose larger pages for the range
+    // (on a fault, or later by merging), so no reference anywhere is
+    // affected.
+    unsafe {
+        libc::madvise(first as *mut libc::c_void, end - first, libc::MADV_HUGEPAGE);
+    }
+}
+
+/// Elsewhere (and under Miri, which cannot call the kernel) the memory
+/// stays on ordinary pages.
+#[cfg(not(all(target_os = "linux", not(miri))))]
+fn advise_huge_pages(_start: *mut u8, _len: usize) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+    #[derive(Debug)]
+    struct Pair {
+        word: AtomicU64,
+        small: AtomicU32,
+    }
+
+    // SAFETY: two atomics, each valid when zero.
+    unsafe impl Zeroable for Pair {}
+
+    #[test]
+    fn values_start_zero_and_take_writes() {
+        // Big enough to be advised (under Miri, small: it interprets
+        // every byte).
+        let len = if cfg!(miri) {
+            1000
+        } else {
+            ADVISE_FROM_BYTES / 8 + 3
+        };
+        let values = zeroed_slice::<Pair>("pairs", len).expect("a test's allocation");
+        assert_eq!(values.len(), len);
+        assert!(values
+            .iter()
+            .all(|pair| pair.word.load(Ordering::Relaxed) == 0
+                && pair.small.load(Ordering::Relaxed) == 0));
+        values[len - 1].word.store(7, Ordering::Relaxed);
+        values[0].small.fetch_add(2, Ordering::Relaxed);
+        assert_eq!(values[len - 1].word.load(Ordering::Relaxed), 7);
+        assert_eq!(values[0].small.load(Ordering::Relaxed), 2);
+        assert_eq!(values[1].small.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn empty_and_impossible_requests() {
+        assert!(zeroed_slice::<Pair>("none", 0).expect("empty").is_empty());
+        let refused = zeroed_slice::<Pair>("too many", usize::MAX / 4).unwrap_err();
+        assert_eq!(refused.what, "too many");
+        assert_eq!(refused.bytes, usize::MAX);
+    }
+
+    #[test]
+    fn zero_sized_values() {
+        #[derive(Debug, PartialEq)]
+        struct Nothing;
+        // SAFETY: a zero-sized type has no bytes to be invalid.
+        unsafe impl Zeroable for Nothing {}
+        let values = zeroed_slice::<Nothing>("nothing", 5).expect("no memory needed");
+        assert_eq!(values.len(), 5);
+    }
+}
