@@ -656,6 +656,14 @@ impl Inventory {
         } else {
             LookedUp::default()
         };
+        if !early && self.items.is_large() {
+            // Start the items' cache misses before the lock's locked
+            // instruction, which later loads may not pass; a prefetch is
+            // not a load, so the lock does not wait for it either.
+            for line in lines.iter().take(LOOKED_UP_LINES) {
+                self.items.prefetch(line.item());
+            }
+        }
         let mut effects = self.effects();
         let mut shard = home.records.lock();
         let looked = if early {

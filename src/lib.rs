@@ -45,11 +45,13 @@
 //!   units once, and of commit, release, lazy expiry and the reaper exactly
 //!   one moves a pending reservation to its terminal state and returns or
 //!   takes its units.
-//! - **One `unsafe` module.** Lock-free structures are built from atomics
-//!   and never-freed arena segments, without `unsafe`. The one exception
-//!   (`src/huge_pages.rs`, checked under Miri) allocates the item table
-//!   zeroed and asks the kernel for huge pages under it before its first
-//!   write; `unsafe_code` is denied everywhere else.
+//! - **Two small `unsafe` modules.** Lock-free structures are built from
+//!   atomics and never-freed arena segments, without `unsafe`. The
+//!   exceptions, each tested under Miri: `src/huge_pages.rs` allocates the
+//!   item table zeroed and asks the kernel for huge pages under it before
+//!   its first write, and `src/prefetch.rs` issues a prefetch instruction
+//!   (a hint that reads nothing into the program). `unsafe_code` is denied
+//!   everywhere else.
 //! - **Checked**: loom models of each race (`tests/loom.rs`), a model-based
 //!   property test against a plain reference implementation of the contract
 //!   ([`model::ReferenceModel`]), golden replay scripts, and a multi-threaded
@@ -110,6 +112,7 @@ mod id_table;
 mod ids;
 mod inventory;
 pub mod model;
+mod prefetch;
 pub mod replay;
 mod reservation;
 mod slab;
