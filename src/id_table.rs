@@ -116,6 +116,14 @@ impl IdTable {
         self.slots.len() / LANES
     }
 
+    /// Starts loading the slot where a probe for `key` starts, without
+    /// waiting for it (see `prefetch`).
+    pub(crate) fn prefetch(&self, key: u32) {
+        if !self.slots.is_empty() {
+            crate::prefetch::prefetch(&self.slots[self.home(key)]);
+        }
+    }
+
     /// The slot index holding a position stored under `key` for which `is`
     /// says yes; if there is none, where the probe stopped, which is where
     /// an entry for `key` goes.
@@ -315,6 +323,22 @@ mod tests {
         let mut listed: Vec<u32> = table.positions().collect();
         listed.sort_unstable();
         assert_eq!(listed, (0..1000).filter(|&p| p != 10).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn prefetching_any_key_changes_nothing() {
+        let mut table = IdTable::default();
+        // An empty table has no slot to prefetch.
+        table.prefetch(u32::MAX);
+        for position in 0..100 {
+            table.insert(position * 7, position);
+        }
+        for key in (0..64).chain([u32::MAX]) {
+            table.prefetch(key);
+        }
+        assert_eq!(table.len(), 100);
+        assert_eq!(table.find(7 * 99, |_| true), Some(99));
+        assert_eq!(table.find(1, |_| true), None);
     }
 
     #[test]

@@ -225,6 +225,14 @@ impl ReservationShard {
         }
     }
 
+    /// Starts loading the id-table slot where the lookup of `id` starts,
+    /// without waiting for it: a reserve that looks its items up first
+    /// would otherwise read the slot only once their lookups end (the
+    /// probe's last branch is not predictable), one miss after another.
+    pub(crate) fn prefetch_id(&self, id: KeyedId) {
+        self.by_id.prefetch(id.key);
+    }
+
     /// The record at `at` (a position `find` or `insert` returned).
     pub(crate) fn record(&self, at: u32) -> &Reservation {
         self.records.get(at)
