@@ -1,5 +1,6 @@
 //! Large zeroed tables on memory the kernel is asked to back with huge
-//! pages: the one place the crate uses `unsafe`.
+//! pages: one of the crate's two `unsafe` modules (the other is
+//! `prefetch`).
 //!
 //! The item table of a large catalogue (27 MB for 1M items) is read at a
 //! random entry by every reserve. With 4 KiB pages almost every such read
