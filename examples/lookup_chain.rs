@@ -12,10 +12,12 @@
 //! GLIBC_TUNABLES=glibc.malloc.hugetlb=1 target/release/examples/lookup_chain 1000000
 //! ```
 //!
-//! On the 2-vCPU EPYC development VM, four alternating runs each: with 1M
-//! items, 254-310 ns through the table against 166-188 ns through the
-//! array; with huge pages, 248-260 against 157-179 ns; with 1,000 items,
-//! 32 against 7.5 ns.
+//! On the 2-vCPU EPYC development VM, four alternating runs each, before
+//! the item table asked for huge pages itself (`5c56244`): with 1M items,
+//! 254-310 ns through the table against 166-188 ns through the array; with
+//! `hugetlb=1`, 248-260 against 157-179 ns; with 1,000 items, 32 against
+//! 7.5 ns. Since `5c56244` (the table on huge pages, the array not), five
+//! runs with 1M items: 240-271 ns against 167-195 ns.
 
 use omnistock::{Inventory, Sku, StoreId};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -34,8 +34,9 @@ use std::alloc::Layout;
 /// that must be anything in particular.
 pub(crate) unsafe trait Zeroable {}
 
-/// Allocations smaller than this are left alone: they cannot hold an
-/// aligned 2 MiB page.
+/// Allocations smaller than this are left alone: one under 4 MiB need not
+/// hold a whole aligned 2 MiB page, and the ones that do would hold one at
+/// most.
 const ADVISE_FROM_BYTES: usize = 4 << 20;
 
 /// `len` zeroed values in one allocation, advised for huge pages when it is
