@@ -4,7 +4,7 @@
 //! methods of [`Inventory`](crate::Inventory) stay the main API;
 //! [`Inventory::apply`](crate::Inventory::apply) is a thin dispatcher.
 
-use crate::ids::{Channel, Line, ReservationId, ReservationState, Sku, StoreId};
+use crate::types::{Channel, Level, Line, ReservationId, ReservationState, Sku, StoreId};
 use serde::{Deserialize, Serialize};
 
 /// One operation of the contract.
@@ -91,43 +91,6 @@ pub enum Command {
     },
     /// Expire overdue reservations and forget old terminal ones.
     Expire,
-}
-
-/// An item's stock as one consistent reading.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Level {
-    /// Units physically held.
-    pub on_hand: u32,
-    /// Units promised to pending reservations; never more than `on_hand`.
-    pub reserved: u32,
-    /// Units the online channel may not take.
-    pub safety_stock: u32,
-    /// `on_hand - reserved - safety_stock`, floored at 0.
-    pub available_online: u32,
-    /// `on_hand - reserved`.
-    pub available_in_store: u32,
-}
-
-impl Level {
-    /// The level of a cell with these three fields.
-    pub const fn new(on_hand: u32, reserved: u32, safety_stock: u32) -> Self {
-        let available_in_store = on_hand.saturating_sub(reserved);
-        Level {
-            on_hand,
-            reserved,
-            safety_stock,
-            available_online: available_in_store.saturating_sub(safety_stock),
-            available_in_store,
-        }
-    }
-
-    /// Units available to `channel`.
-    pub const fn available(&self, channel: Channel) -> u32 {
-        match channel {
-            Channel::Online => self.available_online,
-            Channel::InStore => self.available_in_store,
-        }
-    }
 }
 
 /// The answer to reserve, commit, release and extend.

@@ -4,7 +4,7 @@
 //! and reach the same stock. Records are only built when an observer is
 //! installed: an engine without one pays a single branch per operation.
 
-use crate::ids::{Channel, ItemKey, Line, ReservationId, ReservationState};
+use crate::types::{Channel, ItemKey, Line, ReservationId, ReservationState};
 use serde::{Deserialize, Serialize};
 
 /// One change made by a successful operation (or by expiry).

@@ -3,7 +3,7 @@
 //! needs to react: which item, how much was asked, how much there was.
 //! A failed operation never changes stock.
 
-use crate::ids::{ReservationId, Sku, StoreId};
+use crate::types::{ReservationId, Sku, StoreId};
 use std::fmt;
 
 /// Why an operation was refused. Nothing changed (apart from the lazy expiry

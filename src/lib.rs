@@ -47,7 +47,7 @@
 //!   takes its units.
 //! - **Two small `unsafe` modules.** Lock-free structures are built from
 //!   atomics and never-freed arena segments, without `unsafe`. The
-//!   exceptions, each tested under Miri: `src/huge_pages.rs` allocates the
+//!   exceptions, each tested under Miri: `src/stock/huge_pages.rs` allocates the
 //!   item table zeroed and asks the kernel for huge pages under it before
 //!   its first write, and `src/prefetch.rs` issues a prefetch instruction
 //!   (a hint that reads nothing into the program). `unsafe_code` is denied
@@ -62,7 +62,7 @@
 //! Stock operations are one atomic step on one cell word. On a sold-out
 //! item a refused reserve (of up to 8 lines) only reads: the lines' table
 //! entries (which hold their cells), and its id's shard filter, which proves
-//! the id unknown without the shard's lock (see `src/id_filter.rs`; the
+//! the id unknown without the shard's lock (see `src/reservations/id_filter.rs`; the
 //! filters grow with the reservations remembered, and
 //! [`InventoryBuilder::expected_reservations`] sizes them up front); no
 //! compare-and-swap, no lock, no write. A reservation of up to 4 lines
@@ -77,7 +77,7 @@
 //! block take neighbouring places in its id table and filter, so order
 //! numbers issued in sequence reuse the cache lines their predecessors
 //! brought in while neighbours in flight at once take different locks
-//! (`src/id_hash.rs`). An item costs about 31 bytes (a 24-byte entry in a
+//! (`src/reservations/id_placement.rs`). An item costs about 31 bytes (a 24-byte entry in a
 //! table at most 8/9 full, plus 4 bytes of creation order), a pending
 //! single-line reservation about 69 (a 32-byte slab record, its 8-byte
 //! id-table slot in a table at most half full, and its deadline entry).
@@ -95,36 +95,26 @@
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
 
-mod cell;
 mod clock;
 mod command;
 mod effect;
+mod engine;
 mod error;
-mod expiry;
-mod extra_lines;
-// Under loom the item table is made entry by entry (loom's atomics are not
-// zero-valid integers), so nothing uses it.
-#[cfg(not(omnistock_loom))]
-mod huge_pages;
-mod id_filter;
-mod id_hash;
-mod id_table;
-mod ids;
-mod inventory;
+mod limits;
+#[cfg(feature = "model")]
 pub mod model;
 mod prefetch;
+#[cfg(feature = "replay")]
 pub mod replay;
-mod reservation;
-mod slab;
+mod reservations;
+mod stock;
 mod sync;
-mod table;
+mod types;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use command::{Command, Level, Outcome, ReservationAck, ReservationInfo};
+pub use command::{Command, Outcome, ReservationAck, ReservationInfo};
 pub use effect::{Effect, EffectObserver};
+pub use engine::{Inventory, InventoryBuilder, DEFAULT_EXPECTED_ITEMS};
 pub use error::{BuildError, Error};
-pub use ids::{Channel, ItemKey, Line, ReservationId, ReservationState, Sku, StoreId};
-pub use inventory::{
-    Inventory, InventoryBuilder, DEFAULT_EXPECTED_ITEMS, DEFAULT_RETENTION_MS, DEFAULT_TTL_MS,
-    MAX_LINES,
-};
+pub use limits::{DEFAULT_RETENTION_MS, DEFAULT_TTL_MS, MAX_LINES};
+pub use types::{Channel, ItemKey, Level, Line, ReservationId, ReservationState, Sku, StoreId};

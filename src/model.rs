@@ -26,10 +26,11 @@
 //! - `Error::Invalid` carries a reason text of the model's own; compare
 //!   errors by [`Error::name`] and their other fields.
 
-use crate::command::{Command, Level, Outcome, ReservationAck, ReservationInfo};
+use crate::command::{Command, Outcome, ReservationAck, ReservationInfo};
 use crate::error::Error;
-use crate::ids::{Channel, ItemKey, Line, ReservationId, ReservationState, Sku, StoreId};
-use crate::inventory::{DEFAULT_RETENTION_MS, DEFAULT_TTL_MS, MAX_LINES};
+use crate::limits::{DEFAULT_RETENTION_MS, DEFAULT_TTL_MS, MAX_LINES};
+use crate::types::Level;
+use crate::types::{Channel, ItemKey, Line, ReservationId, ReservationState, Sku, StoreId};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The three counters of an item.

@@ -423,7 +423,7 @@ fn creation_past_the_index_races_a_spawned_lookup() {
 /// one: the store number that marks the entry occupied is published after
 /// the sku and the store's id. The keys are chosen so that all four start
 /// probing at the same entry of the smallest table (checked by the unit test
-/// `loom_collision_keys_share_a_home` in `src/table.rs`), and the missing
+/// `loom_collision_keys_share_a_home` in `src/stock/item_table.rs`), and the missing
 /// ones share the zero sku or store id with an unwritten entry: a reader
 /// that saw the entry occupied but not its key would take the new item for
 /// them.

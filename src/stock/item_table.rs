@@ -42,10 +42,10 @@
 //! sequence, so every entry before it was occupied first, and entries are
 //! never emptied.
 
-use crate::cell::StockCell;
 use crate::error::BuildError;
-use crate::ids::{ItemKey, Sku, StoreId};
+use crate::stock::cell::StockCell;
 use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Mutex, Ordering, RwLock};
+use crate::types::{ItemKey, Sku, StoreId};
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
@@ -129,14 +129,14 @@ const _: () = assert!(std::mem::size_of::<Entry>() == 24);
 // atomics are not plain integers.
 #[cfg(not(omnistock_loom))]
 #[allow(unsafe_code)]
-unsafe impl crate::huge_pages::Zeroable for Entry {}
+unsafe impl crate::stock::huge_pages::Zeroable for Entry {}
 
 /// The table's entries, all vacant: on memory advised for huge pages (see
 /// `huge_pages`), where a reserve's lookup of a random entry seldom misses
 /// the TLB.
 #[cfg(not(omnistock_loom))]
 fn vacant_entries(len: usize) -> Result<Box<[Entry]>, BuildError> {
-    crate::huge_pages::zeroed_slice("the item table", len)
+    crate::stock::huge_pages::zeroed_slice("the item table", len)
 }
 
 /// Under loom, entries made one by one.

@@ -33,7 +33,7 @@
 //! stays on.
 
 use crate::error::BuildError;
-use crate::id_hash;
+use crate::reservations::id_placement;
 use crate::sync::{AtomicU64, AtomicU8, Ordering};
 use std::sync::OnceLock;
 
@@ -157,11 +157,11 @@ pub(crate) struct IdFilter {
 /// run, so the 16 ids of a run count in 16 neighbouring counters (see
 /// `id_hash`).
 fn positions(id: u64, len: usize) -> [usize; 2] {
-    let mut x = id_hash::run(id) ^ 0x243F_6A88_85A3_08D3;
+    let mut x = id_placement::run(id) ^ 0x243F_6A88_85A3_08D3;
     x = (x ^ (x >> 31)).wrapping_mul(0x7FB5_D329_728E_A185);
     x = (x ^ (x >> 27)).wrapping_mul(0x81DA_DEF4_BC2D_D44D);
     x ^= x >> 33;
-    let place = id_hash::place_in_run(id) as usize;
+    let place = id_placement::place_in_run(id) as usize;
     debug_assert!(len.is_power_of_two());
     let mask = len - 1;
     [
@@ -398,7 +398,7 @@ mod tests {
         let [a, b] = positions(first, len);
         for place in 0..16 {
             assert_eq!(
-                positions(first + place as u64 * id_hash::RUN_STRIDE, len),
+                positions(first + place as u64 * id_placement::RUN_STRIDE, len),
                 [(a + place) % len, (b + place) % len]
             );
         }
@@ -415,12 +415,12 @@ mod tests {
         // Ids as an order service numbers them, in runs as one shard sees
         // them; then ids never added, from another range.
         for id in 0..ids {
-            filter.add(id * id_hash::RUN_STRIDE);
+            filter.add(id * id_placement::RUN_STRIDE);
         }
         let sequence = filter.read_begin().unwrap();
         let fresh = 1u64 << 40;
         let proven = (fresh..fresh + 10_000)
-            .filter(|&id| filter.certainly_absent_since(id * id_hash::RUN_STRIDE, sequence))
+            .filter(|&id| filter.certainly_absent_since(id * id_placement::RUN_STRIDE, sequence))
             .count();
         // About 95 % expected; the hashes are fixed, so this is exact.
         assert!(
@@ -428,7 +428,7 @@ mod tests {
             "only {proven} of 10000 unknown ids proven unknown"
         );
         for id in (0..ids).step_by(97) {
-            assert!(!filter.certainly_absent_since(id * id_hash::RUN_STRIDE, sequence));
+            assert!(!filter.certainly_absent_since(id * id_placement::RUN_STRIDE, sequence));
         }
     }
 
@@ -537,7 +537,7 @@ mod tests {
             (fresh..fresh + 10_000)
                 .filter(|&id| {
                     self.filter
-                        .certainly_absent_since(id * id_hash::RUN_STRIDE, sequence)
+                        .certainly_absent_since(id * id_placement::RUN_STRIDE, sequence)
                 })
                 .count()
         }
@@ -547,7 +547,7 @@ mod tests {
     fn the_filter_grows_with_the_ids_remembered_and_shrinks_back() {
         let mut shard = Remembered::new(MIN_COUNTERS);
         for id in 0..20_000u64 {
-            shard.add(id * id_hash::RUN_STRIDE);
+            shard.add(id * id_placement::RUN_STRIDE);
         }
         // Doubling at the least would be 8 rebuilds to reach 160k
         // counters; jumping to the fitting level takes fewer.
@@ -563,7 +563,7 @@ mod tests {
         let sequence = fixed.read_begin().unwrap();
         let fresh = 1u64 << 40;
         let proven_by_fixed = (fresh..fresh + 10_000)
-            .filter(|&id| fixed.certainly_absent_since(id * id_hash::RUN_STRIDE, sequence))
+            .filter(|&id| fixed.certainly_absent_since(id * id_placement::RUN_STRIDE, sequence))
             .count();
         assert!(proven_by_fixed < 1_000, "{proven_by_fixed}");
 
@@ -577,7 +577,7 @@ mod tests {
         // the stale counts of its earlier use would prove nothing wrong,
         // but would stop proving anything right).
         for id in 100_000..120_000u64 {
-            shard.add(id * id_hash::RUN_STRIDE);
+            shard.add(id * id_placement::RUN_STRIDE);
         }
         assert!(shard.proven_unknown() > 8_500);
     }
@@ -586,7 +586,7 @@ mod tests {
     fn a_reader_overlapping_a_rebuild_proves_nothing() {
         let filter = IdFilter::with_counters(MIN_COUNTERS);
         let sequence = filter.read_begin().unwrap();
-        let (known, unknown) = (42 * id_hash::RUN_STRIDE, 43 * id_hash::RUN_STRIDE);
+        let (known, unknown) = (42 * id_placement::RUN_STRIDE, 43 * id_placement::RUN_STRIDE);
         filter.rebuild(3, [known]);
         assert_eq!(filter.len(), level_len(3));
         // Unknown, but the reader began before the rebuild.
@@ -609,7 +609,7 @@ mod tests {
         assert!(!shard.filter.certainly_absent_since(7, sequence));
         // Enough other ids to make it grow: the recount starts from zero.
         for id in 1000..1200u64 {
-            shard.add(id * id_hash::RUN_STRIDE);
+            shard.add(id * id_placement::RUN_STRIDE);
         }
         assert_eq!(shard.rebuilds, 1);
         let sequence = shard.filter.read_begin().unwrap();
@@ -620,7 +620,9 @@ mod tests {
     fn an_off_filter_counts_nothing_until_refusals_switch_it_on() {
         let filter = IdFilter::off(2 * MIN_COUNTERS);
         assert_eq!(filter.len(), 0);
-        let ids: Vec<u64> = (0..300u64).map(|id| id * id_hash::RUN_STRIDE).collect();
+        let ids: Vec<u64> = (0..300u64)
+            .map(|id| id * id_placement::RUN_STRIDE)
+            .collect();
         for &id in &ids {
             filter.add(id);
         }
@@ -644,7 +646,7 @@ mod tests {
         }
         let fresh = 1u64 << 40;
         let proven = (fresh..fresh + 1000)
-            .filter(|&id| filter.certainly_absent_since(id * id_hash::RUN_STRIDE, sequence))
+            .filter(|&id| filter.certainly_absent_since(id * id_placement::RUN_STRIDE, sequence))
             .count();
         assert!(proven > 800, "{proven} of 1000");
         // Once on it stays on: with no ids left it shrinks to the size it

@@ -431,7 +431,7 @@ mod tests {
     /// 5.2 slots read and 9.0 entries shifted, against 1.2-1.3 and 0.4.
     #[test]
     fn runs_in_steady_state_probe_and_shift_little() {
-        let hasher = crate::id_hash::IdHasher::default();
+        let hasher = crate::reservations::id_placement::IdHasher::default();
         let mut table = IdTable::default();
         let mut live = std::collections::VecDeque::new();
         let mut position = 0u32;

@@ -7,85 +7,16 @@
 
 use crate::effect::{Effect, EffectLog};
 use crate::error::BuildError;
-use crate::expiry::{DeadlineIndex, Filed, Finished};
-use crate::extra_lines::{ExtraLines, MoreLines, BLOCK_LINES};
-use crate::id_filter::{IdFilter, REFUSALS_BEFORE_GROWING};
-use crate::id_hash::{IdHasher, KeyedId};
-use crate::id_table::{IdTable, Vacancy};
-use crate::ids::{Channel, Line, ReservationId, ReservationState};
-use crate::slab::Slab;
+use crate::reservations::deadlines::{DeadlineIndex, Filed, Finished};
+use crate::reservations::extra_lines::{ExtraLines, MoreLines};
+use crate::reservations::held_lines::{HeldLine, HeldLines};
+use crate::reservations::id_filter::{IdFilter, REFUSALS_BEFORE_GROWING};
+use crate::reservations::id_placement::{IdHasher, KeyedId};
+use crate::reservations::id_table::{IdTable, Vacancy};
+use crate::reservations::slab::Slab;
+use crate::stock::item_table::ItemTable;
 use crate::sync::Mutex;
-use crate::table::ItemTable;
-
-/// One held line: `qty` units in the cell at index `cell`. The item's key is
-/// read back from the item table, so a record stays small.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct HeldLine {
-    pub(crate) cell: u32,
-    pub(crate) qty: u32,
-}
-
-impl HeldLine {
-    /// The line as the caller wrote it.
-    pub(crate) fn line(&self, items: &ItemTable) -> Line {
-        let key = items.key(self.cell);
-        Line::new(key.sku, key.store, self.qty)
-    }
-}
-
-/// A new reservation's held lines in request order, on their way into
-/// [`ReservationShard::insert`]: inline up to the most a record and one
-/// block of [`ExtraLines`] hold, so a cart of up to 4 lines allocates
-/// nothing; longer carts spill into a `Vec`.
-#[derive(Debug)]
-pub(crate) struct HeldLines {
-    inline: [HeldLine; INLINE_LINES],
-    len: usize,
-    spilled: Vec<HeldLine>,
-}
-
-/// Lines `HeldLines` holds without allocating.
-const INLINE_LINES: usize = 1 + BLOCK_LINES;
-
-impl HeldLines {
-    /// No lines yet.
-    pub(crate) fn new() -> Self {
-        HeldLines {
-            inline: [HeldLine { cell: 0, qty: 0 }; INLINE_LINES],
-            len: 0,
-            spilled: Vec::new(),
-        }
-    }
-
-    /// A single-line cart's.
-    pub(crate) fn one(line: HeldLine) -> Self {
-        let mut lines = HeldLines::new();
-        lines.push(line);
-        lines
-    }
-
-    /// Adds the next line.
-    pub(crate) fn push(&mut self, line: HeldLine) {
-        if self.len < INLINE_LINES {
-            self.inline[self.len] = line;
-        } else {
-            if self.spilled.is_empty() {
-                self.spilled.extend_from_slice(&self.inline);
-            }
-            self.spilled.push(line);
-        }
-        self.len += 1;
-    }
-
-    /// The lines, in the order pushed.
-    pub(crate) fn as_slice(&self) -> &[HeldLine] {
-        if self.len <= INLINE_LINES {
-            &self.inline[..self.len]
-        } else {
-            &self.spilled
-        }
-    }
-}
+use crate::types::{Channel, Line, ReservationId, ReservationState};
 
 /// When a reservation made or extended at `now` with `ttl` is due: the
 /// reported deadline and whether `now + ttl` saturated, which the contract

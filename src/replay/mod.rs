@@ -20,10 +20,11 @@
 //! ```
 
 use crate::clock::{Clock, ManualClock};
-use crate::command::{Command, Level, Outcome, ReservationAck, ReservationInfo};
+use crate::command::{Command, Outcome, ReservationAck, ReservationInfo};
+use crate::engine::Inventory;
 use crate::error::Error;
-use crate::ids::{Channel, Line, ReservationId, Sku, StoreId};
-use crate::inventory::Inventory;
+use crate::types::Level;
+use crate::types::{Channel, Line, ReservationId, Sku, StoreId};
 use std::fmt::{self, Write as _};
 use std::io::{self, BufRead, Write};
 use std::sync::Arc;

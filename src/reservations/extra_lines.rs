@@ -5,11 +5,11 @@
 //! and finding them is an index, not a hash lookup. Longer carts keep theirs
 //! in a boxed slice. Used only under the shard lock.
 
-use crate::reservation::HeldLine;
-use crate::slab::Slab;
+use crate::reservations::held_lines::{HeldLine, INLINE_LINES};
+use crate::reservations::slab::Slab;
 
 /// Lines a block holds.
-pub(crate) const BLOCK_LINES: usize = 3;
+pub(crate) const BLOCK_LINES: usize = INLINE_LINES - 1;
 
 /// A block: its lines first, then unused entries of quantity 0 (a held
 /// line holds at least one unit).

@@ -25,7 +25,7 @@
 //! retention period: that read missed the cache about once every two
 //! reservations forgotten.
 
-use crate::extra_lines::MoreLines;
+use crate::reservations::extra_lines::MoreLines;
 use std::collections::{BTreeSet, VecDeque};
 
 /// A terminal reservation waiting to be forgotten.

@@ -4,9 +4,9 @@
 //! instruction, so no thread can ever observe an oversold cell. Nothing
 //! outside this module writes the word.
 
-use crate::command::Level;
-use crate::ids::Channel;
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
+use crate::types::Channel;
+use crate::types::Level;
 
 /// `on_hand` lives in the high half of the word, `reserved` in the low half.
 const SHIFT: u32 = 32;
@@ -25,7 +25,7 @@ const fn unpack(word: u64) -> (u32, u32) {
 pub(crate) struct StockCell {
     word: AtomicU64,
     safety_stock: AtomicU32,
-    /// Not a counter: the item table (`src/table.rs`) keeps the item's
+    /// Not a counter: the item table (`src/stock/item_table.rs`) keeps the item's
     /// interned store here, in what would otherwise be padding after
     /// `safety_stock`, so that a table entry (cell and sku) is 24 bytes, not
     /// 32. Nothing in this module reads or writes it.

@@ -1,0 +1,209 @@
+//! [`InventoryBuilder`]: the settings of an [`Inventory`] and the checked
+//! allocation of its tables. Nothing is allocated until `build`.
+
+use super::{Inventory, RESERVATION_SHARDS};
+use crate::clock::{Clock, SystemClock};
+use crate::effect::EffectObserver;
+use crate::error::BuildError;
+use crate::limits::{DEFAULT_RETENTION_MS, DEFAULT_TTL_MS};
+use crate::reservations::id_filter::{self};
+use crate::reservations::id_placement::IdHasher;
+use crate::reservations::shard::Shard;
+use crate::stock::item_table::ItemTable;
+use crossbeam_utils::CachePadded;
+use std::fmt;
+use std::sync::Arc;
+
+/// Items the lock-free item index is sized for unless told otherwise.
+pub const DEFAULT_EXPECTED_ITEMS: usize = 65_536;
+
+/// Configures an [`Inventory`]: clock, default ttl, retention, observer.
+///
+/// ```
+/// use std::sync::Arc;
+/// use omnistock::{Inventory, ManualClock};
+///
+/// let clock = Arc::new(ManualClock::new());
+/// let inventory = Inventory::builder()
+///     .clock(clock.clone())
+///     .default_ttl_ms(60_000)
+///     .retention_ms(3_600_000)
+///     .build();
+/// assert_eq!(inventory.now_ms(), 0);
+/// ```
+pub struct InventoryBuilder {
+    clock: Arc<dyn Clock>,
+    expected_items: usize,
+    expected_reservations: Option<usize>,
+    default_ttl_ms: u64,
+    retention_ms: u64,
+    observer: Option<Arc<dyn EffectObserver>>,
+}
+
+impl fmt::Debug for InventoryBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InventoryBuilder")
+            .field("clock", &self.clock)
+            .field("expected_items", &self.expected_items)
+            .field("expected_reservations", &self.expected_reservations)
+            .field("default_ttl_ms", &self.default_ttl_ms)
+            .field("retention_ms", &self.retention_ms)
+            .field("observer", &self.observer.is_some())
+            .finish()
+    }
+}
+
+impl Default for InventoryBuilder {
+    fn default() -> Self {
+        InventoryBuilder {
+            clock: Arc::new(SystemClock::new()),
+            expected_items: DEFAULT_EXPECTED_ITEMS,
+            expected_reservations: None,
+            default_ttl_ms: DEFAULT_TTL_MS,
+            retention_ms: DEFAULT_RETENTION_MS,
+            observer: None,
+        }
+    }
+}
+
+impl InventoryBuilder {
+    /// The source of time (default: [`SystemClock`]). Tests and simulations
+    /// pass a [`ManualClock`](crate::ManualClock).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Time to live of reservations made without one (default 15 minutes).
+    /// 0 is not a usable ttl and is replaced by the default.
+    pub fn default_ttl_ms(mut self, ms: u64) -> Self {
+        self.default_ttl_ms = if ms == 0 { DEFAULT_TTL_MS } else { ms };
+        self
+    }
+
+    /// How many items (`(sku, store)` pairs) the inventory is sized for
+    /// (default 65,536). Built up front: the lock-free item table, cells
+    /// inline (31 bytes per expected item: 24-byte entries filled to at most
+    /// 8/9, plus 4 bytes recording the order of creation). It also sets the
+    /// smallest size of the reservation shards' id filters once they are on
+    /// (8 bytes per expected item, between 128 KiB and 2 MiB in all),
+    /// unless [`expected_reservations`](Self::expected_reservations) does.
+    /// Items
+    /// beyond it still work, through a slower locked map: size it for the
+    /// catalogue; size it small for many short-lived inventories (tests,
+    /// simulations). Taken as at least 16 and at most about 954 million
+    /// (30 GB); [`try_build`](Self::try_build) reports memory the system
+    /// refuses.
+    pub fn expected_items(mut self, items: usize) -> Self {
+        self.expected_items = items;
+        self
+    }
+
+    /// How many reservations the inventory will remember at once at most
+    /// (pending ones plus ended ones still within retention). It sets the
+    /// starting size of the id filters that let a reserve refused on a
+    /// sold-out item answer without taking a lock: 8 bytes per expected
+    /// reservation, between 128 KiB and 256 MiB in all, counting from the
+    /// start.
+    ///
+    /// Without it, each of the 256 reservation shards starts with its filter
+    /// off: a reserve and the forgetting of its reservation skip the
+    /// filter's counters (6 % of a cart's instructions and 11 % of its
+    /// cache misses on a large catalogue), and a
+    /// refused reserve takes its shard's lock. After a few such refusals in
+    /// one shard (a sell-out), that shard counts its ids into a filter
+    /// sized for them, under its lock, and from then on its refusals
+    /// answer without it. The filters follow the number of reservations
+    /// remembered: a shard whose filter gets crowded rebuilds it larger
+    /// under its lock, counting its ids in again (a pause for that shard
+    /// alone, like a hash table's growth, in proportion to the ids the
+    /// shard holds). Sizing them up front saves those rebuilds during the
+    /// first peak.
+    /// A filter shrinks back to its starting size once its shard remembers
+    /// few ids again; the larger sizes it used stay allocated, at most
+    /// twice the largest. Past 256 MiB in all, refusals gradually take the
+    /// lock again; the answers never change, only their cost.
+    ///
+    /// ```
+    /// use omnistock::Inventory;
+    /// // 200,000 orders a day, remembered for the default 24 hours.
+    /// let inventory = Inventory::builder().expected_reservations(200_000).build();
+    /// # drop(inventory);
+    /// ```
+    pub fn expected_reservations(mut self, reservations: usize) -> Self {
+        self.expected_reservations = Some(reservations);
+        self
+    }
+
+    /// How long terminal reservations are remembered for idempotency
+    /// (default 24 hours). After it, `expire()` forgets them and their ids
+    /// may be used again.
+    ///
+    /// Memory follows what is remembered, not its peak: once forgetting
+    /// has freed three quarters of a reservation shard's record places
+    /// (after a flash sale, say), `expire()` compacts that shard's records,
+    /// id table and deadline queues to their present size, and its id
+    /// filter shrinks back to its starting size. The memory goes back to
+    /// the allocator.
+    pub fn retention_ms(mut self, ms: u64) -> Self {
+        self.retention_ms = ms;
+        self
+    }
+
+    /// Receives the effect records of every successful mutation.
+    pub fn observer(mut self, observer: Arc<dyn EffectObserver>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// The inventory, empty.
+    ///
+    /// # Panics
+    ///
+    /// If the memory that `expected_items` and `expected_reservations` ask
+    /// for up front cannot be allocated (about 31 bytes per expected item).
+    /// [`try_build`](Self::try_build) reports that as an error instead.
+    pub fn build(self) -> Inventory {
+        self.try_build().unwrap_or_else(|error| panic!("{error}"))
+    }
+
+    /// The inventory, empty; or, if the system refuses the memory that
+    /// `expected_items` and `expected_reservations` ask for up front, a
+    /// [`BuildError`] saying how much, and nothing allocated.
+    ///
+    /// ```no_run
+    /// use omnistock::Inventory;
+    /// // A mistyped catalogue size: taken as the largest table, about 954
+    /// // million items and 30 GB, which most machines refuse.
+    /// match Inventory::builder().expected_items(usize::MAX).try_build() {
+    ///     Ok(inventory) => println!("built for {} items", inventory.item_count()),
+    ///     Err(error) => println!("{error}"),
+    /// }
+    /// ```
+    pub fn try_build(self) -> Result<Inventory, BuildError> {
+        let filter_counters = id_filter::counters_per_shard(
+            self.expected_items,
+            self.expected_reservations,
+            RESERVATION_SHARDS,
+        );
+        // Without a figure for the reservations, a shard counts ids only
+        // once refusals show it pays (see id_filter).
+        let filter_on = self.expected_reservations.is_some();
+        let mut reservations = Vec::with_capacity(RESERVATION_SHARDS);
+        for _ in 0..RESERVATION_SHARDS {
+            reservations.push(CachePadded::new(Shard::try_new(
+                filter_counters,
+                filter_on,
+            )?));
+        }
+        Ok(Inventory {
+            items: ItemTable::try_new(self.expected_items)?,
+            reservations: reservations.into_boxed_slice(),
+            id_hasher: IdHasher::default(),
+            clock: self.clock,
+            default_ttl_ms: self.default_ttl_ms,
+            retention_ms: self.retention_ms,
+            observer: self.observer,
+        })
+    }
+}

@@ -1,0 +1,200 @@
+//! [`Inventory`]: the engine an order service embeds. It composes the item
+//! table (lock-free stock cells), the sharded reservation table with its
+//! deadline index, the injected clock and the effect observer. Stock
+//! operations touch one cell word with one atomic step; operations naming a
+//! reservation id take that id's shard lock, never a global one.
+
+mod builder;
+mod lifecycle;
+mod reserve;
+mod stock_ops;
+#[cfg(all(test, feature = "model", not(omnistock_loom)))]
+mod tests;
+
+pub use builder::{InventoryBuilder, DEFAULT_EXPECTED_ITEMS};
+
+use crate::clock::Clock;
+use crate::command::{Command, Outcome, ReservationAck};
+use crate::effect::{EffectLog, EffectObserver};
+use crate::error::Error;
+use crate::reservations::id_placement::{self, IdHasher};
+use crate::reservations::shard::{Reservation, Shard};
+use crate::stock::item_table::ItemTable;
+use crate::types::{ItemKey, Level, ReservationId, ReservationState};
+use crossbeam_utils::CachePadded;
+use std::fmt;
+use std::sync::Arc;
+
+/// Reservation shards: enough that threads reserving different ids rarely
+/// meet on one lock; neighbouring ids take different ones (see `id_hash`).
+const RESERVATION_SHARDS: usize = id_placement::SHARDS;
+
+/// In-memory stock for every `(sku, store)` and the reservations against it.
+///
+/// `Inventory` is `Send + Sync`: share it through an `Arc` and call it from
+/// any number of threads. Every operation is linearizable and follows the
+/// contract in `SEMANTICS.md`; no interleaving lets `reserved` pass
+/// `on_hand` on any item.
+///
+/// ```
+/// use omnistock::{Channel, Inventory, Line, ReservationId, ReservationState, Sku, StoreId};
+///
+/// let inventory = Inventory::new();
+/// let (sku, store) = (Sku(42), StoreId(1));
+/// inventory.restock(sku, store, 3)?;
+///
+/// let cart = ReservationId(1001);
+/// let held = inventory.reserve(cart, Channel::Online, &[Line::new(sku, store, 2)])?;
+/// assert_eq!(held.state, ReservationState::Pending);
+/// assert_eq!(inventory.level(sku, store)?.available_online, 1);
+///
+/// inventory.commit(cart)?;
+/// assert_eq!(inventory.level(sku, store)?.on_hand, 1);
+/// # Ok::<(), omnistock::Error>(())
+/// ```
+pub struct Inventory {
+    items: ItemTable,
+    reservations: Box<[CachePadded<Shard>]>,
+    /// Picks an id's shard.
+    id_hasher: IdHasher,
+    clock: Arc<dyn Clock>,
+    default_ttl_ms: u64,
+    retention_ms: u64,
+    observer: Option<Arc<dyn EffectObserver>>,
+}
+
+impl fmt::Debug for Inventory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Inventory")
+            .field("clock", &self.clock)
+            .field("default_ttl_ms", &self.default_ttl_ms)
+            .field("retention_ms", &self.retention_ms)
+            .field("observer", &self.observer.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Inventory {
+    fn default() -> Self {
+        Inventory::new()
+    }
+}
+
+impl Inventory {
+    /// An empty inventory on the system clock with the default ttl and
+    /// retention.
+    pub fn new() -> Self {
+        InventoryBuilder::default().build()
+    }
+
+    /// Configure clock, ttl, retention and observer.
+    pub fn builder() -> InventoryBuilder {
+        InventoryBuilder::default()
+    }
+
+    /// The time of the inventory's clock, in ms.
+    pub fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    /// The default time to live of reservations.
+    pub fn default_ttl_ms(&self) -> u64 {
+        self.default_ttl_ms
+    }
+
+    fn effects(&self) -> EffectLog {
+        EffectLog::new(self.observer.is_some())
+    }
+
+    fn publish(&self, effects: &mut EffectLog) {
+        effects.flush(self.observer.as_deref());
+    }
+
+    /// Runs one [`Command`]; the dispatcher behind the replay tool and the
+    /// model-based tests.
+    pub fn apply(&self, command: &Command) -> Result<Outcome, Error> {
+        match *command {
+            Command::Restock { sku, store, qty } => {
+                self.restock(sku, store, qty).map(Outcome::Level)
+            }
+            Command::SetOnHand { sku, store, qty } => {
+                self.set_on_hand(sku, store, qty).map(Outcome::Level)
+            }
+            Command::SetSafetyStock { sku, store, qty } => {
+                Ok(Outcome::Level(self.set_safety_stock(sku, store, qty)))
+            }
+            Command::Sell {
+                sku,
+                store,
+                qty,
+                channel,
+            } => self.sell(sku, store, qty, channel).map(Outcome::Level),
+            Command::Level { sku, store } => self.level(sku, store).map(Outcome::Level),
+            Command::Reserve {
+                id,
+                channel,
+                ttl_ms,
+                ref lines,
+            } => self
+                .reserve_with_ttl(id, channel, lines, ttl_ms.unwrap_or(self.default_ttl_ms))
+                .map(Outcome::Reservation),
+            Command::Commit { id } => self.commit(id).map(Outcome::Reservation),
+            Command::Release { id } => self.release(id).map(Outcome::Reservation),
+            Command::Extend { id, ttl_ms } => self.extend(id, ttl_ms).map(Outcome::Reservation),
+            Command::Get { id } => self.get(id).map(Outcome::Info),
+            Command::Expire => Ok(Outcome::Expired(self.expire())),
+        }
+    }
+
+    /// How many items exist.
+    pub fn item_count(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Every item with its level, in the order the items were created.
+    pub fn items(&self) -> Vec<(ItemKey, Level)> {
+        let mut all = Vec::new();
+        self.items
+            .for_each(|key, cell| all.push((key, cell.level())));
+        all
+    }
+
+    /// Reservations remembered now: pending ones and terminal ones still in
+    /// the retention window.
+    pub fn reservation_count(&self) -> usize {
+        self.reservations
+            .iter()
+            .map(|shard| shard.records.lock().len())
+            .sum()
+    }
+
+    /// Pending reservations now (including overdue ones not yet expired).
+    pub fn pending_count(&self) -> usize {
+        self.reservations
+            .iter()
+            .map(|shard| shard.records.lock().pending_len())
+            .sum()
+    }
+}
+
+fn ack(id: ReservationId, reservation: &Reservation, replayed: bool) -> ReservationAck {
+    ReservationAck {
+        id,
+        state: reservation.state,
+        replayed,
+        expires_at_ms: (reservation.state == ReservationState::Pending)
+            .then_some(reservation.expires_at),
+    }
+}
+
+fn zero_qty() -> Error {
+    Error::Invalid {
+        reason: "quantity must be at least 1",
+    }
+}
+
+fn zero_ttl() -> Error {
+    Error::Invalid {
+        reason: "ttl must be at least 1 ms",
+    }
+}

@@ -1,0 +1,134 @@
+//! Stock operations: restock, cycle counts, safety stock, sales and
+//! reading a level. Each is one atomic step on one item's cell word.
+
+use super::{zero_qty, Inventory};
+use crate::effect::{Effect, EffectLog};
+use crate::error::Error;
+use crate::stock::cell::{self, StockCell};
+use crate::types::{Channel, ItemKey, Level, Sku, StoreId};
+
+impl Inventory {
+    /// The item's cell, created empty if the item is new (recording that).
+    pub(super) fn cell_or_create(&self, key: ItemKey, effects: &mut EffectLog) -> &StockCell {
+        let (index, created) = self.items.find_or_create(key);
+        if created {
+            effects.push(|| Effect::ItemCreated { item: key });
+        }
+        self.items.cell(index)
+    }
+
+    pub(super) fn known_cell(&self, sku: Sku, store: StoreId) -> Result<&StockCell, Error> {
+        self.items
+            .get(ItemKey::new(sku, store))
+            .ok_or(Error::UnknownItem { sku, store })
+    }
+
+    /// Receives `qty` units (a delivery), creating the item if new.
+    ///
+    /// Errors: `Invalid` for 0, `Overflow` past `u32::MAX` units on hand.
+    pub fn restock(&self, sku: Sku, store: StoreId, qty: u32) -> Result<Level, Error> {
+        if qty == 0 {
+            return Err(zero_qty());
+        }
+        let key = ItemKey::new(sku, store);
+        let mut effects = self.effects();
+        let cell = self.cell_or_create(key, &mut effects);
+        let result = cell
+            .restock(qty)
+            .map_err(|cell::WouldOverflow { on_hand }| Error::Overflow {
+                sku,
+                store,
+                on_hand,
+                requested: qty,
+            });
+        if result.is_ok() {
+            effects.push(|| Effect::Stock {
+                item: key,
+                on_hand: i64::from(qty),
+                reserved: 0,
+            });
+        }
+        // A new item cannot overflow, so a failed restock created nothing.
+        self.publish(&mut effects);
+        result
+    }
+
+    /// A cycle count: sets `on_hand` to what was counted, creating the item
+    /// if new. Refused with `BelowReserved` when fewer units were counted
+    /// than pending reservations hold.
+    pub fn set_on_hand(&self, sku: Sku, store: StoreId, qty: u32) -> Result<Level, Error> {
+        let key = ItemKey::new(sku, store);
+        let mut effects = self.effects();
+        let cell = self.cell_or_create(key, &mut effects);
+        // A new cell has nothing reserved, so a refused count created nothing.
+        let result = cell.set_on_hand(qty);
+        let answer = match result {
+            Ok((level, delta)) => {
+                if delta != 0 {
+                    effects.push(|| Effect::Stock {
+                        item: key,
+                        on_hand: delta,
+                        reserved: 0,
+                    });
+                }
+                Ok(level)
+            }
+            Err(cell::BelowReserved { reserved }) => Err(Error::BelowReserved {
+                sku,
+                store,
+                reserved,
+            }),
+        };
+        self.publish(&mut effects);
+        answer
+    }
+
+    /// Sets the units the online channel may not take, creating the item if
+    /// new. Never fails.
+    pub fn set_safety_stock(&self, sku: Sku, store: StoreId, qty: u32) -> Level {
+        let key = ItemKey::new(sku, store);
+        let mut effects = self.effects();
+        let (level, delta) = self.cell_or_create(key, &mut effects).set_safety_stock(qty);
+        if delta != 0 {
+            effects.push(|| Effect::SafetyStock { item: key, delta });
+        }
+        self.publish(&mut effects);
+        level
+    }
+
+    /// An immediate sale without a reservation (a POS sale is
+    /// `Channel::InStore`): `on_hand -= qty` if the channel has that many
+    /// available.
+    pub fn sell(
+        &self,
+        sku: Sku,
+        store: StoreId,
+        qty: u32,
+        channel: Channel,
+    ) -> Result<Level, Error> {
+        if qty == 0 {
+            return Err(zero_qty());
+        }
+        let level = self.known_cell(sku, store)?.sell(qty, channel).map_err(
+            |cell::Short { available }| Error::Insufficient {
+                sku,
+                store,
+                requested: qty,
+                available,
+            },
+        )?;
+        let mut effects = self.effects();
+        effects.push(|| Effect::Stock {
+            item: ItemKey::new(sku, store),
+            on_hand: -i64::from(qty),
+            reserved: 0,
+        });
+        self.publish(&mut effects);
+        Ok(level)
+    }
+
+    /// The item's stock: one consistent reading of its cell.
+    pub fn level(&self, sku: Sku, store: StoreId) -> Result<Level, Error> {
+        Ok(self.known_cell(sku, store)?.level())
+    }
+}
