@@ -1,7 +1,8 @@
-//! The one error type of the crate. Each variant is a rule of the contract
-//! (`shared/SEMANTICS.md`) that a request broke, carrying what the caller
+//! The crate's errors. [`Error`]: each variant is a rule of the contract
+//! (`docs/CONTRACT.md`) that a request broke, carrying what the caller
 //! needs to react: which item, how much was asked, how much there was.
-//! A failed operation never changes stock.
+//! A failed operation never changes stock. [`BuildError`]: the memory an
+//! inventory's sizing asks for up front was refused.
 
 use crate::types::{ReservationId, Sku, StoreId};
 use std::fmt;

@@ -3,7 +3,7 @@
 //! Per-SKU, per-store stock that an order service embeds to reserve, commit
 //! and release units atomically, so that online checkouts, in-store sales and
 //! flash sales never oversell. The contract every operation follows is
-//! `SEMANTICS.md` (shipped with the project); [`Inventory`] is the engine.
+//! `docs/CONTRACT.md` in the repository; [`Inventory`] is the engine.
 //!
 //! # Examples
 //!
@@ -39,59 +39,47 @@
 //! - **All or nothing.** A multi-line reservation holds its lines one at a
 //!   time and gives back the ones it holds when a later line fails. While it
 //!   rolls back, a concurrent request for the same units may be refused as
-//!   `Insufficient` (retrying succeeds); no cell is ever over-reserved.
+//!   `Insufficient` (retrying succeeds); no cell is ever over-reserved. This
+//!   is a known gap (`docs/CORRECTNESS.md`).
 //! - **Exactly once.** Everything naming a reservation id runs under that
 //!   id's shard lock (one of 256): the same id reserved twice at once holds
 //!   units once, and of commit, release, lazy expiry and the reaper exactly
 //!   one moves a pending reservation to its terminal state and returns or
 //!   takes its units.
-//! - **Two small `unsafe` modules.** Lock-free structures are built from
-//!   atomics and never-freed arena segments, without `unsafe`. The
-//!   exceptions, each tested under Miri: `src/stock/huge_pages.rs` allocates the
+//! - **Two small `unsafe` modules.** `src/stock/huge_pages.rs` allocates the
 //!   item table zeroed and asks the kernel for huge pages under it before
 //!   its first write, and `src/prefetch.rs` issues a prefetch instruction
-//!   (a hint that reads nothing into the program). `unsafe_code` is denied
-//!   everywhere else.
-//! - **Checked**: loom models of each race (`tests/loom.rs`), a model-based
-//!   property test against a plain reference implementation of the contract
-//!   ([`model::ReferenceModel`]), golden replay scripts, and a multi-threaded
-//!   stress test that checks conservation of units.
+//!   (a hint that reads nothing into the program); both are tested under
+//!   Miri. `unsafe_code` is denied everywhere else.
+//! - **Checked** by loom models of each race, a model-based property test
+//!   against a plain reference implementation of the contract (feature
+//!   `model`: `model::ReferenceModel`), a deterministic simulator, golden
+//!   replay scripts, fuzzing and a multi-threaded stress test
+//!   (`docs/CORRECTNESS.md`).
 //!
 //! # Performance
 //!
-//! Stock operations are one atomic step on one cell word. On a sold-out
-//! item a refused reserve (of up to 8 lines) only reads: the lines' table
-//! entries (which hold their cells), and its id's shard filter, which proves
-//! the id unknown without the shard's lock (see `src/reservations/id_filter.rs`; the
-//! filters grow with the reservations remembered, and
-//! [`InventoryBuilder::expected_reservations`] sizes them up front); no
+//! Stock operations are one atomic step on one cell word. A reserve
+//! refused on a sold-out item (a cart of up to 8 lines) only reads: the
+//! lines' table entries, which hold their cells, and its id's shard
+//! filter, which proves the id unknown without the shard's lock; no
 //! compare-and-swap, no lock, no write. A reservation of up to 4 lines
-//! allocates nothing (its first line lives in its record, the others in a
-//! fixed block of a per-shard slab), and a multi-line cart reads all its
-//! items' entries before it looks any up, so their cache misses overlap.
-//! No hot path takes a global lock: items are found
-//! through a lock-free open-addressing index (size it with
+//! allocates nothing. No hot path takes a global lock: items are found
+//! through a lock-free open-addressing table (size it with
 //! [`InventoryBuilder::expected_items`]) and reservations through 256
-//! sharded locks. Reservation ids are laid out in blocks of 128: consecutive
-//! ids take different shards of a group of 8, and each shard's 16 ids of a
-//! block take neighbouring places in its id table and filter, so order
-//! numbers issued in sequence reuse the cache lines their predecessors
-//! brought in while neighbours in flight at once take different locks
-//! (`src/reservations/id_placement.rs`). An item costs about 31 bytes (a 24-byte entry in a
-//! table at most 8/9 full, plus 4 bytes of creation order), a pending
-//! single-line reservation about 69 (a 32-byte slab record, its 8-byte
-//! id-table slot in a table at most half full, and its deadline entry).
-//! `expire()` costs O(1) per in-order deadline it processes (O(log n) for
-//! the others), not per reservation pending. Effect records are only built
-//! when an [`EffectObserver`] is installed.
+//! sharded locks; [`InventoryBuilder::expected_reservations`] sizes the
+//! id filters up front. `expire()` costs what it processes, not what stays
+//! pending. Effect records are only built when an [`EffectObserver`] is
+//! installed. Figures and how to reproduce them: `docs/PERFORMANCE.md`.
 //!
 //! # Implementation notes
 //!
-//! `src/sync.rs` is the only place atomics and locks are imported from, so
-//! building with `--cfg omnistock_loom` runs the whole engine under loom.
-//! Cells live in an append-only arena and are named by `u32` indices that
-//! reservations keep; items are never removed. Time comes from an injected
-//! [`Clock`].
+//! `src/sync.rs` is the only place shared atomics and locks are imported
+//! from, so building with `--cfg omnistock_loom` runs the whole engine
+//! under loom. An item's cell lives in its entry of the item table and is
+//! named by a `u32` index that reservations keep; items are never removed,
+//! so the index stays valid. Time comes from an injected [`Clock`]. The
+//! subsystems and their invariants: `docs/ARCHITECTURE.md`.
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
 
@@ -118,3 +106,9 @@ pub use engine::{Inventory, InventoryBuilder, DEFAULT_EXPECTED_ITEMS};
 pub use error::{BuildError, Error};
 pub use limits::{DEFAULT_RETENTION_MS, DEFAULT_TTL_MS, MAX_LINES};
 pub use types::{Channel, ItemKey, Level, Line, ReservationId, ReservationState, Sku, StoreId};
+
+/// The README's examples, compiled and run as doc tests so they stay in
+/// step with the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

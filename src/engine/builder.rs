@@ -108,9 +108,8 @@ impl InventoryBuilder {
     ///
     /// Without it, each of the 256 reservation shards starts with its filter
     /// off: a reserve and the forgetting of its reservation skip the
-    /// filter's counters (6 % of a cart's instructions and 11 % of its
-    /// cache misses on a large catalogue), and a
-    /// refused reserve takes its shard's lock. After a few such refusals in
+    /// filter's counters (two counters each way, which miss the cache in a
+    /// large catalogue), and a refused reserve takes its shard's lock. After a few such refusals in
     /// one shard (a sell-out), that shard counts its ids into a filter
     /// sized for them, under its lock, and from then on its refusals
     /// answer without it. The filters follow the number of reservations
@@ -167,9 +166,13 @@ impl InventoryBuilder {
         self.try_build().unwrap_or_else(|error| panic!("{error}"))
     }
 
-    /// The inventory, empty; or, if the system refuses the memory that
-    /// `expected_items` and `expected_reservations` ask for up front, a
-    /// [`BuildError`] saying how much, and nothing allocated.
+    /// The inventory, empty.
+    ///
+    /// # Errors
+    ///
+    /// A [`BuildError`] saying for what and how many bytes, with nothing
+    /// allocated, if the system refuses the memory that `expected_items`
+    /// and `expected_reservations` ask for up front.
     ///
     /// ```no_run
     /// use omnistock::Inventory;

@@ -38,6 +38,12 @@ impl Inventory {
 
     /// Takes a pending reservation's units out of stock (the order is paid
     /// or shipped). Committing again answers `replayed: true`.
+    ///
+    /// # Errors
+    ///
+    /// After expiring the reservation if it is overdue:
+    /// [`Error::UnknownReservation`], [`Error::AlreadyReleased`], or
+    /// [`Error::Expired`] (also when this call expired it).
     pub fn commit(&self, id: ReservationId) -> Result<ReservationAck, Error> {
         self.with_reservation(id, |shard, at, now, effects, _| {
             match shard.record(at).state {
@@ -55,7 +61,12 @@ impl Inventory {
 
     /// Gives a pending reservation's units back (the cart was abandoned).
     /// Releasing a released or expired reservation answers ok with
-    /// `replayed: true` and its state; a committed one is `AlreadyCommitted`.
+    /// `replayed: true` and its state; one that this very call found overdue
+    /// and expired answers ok, `expired`, `replayed: false`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownReservation`], or [`Error::AlreadyCommitted`].
     pub fn release(&self, id: ReservationId) -> Result<ReservationAck, Error> {
         self.with_reservation(id, |shard, at, now, effects, expired_now| {
             match shard.record(at).state {
@@ -71,7 +82,15 @@ impl Inventory {
         })
     }
 
-    /// Moves a pending reservation's deadline to `now + ttl_ms`.
+    /// Moves a pending reservation's deadline to `now + ttl_ms` (from now,
+    /// not from the old deadline).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] for a `ttl_ms` of 0, before anything else; then,
+    /// after expiring the reservation if it is overdue,
+    /// [`Error::UnknownReservation`], [`Error::AlreadyCommitted`],
+    /// [`Error::AlreadyReleased`] or [`Error::Expired`].
     pub fn extend(&self, id: ReservationId, ttl_ms: u64) -> Result<ReservationAck, Error> {
         if ttl_ms == 0 {
             return Err(zero_ttl());
@@ -95,6 +114,11 @@ impl Inventory {
     }
 
     /// The reservation as it is now (an overdue one is expired first).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownReservation`] if the id was never recorded or has
+    /// been forgotten after retention.
     pub fn get(&self, id: ReservationId) -> Result<ReservationInfo, Error> {
         self.with_reservation(id, |shard, at, _, _, _| {
             let record = shard.record(at);
@@ -114,9 +138,9 @@ impl Inventory {
     /// with the reservations it processes, not with those it leaves alone.
     /// Run it periodically (every second or so) from a background thread;
     /// operations naming an overdue reservation expire it themselves. It is
-    /// also what frees memory: forgotten records, and the 16-byte deadline
-    /// entries that commits and releases leave behind until their deadline
-    /// passes, so an inventory that is never reaped keeps growing.
+    /// also what frees memory: forgotten records, and the deadline entries
+    /// that commits and releases leave behind until their deadline passes,
+    /// so an inventory that is never reaped keeps growing. Never fails.
     pub fn expire(&self) -> u64 {
         let mut expired = 0;
         let mut effects = self.effects();

@@ -26,15 +26,18 @@ use std::fmt;
 use std::sync::Arc;
 
 /// Reservation shards: enough that threads reserving different ids rarely
-/// meet on one lock; neighbouring ids take different ones (see `id_hash`).
+/// meet on one lock; neighbouring ids take different ones (see `id_placement`).
 const RESERVATION_SHARDS: usize = id_placement::SHARDS;
 
 /// In-memory stock for every `(sku, store)` and the reservations against it.
 ///
 /// `Inventory` is `Send + Sync`: share it through an `Arc` and call it from
-/// any number of threads. Every operation is linearizable and follows the
-/// contract in `SEMANTICS.md`; no interleaving lets `reserved` pass
-/// `on_hand` on any item.
+/// any number of threads. Every operation follows the contract in
+/// `docs/CONTRACT.md`, and no interleaving lets `reserved` pass `on_hand`
+/// on any item. Every operation is linearizable but one: a multi-line
+/// reserve that fails on a later line holds its earlier lines for a
+/// moment, and a concurrent request may be refused meanwhile (a known gap,
+/// see `docs/CORRECTNESS.md`).
 ///
 /// ```
 /// use omnistock::{Channel, Inventory, Line, ReservationId, ReservationState, Sku, StoreId};
@@ -111,7 +114,11 @@ impl Inventory {
     }
 
     /// Runs one [`Command`]; the dispatcher behind the replay tool and the
-    /// model-based tests.
+    /// model-based tests. A `Reserve` without a ttl takes the default one.
+    ///
+    /// # Errors
+    ///
+    /// Those of the operation the command names.
     pub fn apply(&self, command: &Command) -> Result<Outcome, Error> {
         match *command {
             Command::Restock { sku, store, qty } => {

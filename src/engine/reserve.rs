@@ -185,6 +185,10 @@ impl Inventory {
 
     /// Holds units for an order with the default ttl; see
     /// [`reserve_with_ttl`](Self::reserve_with_ttl).
+    ///
+    /// # Errors
+    ///
+    /// As [`reserve_with_ttl`](Self::reserve_with_ttl).
     pub fn reserve(
         &self,
         id: ReservationId,
@@ -203,6 +207,24 @@ impl Inventory {
     /// order given and the first that cannot be served is reported
     /// (`UnknownItem`, then `Insufficient` with what was available); on
     /// failure nothing stays held and the id stays free.
+    ///
+    /// A cart of several lines holds them one at a time and gives them back
+    /// if a later line fails; meanwhile a concurrent request for those units
+    /// may be refused (a known gap, see `docs/CORRECTNESS.md`).
+    ///
+    /// # Errors
+    ///
+    /// In this order (`docs/CONTRACT.md`):
+    ///
+    /// 1. [`Error::Invalid`]: no lines, more than [`MAX_LINES`](crate::MAX_LINES),
+    ///    a quantity of 0, the same item on two lines, or a `ttl_ms` of 0.
+    ///    Checked before anything else, lazy expiry included.
+    /// 2. For a known id (after expiring it if overdue): the same request
+    ///    answers ok with `replayed: true` when pending or committed, and
+    ///    [`Error::AlreadyReleased`] or [`Error::Expired`] otherwise; a
+    ///    different request is [`Error::IdConflict`].
+    /// 3. Line by line, in order: [`Error::UnknownItem`], then
+    ///    [`Error::Insufficient`] for the first line that cannot be served.
     pub fn reserve_with_ttl(
         &self,
         id: ReservationId,

@@ -23,9 +23,14 @@ impl Inventory {
             .ok_or(Error::UnknownItem { sku, store })
     }
 
-    /// Receives `qty` units (a delivery), creating the item if new.
+    /// Receives `qty` units (a delivery), creating the item if new, and
+    /// answers the item's level after it.
     ///
-    /// Errors: `Invalid` for 0, `Overflow` past `u32::MAX` units on hand.
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] for a `qty` of 0 (no item is created), then
+    /// [`Error::Overflow`] when `on_hand` would pass `u32::MAX`. Either way
+    /// nothing changes.
     pub fn restock(&self, sku: Sku, store: StoreId, qty: u32) -> Result<Level, Error> {
         if qty == 0 {
             return Err(zero_qty());
@@ -53,9 +58,13 @@ impl Inventory {
         result
     }
 
-    /// A cycle count: sets `on_hand` to what was counted, creating the item
-    /// if new. Refused with `BelowReserved` when fewer units were counted
-    /// than pending reservations hold.
+    /// A cycle count: sets `on_hand` to what was counted (0 allowed),
+    /// creating the item if new, and answers the level after it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BelowReserved`], with the units reserved now, when fewer
+    /// units were counted than pending reservations hold; nothing changes.
     pub fn set_on_hand(&self, sku: Sku, store: StoreId, qty: u32) -> Result<Level, Error> {
         let key = ItemKey::new(sku, store);
         let mut effects = self.effects();
@@ -83,8 +92,8 @@ impl Inventory {
         answer
     }
 
-    /// Sets the units the online channel may not take, creating the item if
-    /// new. Never fails.
+    /// Sets the units the online channel may not take (0 allowed), creating
+    /// the item if new, and answers the level after it. Never fails.
     pub fn set_safety_stock(&self, sku: Sku, store: StoreId, qty: u32) -> Level {
         let key = ItemKey::new(sku, store);
         let mut effects = self.effects();
@@ -98,7 +107,13 @@ impl Inventory {
 
     /// An immediate sale without a reservation (a POS sale is
     /// `Channel::InStore`): `on_hand -= qty` if the channel has that many
-    /// available.
+    /// available. Answers the level after the sale.
+    ///
+    /// # Errors
+    ///
+    /// In this order: [`Error::Invalid`] for a `qty` of 0,
+    /// [`Error::UnknownItem`], then [`Error::Insufficient`] with what the
+    /// channel had available. Nothing changes.
     pub fn sell(
         &self,
         sku: Sku,
@@ -128,6 +143,10 @@ impl Inventory {
     }
 
     /// The item's stock: one consistent reading of its cell.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownItem`] if the item was never created.
     pub fn level(&self, sku: Sku, store: StoreId) -> Result<Level, Error> {
         Ok(self.known_cell(sku, store)?.level())
     }

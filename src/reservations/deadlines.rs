@@ -4,7 +4,8 @@
 //! reservation processed and nothing per reservation left alone. It files
 //! slab positions (see `slab.rs`), not ids: the reaper goes from a due entry
 //! straight to the record, without looking the id up, and a deadline entry
-//! costs 16 bytes (a terminal one 24, see below). The records and their state live in the reservation shard.
+//! costs 16 bytes (a terminal one 24, see below). The records and their
+//! state live in the reservation shard.
 //!
 //! Deadlines are filed in two lanes. Most arrive in order: one ttl per
 //! shop and a clock that never goes backwards make each shard's deadlines
@@ -22,8 +23,11 @@
 //! A terminal reservation's entry holds what forgetting it needs besides
 //! its position (its id and where its extra lines are), so that the reaper
 //! forgets it without reading its record, which nothing has touched for a
-//! retention period: that read missed the cache about once every two
-//! reservations forgotten.
+//! retention period.
+//!
+//! Invariants: an in-order queue entry is live only while its record is
+//! pending with that very deadline; the finished queue is in the order of
+//! terminal times, so forgetting pops from its front.
 
 use crate::reservations::extra_lines::MoreLines;
 use std::collections::{BTreeSet, VecDeque};
