@@ -1,5 +1,12 @@
 //! Reserving: checking a cart, refusing it before the shard lock where
 //! that can be proven, and holding its lines under the id's shard lock.
+//!
+//! Invariants: an id is counted into its shard's id filter before any of
+//! its units are held, so a refusal without the lock never refuses a known
+//! id; a cart's lines are held one at a time, in line order, and a cart
+//! that fails gives back every line it held before the lock is released
+//! (until then a concurrent request may see those units as reserved: the
+//! known gap in `docs/CORRECTNESS.md`).
 
 use super::{ack, zero_ttl, Inventory};
 use crate::clock::Clock;
