@@ -5,18 +5,28 @@
 //! inventory's sizing asks for up front was refused.
 
 use crate::types::{ReservationId, Sku, StoreId};
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// Why an operation was refused. Nothing changed (apart from the lazy expiry
 /// of an overdue reservation the request named, which the contract performs
 /// before checking).
+///
+/// Its serde form is the replay format's error answer without `ok` and
+/// `message`: the name in `error` ([`Error::name`]), then the fields the
+/// caller reacts on. Two fields stay out of it, as in the replay format:
+/// the `reason` of [`Error::Invalid`] (it is in the message; it reads back
+/// as `""`) and the item of [`Error::BelowReserved`] (it reads back as
+/// sku 0 at store 0 when absent).
 #[non_exhaustive]
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "error", rename_all = "snake_case")]
 pub enum Error {
     /// The request itself is malformed (zero quantity, no lines, a line
     /// repeated, a zero ttl...). Fix the request; retrying it as is fails again.
     Invalid {
         /// What is wrong with the request.
+        #[serde(skip)]
         reason: &'static str,
     },
     /// A restock would take `on_hand` past `u32::MAX`.
@@ -34,8 +44,10 @@ pub enum Error {
     /// Release or commit reservations first, or count again.
     BelowReserved {
         /// The SKU.
+        #[serde(skip_serializing, default = "no_sku")]
         sku: Sku,
         /// The store.
+        #[serde(skip_serializing, default = "no_store")]
         store: StoreId,
         /// Units reserved now.
         reserved: u32,
@@ -89,6 +101,16 @@ pub enum Error {
         /// The reservation.
         id: ReservationId,
     },
+}
+
+/// The item of a deserialized [`Error::BelowReserved`] that does not name one.
+fn no_sku() -> Sku {
+    Sku(0)
+}
+
+/// See [`no_sku`].
+fn no_store() -> StoreId {
+    StoreId(0)
 }
 
 impl Error {

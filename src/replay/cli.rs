@@ -1,0 +1,171 @@
+//! The replay tool: an engine on a manual clock driven line by line
+//! ([`Replayer`]), the loop over a whole script ([`run`]) and the tool's
+//! command line ([`main`]). Every answer is written and flushed before the
+//! next line is read, so a program driving the tool through a pipe sees each
+//! answer as soon as it is made.
+
+use super::answer::{format_now, format_outcome, format_parse_error};
+use super::request::parse_request;
+use super::Request;
+use crate::clock::{Clock, ManualClock};
+use crate::engine::Inventory;
+use std::ffi::OsString;
+use std::io::{self, BufRead, Write};
+use std::sync::Arc;
+
+/// The tool's help, printed by `--help` and after a bad argument.
+pub const USAGE: &str = "\
+replay: runs a script of inventory operations on a fresh in-memory engine
+
+Usage: replay [-h | --help]
+
+Reads a script from standard input: one JSON request per line, such as
+  {\"op\":\"restock\",\"sku\":1,\"store\":2,\"qty\":10}
+  {\"op\":\"reserve\",\"id\":7,\"lines\":[{\"sku\":1,\"store\":2,\"qty\":2}]}
+  {\"op\":\"advance\",\"ms\":1000}
+Writes to standard output one JSON answer per non-blank line, in order, each
+flushed before the next line is read. The engine starts empty, on a manual
+clock at 0 ms that only `advance` moves. A line that cannot be read is
+answered {\"ok\":false,\"error\":\"parse\",\"message\":...} and the replay
+carries on. The ops, their fields and the answers are defined in the
+\"Replay format\" section of docs/CONTRACT.md.
+
+Options:
+  -h, --help  print this help and exit
+
+Exit status: 0 at the end of the input, 1 on a read or write error,
+2 on a bad argument.
+";
+
+/// An engine driven by a replay script: an [`Inventory`] with the default
+/// ttl and retention on a [`ManualClock`] that starts at 0 and moves only on
+/// `advance` lines.
+#[derive(Debug)]
+pub struct Replayer {
+    clock: Arc<ManualClock>,
+    inventory: Inventory,
+}
+
+impl Replayer {
+    /// A fresh engine at time 0 with no items and no reservations.
+    #[must_use]
+    pub fn new() -> Self {
+        let clock = Arc::new(ManualClock::new());
+        let inventory = Inventory::builder()
+            .clock(Arc::clone(&clock) as Arc<dyn Clock>)
+            .build();
+        Replayer { clock, inventory }
+    }
+
+    /// The engine the script drives, for inspection after a replay.
+    #[must_use]
+    pub fn inventory(&self) -> &Inventory {
+        &self.inventory
+    }
+
+    /// Applies one request line and returns its answer line (without the
+    /// newline), or `None` for a blank line.
+    pub fn handle_line(&mut self, line: &[u8]) -> Option<String> {
+        let answer = match parse_request(line) {
+            Ok(None) => return None,
+            Ok(Some(Request::Command(command))) => format_outcome(&self.inventory.apply(&command)),
+            Ok(Some(Request::Advance { ms })) => format_now(self.clock.advance(ms)),
+            Err(error) => format_parse_error(&error),
+        };
+        Some(answer)
+    }
+}
+
+impl Default for Replayer {
+    fn default() -> Self {
+        Replayer::new()
+    }
+}
+
+/// Replays a whole script on a fresh [`Replayer`]: reads `input` line by line
+/// (as bytes, split on `\n`; a trailing `\r` is JSON whitespace), writes one
+/// answer line per non-blank input line to `output` and flushes it before
+/// reading the next line, so a driver that waits for every answer before
+/// sending the next line works. Bad lines get a `parse` answer and never stop
+/// the replay.
+///
+/// # Errors
+///
+/// The first I/O error of `input` or `output`, which ends the replay early.
+pub fn run<R: BufRead, W: Write>(mut input: R, mut output: W) -> io::Result<()> {
+    let mut replayer = Replayer::new();
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if input.read_until(b'\n', &mut line)? == 0 {
+            break;
+        }
+        if line.last() == Some(&b'\n') {
+            line.pop();
+        }
+        if let Some(answer) = replayer.handle_line(&line) {
+            output.write_all(answer.as_bytes())?;
+            output.write_all(b"\n")?;
+            output.flush()?;
+        }
+    }
+    output.flush()
+}
+
+/// The replay tool's `main`: `args` are the arguments after the program
+/// name. With none, replays `input` to `output` ([`run`]); with `-h` or
+/// `--help`, writes [`USAGE`] to `output`; anything else is an error written
+/// with the usage to `errors`. Returns the exit status: 0 on success, 1 when
+/// reading or writing failed, 2 for a bad argument.
+///
+/// ```
+/// use omnistock::replay::main;
+///
+/// let mut output = Vec::new();
+/// let mut errors = Vec::new();
+/// let script = &b"{\"op\":\"advance\",\"ms\":5}\n"[..];
+/// assert_eq!(main(Vec::<String>::new(), script, &mut output, &mut errors), 0);
+/// assert_eq!(output, b"{\"ok\":true,\"now_ms\":5}\n");
+/// assert_eq!(main(["--verbose"], &b""[..], &mut output, &mut errors), 2);
+/// ```
+pub fn main<A, R, W, E>(args: A, input: R, mut output: W, mut errors: E) -> u8
+where
+    A: IntoIterator,
+    A::Item: Into<OsString>,
+    R: BufRead,
+    W: Write,
+    E: Write,
+{
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    match args.first() {
+        None => match run(input, output) {
+            Ok(()) => 0,
+            Err(error) => {
+                // Nothing more can be reported when stderr is gone too.
+                let _ = writeln!(errors, "replay: {error}");
+                1
+            }
+        },
+        Some(arg) if args.len() == 1 && (arg == "-h" || arg == "--help") => {
+            match output
+                .write_all(USAGE.as_bytes())
+                .and_then(|()| output.flush())
+            {
+                Ok(()) => 0,
+                Err(_) => 1,
+            }
+        }
+        Some(_) => {
+            let problem = match args.iter().find(|arg| *arg != "-h" && *arg != "--help") {
+                Some(arg) if arg.to_string_lossy().starts_with('-') => {
+                    format!("unknown option '{}'", arg.to_string_lossy())
+                }
+                Some(arg) => format!("unexpected argument '{}'", arg.to_string_lossy()),
+                None => "--help takes no other argument".to_string(),
+            };
+            let _ = write!(errors, "replay: {problem}\n\n{USAGE}");
+            let _ = errors.flush();
+            2
+        }
+    }
+}
