@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --release --example flash_sale -- [--workload hot|spread|mixed|zipf|memory]
-//!     [--engine omnistock|mutex|atomic-limit|redis|postgres|all|a,b,...]
+//!     [--engine omnistock|mutex|dashmap|atomic-limit|redis|postgres|all|a,b,...]
 //!     [--threads N] [--duration SECS] [--ops N] [--seed N] [--items N] ...
 //! ```
 //!
@@ -26,6 +26,7 @@ mod workload;
 
 use driver::{Ids, Report, Settings};
 use engines::atomic::AtomicLimit;
+use engines::dashmap::DashMapEngine;
 use engines::mutex::MutexEngine;
 use engines::omnistock::Omnistock;
 use engines::postgres::Postgres;
@@ -47,8 +48,8 @@ usage: flash_sale [options]
                       and restocks interleaved), zipf (spread, Zipf s=0.99
                       popularity), memory (resident bytes per item and per
                       pending reservation)
-  --engine LIST       omnistock (default), mutex, atomic-limit, redis, postgres,
-                      a comma-separated list, or all
+  --engine LIST       omnistock (default), mutex, dashmap, atomic-limit, redis,
+                      postgres, a comma-separated list, or all
   --threads N         shopper (load) threads (default: CPUs, at least 2)
   --duration SECS     stop after this long (default 10; 300 when --ops is given)
   --ops N             stop after N operations in total (carts, and in mixed POS
@@ -199,7 +200,7 @@ impl Config {
         for engine in &config.engines {
             if !engines::ALL.contains(&engine.as_str()) {
                 return Err(format!(
-                    "unknown engine `{engine}` (omnistock, mutex, atomic-limit, redis, postgres, all)"
+                    "unknown engine `{engine}` (omnistock, mutex, dashmap, atomic-limit, redis, postgres, all)"
                 ));
             }
         }
@@ -235,6 +236,10 @@ fn run_engine(config: &Config, name: &str, workload: &Workload) -> Outcome {
         ),
         "mutex" => {
             let engine = MutexEngine::new(Arc::clone(&clock), config.retention_ms);
+            outcome(driver::run(&engine, workload, s, clock))
+        }
+        "dashmap" => {
+            let engine = DashMapEngine::new(Arc::clone(&clock), config.retention_ms);
             outcome(driver::run(&engine, workload, s, clock))
         }
         "atomic-limit" => outcome(driver::run(&AtomicLimit::new(items), workload, s, clock)),
@@ -311,6 +316,13 @@ fn memory_workload(config: &Config) -> ExitCode {
         "mutex" => memory::measure(
             || Ok(MutexEngine::new(Arc::clone(&clock), memory::RETENTION_MS)),
             |e: &MutexEngine| Some(e.pending() as u64),
+            &clock,
+            items,
+            pending,
+        ),
+        "dashmap" => memory::measure(
+            || Ok(DashMapEngine::new(Arc::clone(&clock), memory::RETENTION_MS)),
+            |e: &DashMapEngine| Some(e.pending()),
             &clock,
             items,
             pending,

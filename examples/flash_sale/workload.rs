@@ -1,6 +1,7 @@
 //! The workloads: which items exist, their initial stock, and what a shopper
 //! does next. Items are numbered `0..n`; each engine maps the number to its
-//! own key (omnistock and mutex: a `(sku, store)` pair, see [`item_key`]).
+//! own key (omnistock, mutex and dashmap: a `(sku, store)` pair, see
+//! [`item_key`]).
 
 use omnistock::{Channel, ItemKey, Sku, StoreId};
 use std::time::Duration;

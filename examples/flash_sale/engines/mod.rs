@@ -5,13 +5,18 @@
 //! - [`omnistock`]: the crate.
 //! - [`mutex`]: one `Mutex` over `HashMap`s with the same bookkeeping
 //!   (records with ids, states, deadlines, idempotency, retention).
+//! - [`dashmap`]: the same bookkeeping on `DashMap`s, items as atomic cells.
+//!   `mutex` and `dashmap` share their records and client ([`books`]).
 //! - [`atomic`]: the bare hardware limit: the cell compare-and-swap and its
 //!   undo or commit on a dense array, no ids and no records.
-//! - [`redis`]: Lua scripts (EVALSHA) on a throwaway `redis-server`.
+//! - [`redis`]: Lua scripts (EVALSHA) on a throwaway `redis-server`,
+//!   through the `redis` crate.
 //! - [`postgres`]: a row per item and PL/pgSQL functions on a throwaway
-//!   PostgreSQL cluster.
+//!   PostgreSQL cluster, through the `postgres` crate.
 
 pub mod atomic;
+pub mod books;
+pub mod dashmap;
 pub mod mutex;
 pub mod omnistock;
 pub mod postgres;
@@ -22,7 +27,14 @@ use crate::workload::ItemSpec;
 use ::omnistock::Channel;
 
 /// Engines in the order `--engine all` runs them.
-pub const ALL: [&str; 5] = ["omnistock", "mutex", "atomic-limit", "redis", "postgres"];
+pub const ALL: [&str; 6] = [
+    "omnistock",
+    "mutex",
+    "dashmap",
+    "atomic-limit",
+    "redis",
+    "postgres",
+];
 
 /// One operation, items by number, lines as `(item, qty)` with distinct
 /// items. Commit and release carry the cart's lines too: only `atomic-limit`,

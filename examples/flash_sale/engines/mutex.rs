@@ -1,10 +1,11 @@
 //! The engine a team writes in an afternoon: one `std::sync::Mutex` over
-//! plain `HashMap`s. Same bookkeeping as omnistock: items by `(sku, store)`,
-//! reservation records by id with channel, lines, state and deadline, lazy
-//! expiry, idempotent replays, a deadline index for the reaper and
-//! retention of terminal records.
+//! plain `HashMap`s. Same bookkeeping as omnistock (see [`super::books`]):
+//! items by `(sku, store)`, reservation records by id, lazy expiry,
+//! idempotent replays, a deadline index for the reaper and retention of
+//! terminal records.
 
-use super::{Answer, Client, Engine, Op, Stock};
+use super::books::{self, available, settle, Books, BooksClient, Record, State};
+use super::{Answer, Engine, Stock};
 use crate::workload::{item_key, ItemSpec};
 use omnistock::{Channel, Clock, ItemKey, ManualClock};
 use std::collections::{BTreeSet, HashMap, VecDeque};
@@ -19,32 +20,12 @@ struct Cell {
 
 impl Cell {
     fn available(&self, channel: Channel) -> u32 {
-        let free = self.on_hand - self.reserved;
-        match channel {
-            Channel::Online => free.saturating_sub(self.safety),
-            Channel::InStore => free,
-        }
+        available(self.on_hand, self.reserved, self.safety, channel)
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum State {
-    Pending,
-    Committed,
-    Released,
-    Expired,
-}
-
-#[derive(Debug)]
-struct Record {
-    channel: Channel,
-    state: State,
-    expires_at: u64,
-    lines: Vec<(ItemKey, u32)>,
-}
-
 #[derive(Debug, Default)]
-struct Books {
+struct Tables {
     items: HashMap<ItemKey, Cell>,
     reservations: HashMap<u64, Record>,
     /// Pending reservations by `(deadline, id)`.
@@ -53,7 +34,7 @@ struct Books {
     finished: VecDeque<(u64, u64)>,
 }
 
-impl Books {
+impl Tables {
     /// Moves a pending reservation to `to`, returning or taking its units.
     fn finish(&mut self, id: u64, to: State, now: u64) {
         let record = self.reservations.get_mut(&id).expect("known id");
@@ -69,106 +50,107 @@ impl Books {
         self.deadlines.remove(&(record.expires_at, id));
         self.finished.push_back((now, id));
     }
-
-    /// Lazy expiry of one reservation; true if it expired now.
-    fn expire_if_overdue(&mut self, id: u64, now: u64) -> bool {
-        match self.reservations.get(&id) {
-            Some(r) if r.state == State::Pending && now >= r.expires_at => {
-                self.finish(id, State::Expired, now);
-                true
-            }
-            _ => false,
-        }
-    }
 }
 
-struct Shared {
-    books: Mutex<Books>,
+pub struct Shared {
+    tables: Mutex<Tables>,
     clock: Arc<ManualClock>,
     retention_ms: u64,
 }
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Books> {
-        self.books.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> MutexGuard<'_, Tables> {
+        self.tables.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
 
+impl Books for Shared {
     fn reserve(&self, id: u64, channel: Channel, lines: &[(ItemKey, u32)], ttl: u64) -> Answer {
-        let mut books = self.lock();
+        let mut tables = self.lock();
         let now = self.clock.now_ms();
-        if books.reservations.contains_key(&id) {
-            books.expire_if_overdue(id, now);
-            let record = &books.reservations[&id];
-            let mut a = record.lines.clone();
-            let mut b = lines.to_vec();
-            a.sort_unstable();
-            b.sort_unstable();
-            if record.channel != channel || a != b {
-                return Answer::Unexpected(format!("reserve {id}: id_conflict"));
+        if let Some(record) = tables.reservations.get(&id) {
+            if record.overdue(now) {
+                tables.finish(id, State::Expired, now);
             }
-            return Answer::Unexpected(format!("reserve {id}: replayed as {:?}", record.state));
+            return tables.reservations[&id].replay(id, channel, lines);
         }
         for (key, qty) in lines {
-            match books.items.get(key) {
+            match tables.items.get(key) {
                 None => return Answer::Unexpected(format!("reserve {id}: unknown item {key}")),
                 Some(cell) if cell.available(channel) < *qty => return Answer::Insufficient,
                 Some(_) => {}
             }
         }
         for (key, qty) in lines {
-            books.items.get_mut(key).expect("checked").reserved += qty;
+            tables.items.get_mut(key).expect("checked").reserved += qty;
         }
         let expires_at = now.saturating_add(ttl);
-        books.reservations.insert(
-            id,
-            Record {
-                channel,
-                state: State::Pending,
-                expires_at,
-                lines: lines.to_vec(),
-            },
-        );
-        books.deadlines.insert((expires_at, id));
+        tables
+            .reservations
+            .insert(id, Record::pending(channel, lines, expires_at));
+        tables.deadlines.insert((expires_at, id));
         Answer::Ok
     }
 
     fn finish(&self, id: u64, to: State) -> Answer {
-        let mut books = self.lock();
+        let mut tables = self.lock();
         let now = self.clock.now_ms();
-        let Some(record) = books.reservations.get(&id) else {
+        let Some(record) = tables.reservations.get(&id) else {
             return Answer::Unexpected(format!("{to:?} {id}: unknown reservation"));
         };
-        let state = record.state;
-        if books.expire_if_overdue(id, now) {
-            return Answer::Expired;
+        let (moved, answer) = settle(id, record.state, record.overdue(now), to);
+        if let Some(to) = moved {
+            tables.finish(id, to, now);
         }
-        match (state, to) {
-            (State::Pending, _) => {
-                books.finish(id, to, now);
+        answer
+    }
+
+    fn sell(&self, key: ItemKey, qty: u32, channel: Channel) -> Answer {
+        match self.lock().items.get_mut(&key) {
+            None => Answer::Unexpected(format!("sell {key}: unknown item")),
+            Some(cell) if cell.available(channel) < qty => Answer::Insufficient,
+            Some(cell) => {
+                cell.on_hand -= qty;
                 Answer::Ok
             }
-            (State::Expired, _) => Answer::Expired,
-            (state, to) => Answer::Unexpected(format!("{to:?} {id}: already {state:?}")),
         }
     }
 
+    fn restock(&self, key: ItemKey, qty: u32) -> Answer {
+        let mut tables = self.lock();
+        let cell = tables.items.entry(key).or_default();
+        match cell.on_hand.checked_add(qty) {
+            Some(on_hand) => {
+                cell.on_hand = on_hand;
+                Answer::Ok
+            }
+            None => Answer::Unexpected(format!("restock {key}: overflow")),
+        }
+    }
+
+    fn level(&self, key: ItemKey) -> Option<Stock> {
+        let tables = self.lock();
+        let cell = tables.items.get(&key)?;
+        Some(books::stock(cell.on_hand, cell.reserved, cell.safety))
+    }
+
     fn expire(&self) -> u64 {
-        let mut books = self.lock();
+        let mut tables = self.lock();
         let now = self.clock.now_ms();
         let mut expired = 0;
-        while let Some(&(deadline, id)) = books.deadlines.first() {
+        while let Some(&(deadline, id)) = tables.deadlines.first() {
             if deadline > now {
                 break;
             }
-            books.finish(id, State::Expired, now);
+            tables.finish(id, State::Expired, now);
             expired += 1;
         }
-        while let Some(&(at, id)) = books.finished.front() {
+        while let Some(&(at, id)) = tables.finished.front() {
             if now - at < self.retention_ms {
                 break;
             }
-            books.finished.pop_front();
-            books.reservations.remove(&id);
+            tables.finished.pop_front();
+            tables.reservations.remove(&id);
         }
         expired
     }
@@ -182,7 +164,7 @@ impl MutexEngine {
     pub fn new(clock: Arc<ManualClock>, retention_ms: u64) -> MutexEngine {
         MutexEngine {
             shared: Arc::new(Shared {
-                books: Mutex::new(Books::default()),
+                tables: Mutex::new(Tables::default()),
                 clock,
                 retention_ms,
             }),
@@ -194,93 +176,18 @@ impl MutexEngine {
     }
 }
 
-pub struct MutexClient {
-    shared: Arc<Shared>,
-    lines: Vec<(ItemKey, u32)>,
-    answer: Option<Answer>,
-}
-
-impl Client for MutexClient {
-    fn send(&mut self, op: Op<'_>) {
-        self.answer = Some(self.call(op));
-    }
-
-    fn recv(&mut self) -> Answer {
-        self.answer.take().expect("recv after send")
-    }
-
-    fn call(&mut self, op: Op<'_>) -> Answer {
-        let shared = &*self.shared;
-        match op {
-            Op::Reserve {
-                id,
-                channel,
-                lines,
-                ttl_ms,
-            } => {
-                self.lines.clear();
-                self.lines
-                    .extend(lines.iter().map(|&(item, qty)| (item_key(item), qty)));
-                shared.reserve(id, channel, &self.lines, ttl_ms)
-            }
-            Op::Commit { id, .. } => shared.finish(id, State::Committed),
-            Op::Release { id, .. } => shared.finish(id, State::Released),
-            Op::Sell { item, qty, channel } => {
-                let key = item_key(item);
-                let mut books = shared.lock();
-                match books.items.get_mut(&key) {
-                    None => Answer::Unexpected(format!("sell {key}: unknown item")),
-                    Some(cell) if cell.available(channel) < qty => Answer::Insufficient,
-                    Some(cell) => {
-                        cell.on_hand -= qty;
-                        Answer::Ok
-                    }
-                }
-            }
-            Op::Restock { item, qty } => {
-                let key = item_key(item);
-                let mut books = shared.lock();
-                let cell = books.items.entry(key).or_default();
-                match cell.on_hand.checked_add(qty) {
-                    Some(on_hand) => {
-                        cell.on_hand = on_hand;
-                        Answer::Ok
-                    }
-                    None => Answer::Unexpected(format!("restock {key}: overflow")),
-                }
-            }
-            Op::Level { item } => {
-                let key = item_key(item);
-                match shared.lock().items.get(&key) {
-                    Some(cell) => Answer::Level(Stock {
-                        on_hand: u64::from(cell.on_hand),
-                        reserved: u64::from(cell.reserved),
-                        safety: u64::from(cell.safety),
-                    }),
-                    None => Answer::Unexpected(format!("level {key}: unknown item")),
-                }
-            }
-            Op::Expire => Answer::Count(shared.expire()),
-        }
-    }
-}
-
 impl Engine for MutexEngine {
-    type Client = MutexClient;
+    type Client = BooksClient<Shared>;
     const NAME: &'static str = "mutex";
 
-    fn client(&self) -> Result<MutexClient, String> {
-        Ok(MutexClient {
-            shared: Arc::clone(&self.shared),
-            lines: Vec::with_capacity(4),
-            answer: None,
-        })
+    fn client(&self) -> Result<Self::Client, String> {
+        Ok(BooksClient::new(Arc::clone(&self.shared)))
     }
 
     fn stock(&self, specs: &[ItemSpec]) -> Result<(), String> {
-        let mut books = self.shared.lock();
+        let mut tables = self.shared.lock();
         for (i, spec) in specs.iter().enumerate() {
-            let cell = books.items.entry(item_key(i as u32)).or_default();
+            let cell = tables.items.entry(item_key(i as u32)).or_default();
             cell.on_hand += spec.stock;
             cell.safety = spec.safety;
         }
@@ -288,21 +195,7 @@ impl Engine for MutexEngine {
     }
 
     fn levels(&self, n: u32) -> Result<Vec<Stock>, String> {
-        let books = self.shared.lock();
-        (0..n)
-            .map(|i| {
-                let key = item_key(i);
-                books
-                    .items
-                    .get(&key)
-                    .map(|cell| Stock {
-                        on_hand: u64::from(cell.on_hand),
-                        reserved: u64::from(cell.reserved),
-                        safety: u64::from(cell.safety),
-                    })
-                    .ok_or_else(|| format!("level {key}: unknown item"))
-            })
-            .collect()
+        books::levels(&*self.shared, n)
     }
 
     fn remembered(&self) -> Result<u64, String> {

@@ -6,8 +6,10 @@
 //! root: PostgreSQL refuses to run as root), 64 connections, trust auth on
 //! loopback. Durability is off (`fsync`, `synchronous_commit`,
 //! `full_page_writes`), as Redis runs without persistence: both peers get
-//! their fastest in-memory-like setting. A minimal client of the v3 wire
-//! protocol over `TcpStream` (no dependency).
+//! their fastest in-memory-like setting. Clients are the `postgres` crate's
+//! synchronous ones; each connection lives on a thread of its own that runs
+//! the calls its shopper hands it, so one load thread keeps a call in flight
+//! on each of its connections, as with redis.
 //!
 //! Multi-line carts lock their items in item order (the client sorts lines),
 //! the reaper locks due reservations with `SKIP LOCKED` and then their items
@@ -20,10 +22,12 @@ use super::server::{
 use super::{sorted_lines, Answer, Client, Engine, Op, Stock};
 use crate::workload::ItemSpec;
 use omnistock::{Channel, Clock, ManualClock};
-use std::fmt::Write as _;
-use std::io::{self, BufReader, Read, Write};
-use std::net::{Ipv4Addr, TcpStream};
+use postgres::error::SqlState;
+use postgres::types::ToSql;
+use postgres::{NoTls, Row, Statement};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
+use std::thread;
 use std::time::Duration;
 
 const SCHEMA: &str = r"
@@ -159,246 +163,224 @@ BEGIN
 END $$;
 ";
 
-/// Prepared statements every connection makes, by name.
-const STATEMENTS: [(&str, &str); 7] = [
-    (
-        "reserve",
-        "SELECT os_reserve($1::bigint, $2::int, $3::int[], $4::int[], $5::bigint, $6::bigint)",
-    ),
-    ("finish", "SELECT os_finish($1::bigint, $2::int, $3::bigint)"),
-    ("sell", "SELECT os_sell($1::int, $2::int, $3::int)"),
-    (
-        "restock",
-        "UPDATE items SET on_hand = on_hand + $2::int WHERE id = $1::int",
-    ),
-    (
-        "level",
-        "SELECT on_hand, reserved, safety FROM items WHERE id = $1::int",
-    ),
-    ("expire", "SELECT os_expire($1::bigint, $2::bigint, $3::int)"),
-    (
-        "stock",
-        "INSERT INTO items (id, on_hand, safety) SELECT * FROM unnest($1::int[], $2::int[], $3::int[])",
-    ),
-];
+/// The statements every connection prepares.
+const RESERVE: &str =
+    "SELECT os_reserve($1::bigint, $2::int, $3::int[], $4::int[], $5::bigint, $6::bigint)";
+const FINISH: &str = "SELECT os_finish($1::bigint, $2::int, $3::bigint)";
+const SELL: &str = "SELECT os_sell($1::int, $2::int, $3::int)";
+const RESTOCK: &str = "UPDATE items SET on_hand = on_hand + $2::int WHERE id = $1::int";
+const LEVEL: &str = "SELECT on_hand, reserved, safety FROM items WHERE id = $1::int";
+const EXPIRE: &str = "SELECT os_expire($1::bigint, $2::bigint, $3::int)";
+const STOCK: &str =
+    "INSERT INTO items (id, on_hand, safety) SELECT * FROM unnest($1::int[], $2::int[], $3::int[])";
 
-const EXPIRE_BATCH: i64 = 1000;
+const EXPIRE_BATCH: i32 = 1000;
 
-/// A server error: SQLSTATE and message.
+fn connect(port: u16) -> Result<postgres::Client, String> {
+    postgres::Config::new()
+        .host("127.0.0.1")
+        .port(port)
+        .user("postgres")
+        .dbname("postgres")
+        .application_name("flash_sale")
+        .connect(NoTls)
+        .map_err(|e| format!("postgres: {e}"))
+}
+
+/// A deadlock victim or serialization failure: its transaction rolled
+/// back, run it again.
+fn retryable(e: &postgres::Error) -> bool {
+    matches!(
+        e.code(),
+        Some(&SqlState::T_R_DEADLOCK_DETECTED | &SqlState::T_R_SERIALIZATION_FAILURE)
+    )
+}
+
+fn level_of(row: &Row) -> Result<Stock, postgres::Error> {
+    let count = |k: usize| -> Result<u64, postgres::Error> {
+        Ok(u64::try_from(row.try_get::<_, i32>(k)?).unwrap_or(u64::MAX))
+    };
+    Ok(Stock {
+        on_hand: count(0)?,
+        reserved: count(1)?,
+        safety: count(2)?,
+    })
+}
+
+fn channel_code(channel: Channel) -> i32 {
+    match channel {
+        Channel::Online => 0,
+        Channel::InStore => 1,
+    }
+}
+
+/// One call, owned, handed to a connection's thread. Items and quantities
+/// as PostgreSQL `int`.
 #[derive(Debug)]
-struct PgError {
-    code: String,
-    message: String,
+enum Call {
+    Reserve {
+        id: i64,
+        channel: i32,
+        items: Vec<i32>,
+        qtys: Vec<i32>,
+        now: i64,
+        ttl: i64,
+    },
+    Finish {
+        id: i64,
+        to: i32,
+        now: i64,
+    },
+    Sell {
+        item: i32,
+        qty: i32,
+        channel: i32,
+    },
+    Restock {
+        item: i32,
+        qty: i32,
+    },
+    Level {
+        item: i32,
+    },
+    Expire {
+        now: i64,
+        retention: i64,
+    },
 }
 
-type Rows = Vec<Vec<Option<String>>>;
-
-/// One connection speaking the v3 protocol: startup with trust auth, the
-/// simple query protocol for setup, and Bind/Execute/Sync on prepared
-/// statements for the operations.
+/// A connection and its prepared statements, owned by its thread.
 struct Conn {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-    out: Vec<u8>,
-}
-
-fn io_error(message: String) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, message)
+    client: postgres::Client,
+    reserve: Statement,
+    finish: Statement,
+    sell: Statement,
+    restock: Statement,
+    level: Statement,
+    expire: Statement,
 }
 
 impl Conn {
-    fn connect(port: u16) -> Result<Conn, String> {
-        let stream =
-            TcpStream::connect((Ipv4Addr::LOCALHOST, port)).map_err(|e| format!("connect: {e}"))?;
-        stream.set_nodelay(true).map_err(|e| e.to_string())?;
-        let mut conn = Conn {
-            writer: stream.try_clone().map_err(|e| e.to_string())?,
-            reader: BufReader::with_capacity(64 * 1024, stream),
-            out: Vec::with_capacity(512),
+    fn open(port: u16) -> Result<Conn, String> {
+        let mut client = connect(port)?;
+        let mut prepare = |sql: &str| {
+            client
+                .prepare(sql)
+                .map_err(|e| format!("postgres prepare `{sql}`: {e}"))
         };
-        let mut body = Vec::new();
-        body.extend_from_slice(&196_608u32.to_be_bytes());
-        for s in [
-            "user",
-            "postgres",
-            "database",
-            "postgres",
-            "application_name",
-            "flash_sale",
-        ] {
-            body.extend_from_slice(s.as_bytes());
-            body.push(0);
-        }
-        body.push(0);
-        conn.out
-            .extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
-        conn.out.extend_from_slice(&body);
-        conn.flush().map_err(|e| e.to_string())?;
-        loop {
-            let (kind, body) = conn.message().map_err(|e| e.to_string())?;
-            match kind {
-                b'R' if body.get(..4) == Some(&[0, 0, 0, 0]) => {}
-                b'R' => return Err("the server asks for a password (trust auth expected)".into()),
-                b'E' => return Err(parse_error(&body).message),
-                b'Z' => return Ok(conn),
-                _ => {}
-            }
-        }
+        Ok(Conn {
+            reserve: prepare(RESERVE)?,
+            finish: prepare(FINISH)?,
+            sell: prepare(SELL)?,
+            restock: prepare(RESTOCK)?,
+            level: prepare(LEVEL)?,
+            expire: prepare(EXPIRE)?,
+            client,
+        })
     }
 
-    fn message(&mut self) -> io::Result<(u8, Vec<u8>)> {
-        let mut header = [0u8; 5];
-        self.reader.read_exact(&mut header)?;
-        let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
-        if len < 4 {
-            return Err(io_error(format!("bad message length {len}")));
-        }
-        let mut body = vec![0; len - 4];
-        self.reader.read_exact(&mut body)?;
-        Ok((header[0], body))
-    }
-
-    fn put(&mut self, kind: u8, body: impl FnOnce(&mut Vec<u8>)) {
-        self.out.push(kind);
-        let at = self.out.len();
-        self.out.extend_from_slice(&[0; 4]);
-        body(&mut self.out);
-        let len = (self.out.len() - at) as u32;
-        self.out[at..at + 4].copy_from_slice(&len.to_be_bytes());
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        let result = self.writer.write_all(&self.out);
-        self.out.clear();
-        result
-    }
-
-    /// Reads until ReadyForQuery: the rows, or the first error.
-    fn results(&mut self) -> io::Result<Result<Rows, PgError>> {
-        let mut rows = Vec::new();
-        let mut error = None;
-        loop {
-            let (kind, body) = self.message()?;
-            match kind {
-                b'D' => rows.push(parse_row(&body)?),
-                b'E' => error = error.or(Some(parse_error(&body))),
-                b'Z' => return Ok(error.map_or(Ok(rows), Err)),
-                _ => {}
-            }
-        }
-    }
-
-    fn simple(&mut self, sql: &str) -> Result<Rows, String> {
-        self.put(b'Q', |b| {
-            b.extend_from_slice(sql.as_bytes());
-            b.push(0);
-        });
-        self.flush().map_err(|e| e.to_string())?;
-        self.results()
-            .map_err(|e| e.to_string())?
-            .map_err(|e| format!("{} ({})", e.message, e.code))
-    }
-
-    fn prepare(&mut self, name: &str, sql: &str) -> Result<(), String> {
-        self.put(b'P', |b| {
-            b.extend_from_slice(name.as_bytes());
-            b.push(0);
-            b.extend_from_slice(sql.as_bytes());
-            b.push(0);
-            b.extend_from_slice(&0u16.to_be_bytes());
-        });
-        self.put(b'S', |_| {});
-        self.flush().map_err(|e| e.to_string())?;
-        self.results()
-            .map_err(|e| e.to_string())?
-            .map(|_| ())
-            .map_err(|e| format!("prepare {name}: {}", e.message))
-    }
-
-    /// Queues Bind + Execute + Sync of a prepared statement, text parameters.
-    fn execute(&mut self, name: &str, params: &[&str]) {
-        self.put(b'B', |b| {
-            b.push(0);
-            b.extend_from_slice(name.as_bytes());
-            b.push(0);
-            b.extend_from_slice(&0u16.to_be_bytes());
-            b.extend_from_slice(&(params.len() as u16).to_be_bytes());
-            for p in params {
-                b.extend_from_slice(&(p.len() as u32).to_be_bytes());
-                b.extend_from_slice(p.as_bytes());
-            }
-            b.extend_from_slice(&0u16.to_be_bytes());
-        });
-        self.put(b'E', |b| {
-            b.push(0);
-            b.extend_from_slice(&0u32.to_be_bytes());
-        });
-        self.put(b'S', |_| {});
-    }
-
-    /// Runs a prepared statement to the end, retrying deadlocks and
+    /// Runs a statement to its one row (or none), retrying deadlocks and
     /// serialization failures.
-    fn run(&mut self, name: &str, params: &[&str]) -> Result<Rows, String> {
-        for _ in 0..100 {
-            self.execute(name, params);
-            self.flush().map_err(|e| e.to_string())?;
-            match self.results().map_err(|e| e.to_string())? {
-                Ok(rows) => return Ok(rows),
-                Err(e) if retryable(&e) => continue,
-                Err(e) => return Err(format!("{name}: {} ({})", e.message, e.code)),
-            }
-        }
-        Err(format!("{name}: still deadlocked after 100 tries"))
-    }
-}
-
-fn retryable(e: &PgError) -> bool {
-    e.code == "40P01" || e.code == "40001"
-}
-
-fn parse_row(body: &[u8]) -> io::Result<Vec<Option<String>>> {
-    let short = || io_error("short DataRow".into());
-    let n = u16::from_be_bytes([
-        *body.first().ok_or_else(short)?,
-        *body.get(1).ok_or_else(short)?,
-    ]);
-    let mut at = 2;
-    let mut row = Vec::with_capacity(n as usize);
-    for _ in 0..n {
-        let len_bytes = body.get(at..at + 4).ok_or_else(short)?;
-        let len = i32::from_be_bytes([len_bytes[0], len_bytes[1], len_bytes[2], len_bytes[3]]);
-        at += 4;
-        if len < 0 {
-            row.push(None);
-        } else {
-            let value = body.get(at..at + len as usize).ok_or_else(short)?;
-            row.push(Some(String::from_utf8_lossy(value).into_owned()));
-            at += len as usize;
-        }
-    }
-    Ok(row)
-}
-
-fn parse_error(body: &[u8]) -> PgError {
-    let mut error = PgError {
-        code: String::new(),
-        message: String::new(),
-    };
-    for field in body.split(|&b| b == 0) {
-        if let Some((&kind, value)) = field.split_first() {
-            let value = String::from_utf8_lossy(value).into_owned();
-            match kind {
-                b'C' => error.code = value,
-                b'M' => error.message = value,
-                _ => {}
+    fn run(
+        &mut self,
+        statement: &Statement,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, postgres::Error> {
+        let mut tries = 0;
+        loop {
+            match self.client.query_opt(statement, params) {
+                Err(e) if retryable(&e) && tries < 100 => tries += 1,
+                result => return result,
             }
         }
     }
-    error
-}
 
-fn first_int(rows: &Rows) -> Option<i64> {
-    rows.first()?.first()?.as_deref()?.parse().ok()
+    /// The first column of the one row, as an `int` code.
+    fn code(
+        &mut self,
+        statement: &Statement,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<i32>, postgres::Error> {
+        self.run(statement, params)?
+            .map(|row| row.try_get(0))
+            .transpose()
+    }
+
+    fn answer(&mut self, call: Call) -> Answer {
+        let statement = match &call {
+            Call::Reserve { .. } => self.reserve.clone(),
+            Call::Finish { .. } => self.finish.clone(),
+            Call::Sell { .. } => self.sell.clone(),
+            Call::Restock { .. } => self.restock.clone(),
+            Call::Level { .. } => self.level.clone(),
+            Call::Expire { .. } => self.expire.clone(),
+        };
+        let result = match &call {
+            Call::Reserve {
+                id,
+                channel,
+                items,
+                qtys,
+                now,
+                ttl,
+            } => self
+                .code(&statement, &[id, channel, items, qtys, now, ttl])
+                .map(|code| match code {
+                    Some(0) => Answer::Ok,
+                    Some(2) => Answer::Insufficient,
+                    other => Answer::Unexpected(format!("postgres reserve answered {other:?}")),
+                }),
+            Call::Finish { id, to, now } => {
+                self.code(&statement, &[id, to, now])
+                    .map(|code| match code {
+                        Some(0) => Answer::Ok,
+                        Some(7 | 9) => Answer::Expired,
+                        other => Answer::Unexpected(format!(
+                            "postgres commit/release answered {other:?}"
+                        )),
+                    })
+            }
+            Call::Sell { item, qty, channel } => {
+                self.code(&statement, &[item, qty, channel])
+                    .map(|code| match code {
+                        Some(0) => Answer::Ok,
+                        Some(2) => Answer::Insufficient,
+                        other => Answer::Unexpected(format!("postgres sell answered {other:?}")),
+                    })
+            }
+            Call::Restock { item, qty } => self.run(&statement, &[item, qty]).map(|_| Answer::Ok),
+            Call::Level { item } => self.run(&statement, &[item]).and_then(|row| match row {
+                Some(row) => level_of(&row).map(Answer::Level),
+                None => Ok(Answer::Unexpected(format!("postgres level {item}: no row"))),
+            }),
+            Call::Expire { now, retention } => {
+                let mut expired = 0u64;
+                loop {
+                    let counts = self
+                        .run(&statement, &[now, retention, &EXPIRE_BATCH])
+                        .and_then(|row| row.map(|row| row.try_get::<_, Vec<i32>>(0)).transpose());
+                    match counts {
+                        Ok(Some(counts)) => match counts[..] {
+                            [n, d] => {
+                                expired += u64::try_from(n).unwrap_or(0);
+                                if n < EXPIRE_BATCH && d < EXPIRE_BATCH {
+                                    break Ok(Answer::Count(expired));
+                                }
+                            }
+                            _ => {
+                                break Ok(Answer::Unexpected(format!(
+                                    "postgres expire answered {counts:?}"
+                                )))
+                            }
+                        },
+                        Ok(None) => break Ok(Answer::Unexpected("expire answered nothing".into())),
+                        Err(e) => break Err(e),
+                    }
+                }
+            }
+        };
+        result.unwrap_or_else(|e| Answer::Unexpected(format!("postgres {call:?}: {e}")))
+    }
 }
 
 pub struct Postgres {
@@ -475,8 +457,9 @@ impl Postgres {
             args.push(setting);
         }
         let mut server = Server::spawn("postgres", &postgres, &args, port, dir, user, limit)?;
-        let mut conn = server.wait_ready(Duration::from_secs(60), || Conn::connect(port))?;
-        conn.simple(SCHEMA)?;
+        let mut conn = server.wait_ready(Duration::from_secs(60), || connect(port))?;
+        conn.batch_execute(SCHEMA)
+            .map_err(|e| format!("postgres schema: {e}"))?;
         Ok(Postgres {
             server,
             clock,
@@ -485,74 +468,49 @@ impl Postgres {
         })
     }
 
-    fn conn(&self) -> Result<Conn, String> {
-        let mut conn = Conn::connect(self.server.port).map_err(|e| format!("postgres: {e}"))?;
-        for (name, sql) in STATEMENTS {
-            conn.prepare(name, sql)?;
-        }
-        Ok(conn)
+    /// A fresh connection with its own thread.
+    fn conn(&self) -> Result<(SyncSender<Call>, Receiver<Answer>), String> {
+        let mut conn = Conn::open(self.server.port)?;
+        let (calls, calls_in) = sync_channel::<Call>(1);
+        let (answers_out, answers) = sync_channel(1);
+        thread::Builder::new()
+            .name("postgres-conn".into())
+            .spawn(move || {
+                // Ends when the shopper drops its client.
+                for call in calls_in {
+                    if answers_out.send(conn.answer(call)).is_err() {
+                        break;
+                    }
+                }
+            })
+            .map_err(|e| format!("postgres connection thread: {e}"))?;
+        Ok((calls, answers))
     }
-}
-
-#[derive(Clone, Copy, Debug)]
-enum Sent {
-    Reserve,
-    Finish,
-    Sell,
-    Restock,
-    Level,
-    Nothing,
 }
 
 pub struct PostgresClient {
-    conn: Conn,
+    calls: SyncSender<Call>,
+    answers: Receiver<Answer>,
     clock: Arc<ManualClock>,
     retention_ms: u64,
     sorted: Vec<(u32, u32)>,
-    params: [String; 6],
-    sent: Sent,
-    /// The statement in flight and its parameters count, to retry it.
-    statement: &'static str,
+    /// An answer known without the server (a failed hand-over).
     answer: Option<Answer>,
 }
 
-fn channel_code(channel: Channel) -> &'static str {
-    match channel {
-        Channel::Online => "0",
-        Channel::InStore => "1",
-    }
+/// A count or item number as PostgreSQL `int`.
+fn int(n: u32) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
 }
 
-impl PostgresClient {
-    fn set(&mut self, values: &[&dyn std::fmt::Display]) {
-        for (slot, value) in self.params.iter_mut().zip(values) {
-            slot.clear();
-            let _ = write!(slot, "{value}");
-        }
-    }
-
-    fn queue(&mut self, statement: &'static str, n: usize) {
-        self.statement = statement;
-        let params: Vec<&str> = self.params[..n].iter().map(String::as_str).collect();
-        self.conn.execute(statement, &params);
-    }
-
-    fn param_count(sent: Sent) -> usize {
-        match sent {
-            Sent::Reserve => 6,
-            Sent::Finish | Sent::Sell => 3,
-            Sent::Restock => 2,
-            Sent::Level => 1,
-            Sent::Nothing => 0,
-        }
-    }
+fn bigint(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 impl Client for PostgresClient {
     fn send(&mut self, op: Op<'_>) {
-        self.answer = None;
-        let now = self.clock.now_ms();
-        self.sent = match op {
+        let now = bigint(self.clock.now_ms());
+        let call = match op {
             Op::Reserve {
                 id,
                 channel,
@@ -560,83 +518,45 @@ impl Client for PostgresClient {
                 ttl_ms,
             } => {
                 sorted_lines(lines, &mut self.sorted);
-                let mut items = String::from("{");
-                let mut qtys = String::from("{");
-                for (k, &(item, qty)) in self.sorted.iter().enumerate() {
-                    if k > 0 {
-                        items.push(',');
-                        qtys.push(',');
-                    }
-                    let _ = write!(items, "{item}");
-                    let _ = write!(qtys, "{qty}");
+                Call::Reserve {
+                    id: bigint(id),
+                    channel: channel_code(channel),
+                    items: self.sorted.iter().map(|&(item, _)| int(item)).collect(),
+                    qtys: self.sorted.iter().map(|&(_, qty)| int(qty)).collect(),
+                    now,
+                    ttl: bigint(ttl_ms),
                 }
-                items.push('}');
-                qtys.push('}');
-                self.set(&[&id, &channel_code(channel), &items, &qtys, &now, &ttl_ms]);
-                self.queue("reserve", 6);
-                Sent::Reserve
             }
-            Op::Commit { id, .. } => {
-                self.set(&[&id, &1, &now]);
-                self.queue("finish", 3);
-                Sent::Finish
-            }
-            Op::Release { id, .. } => {
-                self.set(&[&id, &2, &now]);
-                self.queue("finish", 3);
-                Sent::Finish
-            }
-            Op::Sell { item, qty, channel } => {
-                self.set(&[&item, &qty, &channel_code(channel)]);
-                self.queue("sell", 3);
-                Sent::Sell
-            }
-            Op::Restock { item, qty } => {
-                self.set(&[&item, &qty]);
-                self.queue("restock", 2);
-                Sent::Restock
-            }
-            Op::Level { item } => {
-                self.set(&[&item]);
-                self.queue("level", 1);
-                Sent::Level
-            }
-            Op::Expire => {
-                let mut expired = 0;
-                let retention = self.retention_ms.to_string();
-                let (now, batch) = (now.to_string(), EXPIRE_BATCH.to_string());
-                let refs = [now.as_str(), retention.as_str(), batch.as_str()];
-                let answer = loop {
-                    match self.conn.run("expire", &refs) {
-                        Ok(rows) => {
-                            let text = rows
-                                .first()
-                                .and_then(|r| r.first().cloned().flatten())
-                                .unwrap_or_default();
-                            let counts: Vec<i64> = text
-                                .trim_matches(['{', '}'])
-                                .split(',')
-                                .filter_map(|n| n.parse().ok())
-                                .collect();
-                            match counts[..] {
-                                [n, d] => {
-                                    expired += n as u64;
-                                    if n < EXPIRE_BATCH && d < EXPIRE_BATCH {
-                                        break Answer::Count(expired);
-                                    }
-                                }
-                                _ => break Answer::Unexpected(format!("expire answered {text}")),
-                            }
-                        }
-                        Err(e) => break Answer::Unexpected(format!("postgres {e}")),
-                    }
-                };
-                self.answer = Some(answer);
-                return;
-            }
+            Op::Commit { id, .. } => Call::Finish {
+                id: bigint(id),
+                to: 1,
+                now,
+            },
+            Op::Release { id, .. } => Call::Finish {
+                id: bigint(id),
+                to: 2,
+                now,
+            },
+            Op::Sell { item, qty, channel } => Call::Sell {
+                item: int(item),
+                qty: int(qty),
+                channel: channel_code(channel),
+            },
+            Op::Restock { item, qty } => Call::Restock {
+                item: int(item),
+                qty: int(qty),
+            },
+            Op::Level { item } => Call::Level { item: int(item) },
+            Op::Expire => Call::Expire {
+                now,
+                retention: bigint(self.retention_ms),
+            },
         };
-        if let Err(e) = self.conn.flush() {
-            self.answer = Some(Answer::Unexpected(format!("postgres: {e}")));
+        self.answer = None;
+        if self.calls.send(call).is_err() {
+            self.answer = Some(Answer::Unexpected(
+                "postgres: the connection's thread ended".into(),
+            ));
         }
     }
 
@@ -644,51 +564,9 @@ impl Client for PostgresClient {
         if let Some(answer) = self.answer.take() {
             return answer;
         }
-        let sent = std::mem::replace(&mut self.sent, Sent::Nothing);
-        let rows = loop {
-            match self.conn.results() {
-                Err(e) => return Answer::Unexpected(format!("postgres: {e}")),
-                Ok(Ok(rows)) => break rows,
-                Ok(Err(e)) if retryable(&e) => {
-                    // Deadlock victim: its transaction rolled back; run again.
-                    self.queue(self.statement, Self::param_count(sent));
-                    if let Err(e) = self.conn.flush() {
-                        return Answer::Unexpected(format!("postgres: {e}"));
-                    }
-                }
-                Ok(Err(e)) => {
-                    return Answer::Unexpected(format!(
-                        "postgres {sent:?}: {} ({})",
-                        e.message, e.code
-                    ))
-                }
-            }
-        };
-        match sent {
-            Sent::Reserve | Sent::Sell => match first_int(&rows) {
-                Some(0) => Answer::Ok,
-                Some(2) => Answer::Insufficient,
-                other => Answer::Unexpected(format!("postgres {sent:?} answered {other:?}")),
-            },
-            Sent::Finish => match first_int(&rows) {
-                Some(0) => Answer::Ok,
-                Some(7 | 9) => Answer::Expired,
-                other => Answer::Unexpected(format!("postgres commit/release answered {other:?}")),
-            },
-            Sent::Restock => Answer::Ok,
-            Sent::Level => match rows.first().map(|r| r.as_slice()) {
-                Some([Some(h), Some(r), Some(s)]) => match (h.parse(), r.parse(), s.parse()) {
-                    (Ok(on_hand), Ok(reserved), Ok(safety)) => Answer::Level(Stock {
-                        on_hand,
-                        reserved,
-                        safety,
-                    }),
-                    _ => Answer::Unexpected(format!("postgres level answered {rows:?}")),
-                },
-                _ => Answer::Unexpected(format!("postgres level answered {rows:?}")),
-            },
-            Sent::Nothing => Answer::Unexpected("recv without send".into()),
-        }
+        self.answers.recv().unwrap_or_else(|_| {
+            Answer::Unexpected("postgres: the connection's thread ended".into())
+        })
     }
 }
 
@@ -705,75 +583,57 @@ impl Engine for Postgres {
     }
 
     fn client(&self) -> Result<PostgresClient, String> {
+        let (calls, answers) = self.conn()?;
         Ok(PostgresClient {
-            conn: self.conn()?,
+            calls,
+            answers,
             clock: Arc::clone(&self.clock),
             retention_ms: self.retention_ms,
             sorted: Vec::with_capacity(4),
-            params: Default::default(),
-            sent: Sent::Nothing,
-            statement: "",
             answer: None,
         })
     }
 
     fn stock(&self, specs: &[ItemSpec]) -> Result<(), String> {
-        let mut conn = self.conn()?;
+        let mut conn = connect(self.server.port)?;
+        let stock = conn
+            .prepare(STOCK)
+            .map_err(|e| format!("postgres prepare: {e}"))?;
         for (chunk_no, chunk) in specs.chunks(100_000).enumerate() {
             let base = chunk_no * 100_000;
-            let mut ids = String::from("{");
-            let mut stock = String::from("{");
-            let mut safety = String::from("{");
-            for (k, spec) in chunk.iter().enumerate() {
-                if k > 0 {
-                    ids.push(',');
-                    stock.push(',');
-                    safety.push(',');
-                }
-                let _ = write!(ids, "{}", base + k);
-                let _ = write!(stock, "{}", spec.stock);
-                let _ = write!(safety, "{}", spec.safety);
-            }
-            ids.push('}');
-            stock.push('}');
-            safety.push('}');
-            conn.run("stock", &[&ids, &stock, &safety])?;
+            let ids: Vec<i32> = (base..base + chunk.len()).map(|i| int(i as u32)).collect();
+            let on_hand: Vec<i32> = chunk.iter().map(|spec| int(spec.stock)).collect();
+            let safety: Vec<i32> = chunk.iter().map(|spec| int(spec.safety)).collect();
+            conn.execute(&stock, &[&ids, &on_hand, &safety])
+                .map_err(|e| format!("postgres stock: {e}"))?;
         }
-        conn.simple("VACUUM ANALYZE items")?;
+        conn.batch_execute("VACUUM ANALYZE items")
+            .map_err(|e| format!("postgres: {e}"))?;
         Ok(())
     }
 
     fn levels(&self, n: u32) -> Result<Vec<Stock>, String> {
-        let mut conn = self.conn()?;
-        let rows = conn.simple(&format!(
-            "SELECT on_hand, reserved, safety FROM items WHERE id < {n} ORDER BY id"
-        ))?;
+        let mut conn = connect(self.server.port)?;
+        let rows = conn
+            .query(
+                "SELECT on_hand, reserved, safety FROM items WHERE id < $1::int ORDER BY id",
+                &[&int(n)],
+            )
+            .map_err(|e| format!("postgres levels: {e}"))?;
         if rows.len() != n as usize {
             return Err(format!("postgres has {} of {n} items", rows.len()));
         }
         rows.iter()
-            .map(|row| {
-                let get = |k: usize| -> Result<u64, String> {
-                    row.get(k)
-                        .cloned()
-                        .flatten()
-                        .and_then(|v| v.parse().ok())
-                        .ok_or_else(|| format!("bad row {row:?}"))
-                };
-                Ok(Stock {
-                    on_hand: get(0)?,
-                    reserved: get(1)?,
-                    safety: get(2)?,
-                })
-            })
+            .map(|row| level_of(row).map_err(|e| format!("postgres levels: {e}")))
             .collect()
     }
 
     fn remembered(&self) -> Result<u64, String> {
-        let mut conn = self.conn()?;
-        let rows = conn.simple("SELECT count(*) FROM reservations")?;
-        first_int(&rows)
-            .map(|n| n as u64)
-            .ok_or_else(|| "count answered nothing".into())
+        let mut conn = connect(self.server.port)?;
+        let count: i64 = conn
+            .query_one("SELECT count(*) FROM reservations", &[])
+            .and_then(|row| row.try_get(0))
+            .map_err(|e| format!("postgres count: {e}"))?;
+        Ok(u64::try_from(count).unwrap_or(0))
     }
 }

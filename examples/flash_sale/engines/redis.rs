@@ -1,8 +1,9 @@
 //! Redis, the usual flash-sale answer: every operation is one Lua script
 //! (EVALSHA), atomic on the server, on a throwaway `redis-server` started on
 //! a free 127.0.0.1 port without persistence (`--save "" --appendonly no`),
-//! driven over 64 connections. A minimal RESP client over `TcpStream` (no
-//! dependency).
+//! driven over 64 connections through the `redis` crate's synchronous
+//! connections (a command packed and sent, its answer read later, so one
+//! thread keeps a call in flight on each of its connections).
 //!
 //! Keys: item `i` is the hash `i:<i>` with fields `h` (on hand), `r`
 //! (reserved), `s` (safety stock). Reservation `id` is the hash `r:<id>` with
@@ -16,9 +17,8 @@ use super::server::{find_program, free_port, scratch_dir, Server, Unavailable};
 use super::{sorted_lines, Answer, Client, Engine, Op, Stock};
 use crate::workload::ItemSpec;
 use omnistock::{Channel, Clock, ManualClock};
+use redis::{Cmd, Connection, FromRedisValue, Value};
 use std::fmt::Write as _;
-use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{Ipv4Addr, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -122,120 +122,12 @@ return 0
 ";
 
 const EXPIRE_BATCH: u64 = 1000;
-const PIPELINE: u32 = 10_000;
+const PIPELINE: usize = 10_000;
 
-#[derive(Debug)]
-enum Value {
-    Int(i64),
-    Bulk(Option<Vec<u8>>),
-    Status,
-    Error(String),
-    Array(Vec<Value>),
-}
-
-/// One RESP connection.
-struct Conn {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-    out: Vec<u8>,
-}
-
-impl Conn {
-    fn connect(port: u16) -> io::Result<Conn> {
-        let stream = TcpStream::connect((Ipv4Addr::LOCALHOST, port))?;
-        stream.set_nodelay(true)?;
-        Ok(Conn {
-            writer: stream.try_clone()?,
-            reader: BufReader::with_capacity(64 * 1024, stream),
-            out: Vec::with_capacity(512),
-        })
-    }
-
-    fn begin(&mut self, args: usize) {
-        let _ = write!(self.out, "*{args}\r\n");
-    }
-
-    fn arg(&mut self, bytes: &[u8]) {
-        let _ = write!(self.out, "${}\r\n", bytes.len());
-        self.out.extend_from_slice(bytes);
-        self.out.extend_from_slice(b"\r\n");
-    }
-
-    fn arg_fmt(&mut self, value: impl std::fmt::Display) {
-        let mut text = String::new();
-        let _ = write!(text, "{value}");
-        self.arg(text.as_bytes());
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        let result = self.writer.write_all(&self.out);
-        self.out.clear();
-        result
-    }
-
-    fn line(&mut self) -> io::Result<String> {
-        let mut line = String::new();
-        if self.reader.read_line(&mut line)? == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "redis closed the connection",
-            ));
-        }
-        line.truncate(line.trim_end_matches(['\r', '\n']).len());
-        Ok(line)
-    }
-
-    fn read(&mut self) -> io::Result<Value> {
-        let line = self.line()?;
-        let bad = || io::Error::new(io::ErrorKind::InvalidData, format!("bad reply `{line}`"));
-        let (kind, rest) = line.split_at(1.min(line.len()));
-        let number = || rest.parse::<i64>().map_err(|_| bad());
-        Ok(match kind {
-            "+" => Value::Status,
-            "-" => Value::Error(rest.to_string()),
-            ":" => Value::Int(number()?),
-            "$" => {
-                let len = number()?;
-                if len < 0 {
-                    Value::Bulk(None)
-                } else {
-                    let mut bytes = vec![0; len as usize + 2];
-                    self.reader.read_exact(&mut bytes)?;
-                    bytes.truncate(len as usize);
-                    Value::Bulk(Some(bytes))
-                }
-            }
-            "*" => {
-                let len = number()?;
-                let mut items = Vec::with_capacity(len.max(0) as usize);
-                for _ in 0..len.max(0) {
-                    items.push(self.read()?);
-                }
-                Value::Array(items)
-            }
-            _ => return Err(bad()),
-        })
-    }
-
-    fn command(&mut self, args: &[&[u8]]) -> Result<Value, String> {
-        self.begin(args.len());
-        for arg in args {
-            self.arg(arg);
-        }
-        self.flush().map_err(|e| e.to_string())?;
-        match self.read().map_err(|e| e.to_string())? {
-            Value::Error(e) => Err(e),
-            value => Ok(value),
-        }
-    }
-}
-
-fn int(value: &Value) -> Option<i64> {
-    match value {
-        Value::Int(n) => Some(*n),
-        Value::Bulk(Some(bytes)) => std::str::from_utf8(bytes).ok()?.parse().ok(),
-        _ => None,
-    }
+fn connect(port: u16) -> Result<Connection, String> {
+    redis::Client::open(("127.0.0.1", port))
+        .and_then(|client| client.get_connection())
+        .map_err(|e| format!("redis: {e}"))
 }
 
 struct Scripts {
@@ -292,15 +184,18 @@ impl Redis {
         .collect();
         let mut server = Server::spawn("redis-server", &program, &args, port, dir, None, limit)?;
         let mut conn = server.wait_ready(Duration::from_secs(30), || {
-            let mut conn = Conn::connect(port).map_err(|e| e.to_string())?;
-            conn.command(&[b"PING"])?;
+            let mut conn = connect(port)?;
+            redis::cmd("PING")
+                .query::<String>(&mut conn)
+                .map_err(|e| e.to_string())?;
             Ok(conn)
         })?;
         let mut load = |body: &str| -> Result<String, String> {
-            match conn.command(&[b"SCRIPT", b"LOAD", format!("{FINISH}{body}").as_bytes()])? {
-                Value::Bulk(Some(sha)) => Ok(String::from_utf8_lossy(&sha).into_owned()),
-                other => Err(format!("SCRIPT LOAD answered {other:?}")),
-            }
+            redis::cmd("SCRIPT")
+                .arg("LOAD")
+                .arg(format!("{FINISH}{body}"))
+                .query(&mut conn)
+                .map_err(|e| format!("SCRIPT LOAD: {e}"))
         };
         let scripts = Scripts {
             reserve: load(RESERVE)?,
@@ -315,10 +210,6 @@ impl Redis {
             retention_ms,
             connections,
         })
-    }
-
-    fn conn(&self) -> Result<Conn, String> {
-        Conn::connect(self.server.port).map_err(|e| format!("redis: {e}"))
     }
 }
 
@@ -335,7 +226,7 @@ enum Sent {
 }
 
 pub struct RedisClient {
-    conn: Conn,
+    conn: Connection,
     scripts: Arc<Scripts>,
     clock: Arc<ManualClock>,
     retention_ms: u64,
@@ -346,10 +237,39 @@ pub struct RedisClient {
     failed: Option<String>,
 }
 
+fn channel_arg(channel: Channel) -> u8 {
+    match channel {
+        Channel::Online => 0,
+        Channel::InStore => 1,
+    }
+}
+
+fn evalsha(sha: &str, keys: usize) -> Cmd {
+    let mut cmd = redis::cmd("EVALSHA");
+    cmd.arg(sha).arg(keys);
+    cmd
+}
+
+fn level_cmd(item: u32) -> Cmd {
+    let mut cmd = redis::cmd("HMGET");
+    cmd.arg(format!("i:{item}")).arg("h").arg("r").arg("s");
+    cmd
+}
+
+/// An HMGET answer: an item's counters.
+fn level(value: &Value) -> Result<Stock, String> {
+    let (on_hand, reserved, safety) = <(u64, u64, u64)>::from_redis_value(value)
+        .map_err(|e| format!("redis level answered {value:?}: {e}"))?;
+    Ok(Stock {
+        on_hand,
+        reserved,
+        safety,
+    })
+}
+
 impl RedisClient {
-    fn evalsha_reserve(&mut self, id: u64, channel: Channel, lines: &[(u32, u32)], ttl: u64) {
+    fn reserve_cmd(&mut self, id: u64, channel: Channel, lines: &[(u32, u32)], ttl: u64) -> Cmd {
         sorted_lines(lines, &mut self.sorted);
-        let n = self.sorted.len();
         self.text.clear();
         for (k, &(item, qty)) in self.sorted.iter().enumerate() {
             if k > 0 {
@@ -357,46 +277,32 @@ impl RedisClient {
             }
             let _ = write!(self.text, "{item}:{qty}");
         }
-        let c = &mut self.conn;
-        c.begin(3 + 1 + n + 5 + n);
-        c.arg(b"EVALSHA");
-        c.arg(self.scripts.reserve.as_bytes());
-        c.arg_fmt(1 + n);
-        c.arg_fmt(format_args!("r:{id}"));
+        let mut cmd = evalsha(&self.scripts.reserve, 1 + self.sorted.len());
+        cmd.arg(format!("r:{id}"));
         for &(item, _) in &self.sorted {
-            c.arg_fmt(format_args!("i:{item}"));
+            cmd.arg(format!("i:{item}"));
         }
-        c.arg_fmt(id);
-        c.arg(channel_arg(channel));
-        c.arg_fmt(self.clock.now_ms());
-        c.arg_fmt(ttl);
-        c.arg(self.text.as_bytes());
+        cmd.arg(id)
+            .arg(channel_arg(channel))
+            .arg(self.clock.now_ms())
+            .arg(ttl)
+            .arg(&self.text);
         for &(_, qty) in &self.sorted {
-            c.arg_fmt(qty);
+            cmd.arg(qty);
         }
+        cmd
     }
 
     fn expire_all(&mut self) -> Result<u64, String> {
-        let now = self.clock.now_ms().to_string();
-        let retention = self.retention_ms.to_string();
-        let batch = EXPIRE_BATCH.to_string();
+        let now = self.clock.now_ms();
         let mut expired = 0;
         loop {
-            let answer = self.conn.command(&[
-                b"EVALSHA",
-                self.scripts.expire.as_bytes(),
-                b"0",
-                now.as_bytes(),
-                retention.as_bytes(),
-                batch.as_bytes(),
-            ])?;
-            let Value::Array(counts) = answer else {
-                return Err(format!("expire answered {answer:?}"));
-            };
-            let (n, forgotten) = match (counts.first().and_then(int), counts.get(1).and_then(int)) {
-                (Some(n), Some(f)) => (n as u64, f as u64),
-                _ => return Err(format!("expire answered {counts:?}")),
-            };
+            let (n, forgotten): (u64, u64) = evalsha(&self.scripts.expire, 0)
+                .arg(now)
+                .arg(self.retention_ms)
+                .arg(EXPIRE_BATCH)
+                .query(&mut self.conn)
+                .map_err(|e| e.to_string())?;
             expired += n;
             if n < EXPIRE_BATCH && forgotten < EXPIRE_BATCH {
                 return Ok(expired);
@@ -405,112 +311,88 @@ impl RedisClient {
     }
 }
 
-fn channel_arg(channel: Channel) -> &'static [u8] {
-    match channel {
-        Channel::Online => b"0",
-        Channel::InStore => b"1",
-    }
-}
-
 impl Client for RedisClient {
     fn send(&mut self, op: Op<'_>) {
-        self.sent = match op {
+        let cmd = match op {
             Op::Reserve {
                 id,
                 channel,
                 lines,
                 ttl_ms,
             } => {
-                self.evalsha_reserve(id, channel, lines, ttl_ms);
-                Sent::Reserve
+                self.sent = Sent::Reserve;
+                self.reserve_cmd(id, channel, lines, ttl_ms)
             }
             Op::Commit { id, .. } | Op::Release { id, .. } => {
-                let to: &[u8] = if matches!(op, Op::Commit { .. }) {
-                    b"1"
+                let to = if matches!(op, Op::Commit { .. }) {
+                    1
                 } else {
-                    b"2"
+                    2
                 };
-                let now = self.clock.now_ms();
-                let c = &mut self.conn;
-                c.begin(7);
-                c.arg(b"EVALSHA");
-                c.arg(self.scripts.finish.as_bytes());
-                c.arg(b"1");
-                c.arg_fmt(format_args!("r:{id}"));
-                c.arg_fmt(id);
-                c.arg_fmt(now);
-                c.arg(to);
-                Sent::Finish
+                self.sent = Sent::Finish;
+                let mut cmd = evalsha(&self.scripts.finish, 1);
+                cmd.arg(format!("r:{id}"))
+                    .arg(id)
+                    .arg(self.clock.now_ms())
+                    .arg(to);
+                cmd
             }
             Op::Sell { item, qty, channel } => {
-                let c = &mut self.conn;
-                c.begin(6);
-                c.arg(b"EVALSHA");
-                c.arg(self.scripts.sell.as_bytes());
-                c.arg(b"1");
-                c.arg_fmt(format_args!("i:{item}"));
-                c.arg_fmt(qty);
-                c.arg(channel_arg(channel));
-                Sent::Sell
+                self.sent = Sent::Sell;
+                let mut cmd = evalsha(&self.scripts.sell, 1);
+                cmd.arg(format!("i:{item}"))
+                    .arg(qty)
+                    .arg(channel_arg(channel));
+                cmd
             }
             Op::Restock { item, qty } => {
-                let c = &mut self.conn;
-                c.begin(4);
-                c.arg(b"HINCRBY");
-                c.arg_fmt(format_args!("i:{item}"));
-                c.arg(b"h");
-                c.arg_fmt(qty);
-                Sent::Restock
+                self.sent = Sent::Restock;
+                let mut cmd = redis::cmd("HINCRBY");
+                cmd.arg(format!("i:{item}")).arg("h").arg(qty);
+                cmd
             }
             Op::Level { item } => {
-                let c = &mut self.conn;
-                c.begin(5);
-                c.arg(b"HMGET");
-                c.arg_fmt(format_args!("i:{item}"));
-                c.arg(b"h");
-                c.arg(b"r");
-                c.arg(b"s");
-                Sent::Level
+                self.sent = Sent::Level;
+                level_cmd(item)
             }
             Op::Expire => {
                 // A loop of script calls: done here, answered by recv.
-                match self.expire_all() {
+                self.sent = match self.expire_all() {
                     Ok(n) => Sent::Expire(n),
                     Err(e) => {
                         self.failed = Some(format!("redis expire: {e}"));
                         Sent::Nothing
                     }
-                }
+                };
+                return;
             }
         };
-        if let Err(e) = self.conn.flush() {
+        if let Err(e) = self.conn.send_packed_command(&cmd.get_packed_command()) {
             self.failed = Some(format!("redis: {e}"));
         }
     }
 
     fn recv(&mut self) -> Answer {
+        let sent = std::mem::replace(&mut self.sent, Sent::Nothing);
         if let Some(e) = self.failed.take() {
             return Answer::Unexpected(e);
         }
-        let sent = std::mem::replace(&mut self.sent, Sent::Nothing);
         let value = match sent {
             Sent::Expire(n) => return Answer::Count(n),
             Sent::Nothing => return Answer::Unexpected("recv without send".into()),
-            _ => match self.conn.read() {
+            _ => match self.conn.recv_response() {
                 Ok(value) => value,
-                Err(e) => return Answer::Unexpected(format!("redis: {e}")),
+                Err(e) => return Answer::Unexpected(format!("redis {sent:?}: {e}")),
             },
         };
-        if let Value::Error(e) = &value {
-            return Answer::Unexpected(format!("redis {sent:?}: {e}"));
-        }
+        let code = i64::from_redis_value(&value).ok();
         match sent {
-            Sent::Reserve | Sent::Sell => match int(&value) {
+            Sent::Reserve | Sent::Sell => match code {
                 Some(0) => Answer::Ok,
                 Some(2) => Answer::Insufficient,
                 _ => Answer::Unexpected(format!("redis {sent:?} answered {value:?}")),
             },
-            Sent::Finish => match int(&value) {
+            Sent::Finish => match code {
                 Some(0) => Answer::Ok,
                 Some(7 | 9) => Answer::Expired,
                 _ => Answer::Unexpected(format!("redis commit/release answered {value:?}")),
@@ -519,18 +401,9 @@ impl Client for RedisClient {
                 Value::Int(_) => Answer::Ok,
                 other => Answer::Unexpected(format!("redis restock answered {other:?}")),
             },
-            Sent::Level => match &value {
-                Value::Array(fields) if fields.len() == 3 => {
-                    match (int(&fields[0]), int(&fields[1]), int(&fields[2])) {
-                        (Some(h), Some(r), Some(s)) => Answer::Level(Stock {
-                            on_hand: h as u64,
-                            reserved: r as u64,
-                            safety: s as u64,
-                        }),
-                        _ => Answer::Unexpected(format!("redis level answered {value:?}")),
-                    }
-                }
-                _ => Answer::Unexpected(format!("redis level answered {value:?}")),
+            Sent::Level => match level(&value) {
+                Ok(stock) => Answer::Level(stock),
+                Err(e) => Answer::Unexpected(e),
             },
             Sent::Expire(_) | Sent::Nothing => unreachable!("answered above"),
         }
@@ -551,7 +424,7 @@ impl Engine for Redis {
 
     fn client(&self) -> Result<RedisClient, String> {
         Ok(RedisClient {
-            conn: self.conn()?,
+            conn: connect(self.server.port)?,
             scripts: Arc::clone(&self.scripts),
             clock: Arc::clone(&self.clock),
             retention_ms: self.retention_ms,
@@ -563,55 +436,35 @@ impl Engine for Redis {
     }
 
     fn stock(&self, specs: &[ItemSpec]) -> Result<(), String> {
-        let mut conn = self.conn()?;
-        for chunk in (0..specs.len() as u32)
-            .collect::<Vec<_>>()
-            .chunks(PIPELINE as usize)
-        {
-            for &i in chunk {
-                let spec = specs[i as usize];
-                conn.begin(8);
-                conn.arg(b"HSET");
-                conn.arg_fmt(format_args!("i:{i}"));
-                conn.arg(b"h");
-                conn.arg_fmt(spec.stock);
-                conn.arg(b"r");
-                conn.arg(b"0");
-                conn.arg(b"s");
-                conn.arg_fmt(spec.safety);
+        let mut conn = connect(self.server.port)?;
+        for (chunk_no, chunk) in specs.chunks(PIPELINE).enumerate() {
+            let mut pipe = redis::pipe();
+            for (k, spec) in chunk.iter().enumerate() {
+                pipe.hset_multiple(
+                    format!("i:{}", chunk_no * PIPELINE + k),
+                    &[("h", spec.stock), ("r", 0), ("s", spec.safety)],
+                )
+                .ignore();
             }
-            conn.flush().map_err(|e| e.to_string())?;
-            for _ in chunk {
-                if let Value::Error(e) = conn.read().map_err(|e| e.to_string())? {
-                    return Err(format!("redis HSET: {e}"));
-                }
-            }
+            pipe.query::<()>(&mut conn)
+                .map_err(|e| format!("redis HSET: {e}"))?;
         }
         Ok(())
     }
 
     fn levels(&self, n: u32) -> Result<Vec<Stock>, String> {
-        let mut client = self.client()?;
+        let mut conn = connect(self.server.port)?;
         let mut levels = Vec::with_capacity(n as usize);
         let mut start = 0;
         while start < n {
-            let end = n.min(start + PIPELINE);
+            let end = n.min(start + PIPELINE as u32);
+            let mut pipe = redis::pipe();
             for item in start..end {
-                let c = &mut client.conn;
-                c.begin(5);
-                c.arg(b"HMGET");
-                c.arg_fmt(format_args!("i:{item}"));
-                c.arg(b"h");
-                c.arg(b"r");
-                c.arg(b"s");
+                pipe.add_command(level_cmd(item));
             }
-            client.conn.flush().map_err(|e| e.to_string())?;
-            for item in start..end {
-                client.sent = Sent::Level;
-                match client.recv() {
-                    Answer::Level(stock) => levels.push(stock),
-                    other => return Err(format!("level {item}: {other:?}")),
-                }
+            let values: Vec<Value> = pipe.query(&mut conn).map_err(|e| format!("redis: {e}"))?;
+            for (item, value) in (start..).zip(&values) {
+                levels.push(level(value).map_err(|e| format!("level {item}: {e}"))?);
             }
             start = end;
         }
@@ -619,13 +472,13 @@ impl Engine for Redis {
     }
 
     fn remembered(&self) -> Result<u64, String> {
-        let mut conn = self.conn()?;
+        let mut conn = connect(self.server.port)?;
         let mut total = 0;
-        for set in [&b"pending"[..], b"done"] {
-            match conn.command(&[b"ZCARD", set])? {
-                Value::Int(n) => total += n as u64,
-                other => return Err(format!("ZCARD answered {other:?}")),
-            }
+        for set in ["pending", "done"] {
+            total += redis::cmd("ZCARD")
+                .arg(set)
+                .query::<u64>(&mut conn)
+                .map_err(|e| format!("ZCARD: {e}"))?;
         }
         Ok(total)
     }

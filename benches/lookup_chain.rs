@@ -6,18 +6,11 @@
 //! each.
 //!
 //! ```sh
-//! cargo run --release --example lookup_chain -- 1000000    # 1M items
-//! cargo run --release --example lookup_chain -- 1000       # in cache
+//! cargo bench --bench lookup_chain -- 1000000    # 1M items
+//! cargo bench --bench lookup_chain -- 1000       # in cache
 //! # with transparent huge pages for every allocation (glibc 2.35 or later):
-//! GLIBC_TUNABLES=glibc.malloc.hugetlb=1 target/release/examples/lookup_chain 1000000
+//! GLIBC_TUNABLES=glibc.malloc.hugetlb=1 cargo bench --bench lookup_chain -- 1000000
 //! ```
-//!
-//! On the 2-vCPU EPYC development VM, four alternating runs each, before
-//! the item table asked for huge pages itself (`5c56244`): with 1M items,
-//! 254-310 ns through the table against 166-188 ns through the array; with
-//! `hugetlb=1`, 248-260 against 157-179 ns; with 1,000 items, 32 against
-//! 7.5 ns. Since `5c56244` (the table on huge pages, the array not), five
-//! runs with 1M items: 240-271 ns against 167-195 ns.
 
 use omnistock::{Inventory, Sku, StoreId};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,7 +19,8 @@ use std::time::Instant;
 const LOOKUPS: u64 = 3_000_000;
 
 fn main() -> Result<(), String> {
-    let items: u64 = match std::env::args().nth(1) {
+    // `cargo bench` passes `--bench` to a bench without the test harness.
+    let items: u64 = match std::env::args().skip(1).find(|arg| arg != "--bench") {
         None => 1_000_000,
         Some(text) => text
             .parse()

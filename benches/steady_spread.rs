@@ -8,7 +8,7 @@
 //! the 1 s retention about 3M reservations stay remembered.
 //!
 //! ```sh
-//! cargo run --release --example steady_spread -- 4000000 3000000
+//! cargo bench --bench steady_spread -- 4000000 3000000
 //! ```
 //!
 //! runs 4M carts to reach the steady state, then times 3M more and prints
@@ -18,13 +18,16 @@
 //! flash_sale's spread leaves 15): `-- 4000000 3000000 1000 1` keeps
 //! everything in cache, which sets apart what the catalogue's size and the
 //! reservations remembered each cost. For counts, run it under cachegrind twice, with and
-//! without the measured carts, and subtract (`cg_diff`):
+//! without the measured carts, and subtract (`cg_diff`; `tools/cg` does
+//! this for a base commit against the working tree). The binary is the one
+//! `cargo bench --no-run --bench steady_spread` names:
 //!
 //! ```sh
+//! bin=$(cargo bench --no-run --bench steady_spread 2>&1 | sed -n 's/.*Executable.*(\(.*\))/\1/p')
 //! valgrind --tool=cachegrind --cache-sim=yes --D1=49152,12,64 --LL=2097152,16,64 \
-//!     --cachegrind-out-file=warm.out target/release/examples/steady_spread 3200000 0
+//!     --cachegrind-out-file=warm.out "$bin" 3200000 0
 //! valgrind --tool=cachegrind --cache-sim=yes --D1=49152,12,64 --LL=2097152,16,64 \
-//!     --cachegrind-out-file=both.out target/release/examples/steady_spread 3200000 1000000
+//!     --cachegrind-out-file=both.out "$bin" 3200000 1000000
 //! cg_diff warm.out both.out > measured.out && cg_annotate measured.out
 //! ```
 //!
@@ -37,7 +40,7 @@
 //! part):
 //!
 //! ```sh
-//! cargo run --release --example steady_spread -- 4000000 3000000 1000000 300 15 split
+//! cargo bench --bench steady_spread -- 4000000 3000000 1000000 300 15 split
 //! ```
 
 use omnistock::{Channel, Inventory, Line, ManualClock, ReservationId, Sku, StoreId};
@@ -57,7 +60,8 @@ fn count(arg: Option<String>, name: &str, default: u64) -> Result<u64, String> {
 }
 
 fn main() -> Result<(), String> {
-    let mut args = std::env::args().skip(1);
+    // `cargo bench` passes `--bench` to a bench without the test harness.
+    let mut args = std::env::args().skip(1).filter(|arg| arg != "--bench");
     let warm = count(args.next(), "warm-up carts", 4_000_000)?;
     let measured = count(args.next(), "measured carts", 3_000_000)?;
     let items = count(args.next(), "items", 1_000_000)?.max(1);
