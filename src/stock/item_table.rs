@@ -129,7 +129,7 @@ const _: () = assert!(std::mem::size_of::<Entry>() == 24);
 // atomics are not plain integers.
 #[cfg(not(omnistock_loom))]
 #[allow(unsafe_code)]
-unsafe impl crate::stock::huge_pages::Zeroable for Entry {}
+unsafe impl bytemuck::Zeroable for Entry {}
 
 /// The table's entries, all vacant: on memory advised for huge pages (see
 /// `huge_pages`), where a reserve's lookup of a random entry seldom misses
