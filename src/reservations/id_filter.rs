@@ -30,9 +30,9 @@
 //! filter would spare them the lock. Once on, a filter stays on.
 //!
 //! What it wins over no filter (take the shard lock and look the id up):
-//! a refusal from two threads in shards remembering many ids writes no
-//! shared memory and takes less time; see docs/PERFORMANCE.md
-//! 'Structures'.
+//! a refusal writes no shared memory, where the lock writes its word; the
+//! time a refusal takes from two threads is not shown apart beyond the
+//! noise of benches/structures.rs (see docs/PERFORMANCE.md 'Structures').
 
 use crate::error::BuildError;
 use crate::reservations::id_placement;
