@@ -20,6 +20,7 @@ use crate::reservations::id_placement::KeyedId;
 use crate::reservations::shard::{deadline_after, Shard};
 use crate::stock::cell::{self};
 use crate::types::{Channel, ItemKey, Line, ReservationId, ReservationState};
+use arrayvec::ArrayVec;
 
 /// Lines of a cart whose items a reserve looks up once, and keeps: before
 /// the shard lock where the shard's id filter is on (and may refuse
@@ -30,23 +31,7 @@ const LOOKED_UP_LINES: usize = 8;
 
 /// The cell indices of a cart's first lines, looked up once (before the
 /// shard lock, or just after taking it), in line order.
-#[derive(Default)]
-struct LookedUp {
-    cells: [u32; LOOKED_UP_LINES],
-    len: usize,
-}
-
-impl LookedUp {
-    fn push(&mut self, cell: u32) {
-        self.cells[self.len] = cell;
-        self.len += 1;
-    }
-
-    /// The cell of line `n`, if it was looked up.
-    fn cell(&self, n: usize) -> Option<u32> {
-        self.cells[..self.len].get(n).copied()
-    }
-}
+type LookedUp = ArrayVec<u32, LOOKED_UP_LINES>;
 
 /// Checks a reserve request's lines (step 1 of the contract, minus ttl).
 pub(super) fn validate_lines(lines: &[Line]) -> Result<(), Error> {
@@ -336,11 +321,13 @@ impl Inventory {
     ) -> Result<HeldLines, Error> {
         let held = match lines {
             // The common single-line cart: no allocation, failed or not.
-            [line] => HeldLines::one(self.hold_line(line, looked.cell(0), channel)?),
+            [line] => {
+                smallvec::smallvec![self.hold_line(line, looked.first().copied(), channel)?]
+            }
             _ => {
                 let mut held = HeldLines::new();
                 for (n, line) in lines.iter().enumerate() {
-                    match self.hold_line(line, looked.cell(n), channel) {
+                    match self.hold_line(line, looked.get(n).copied(), channel) {
                         Ok(line) => held.push(line),
                         Err(error) => {
                             for undo in held.as_slice() {

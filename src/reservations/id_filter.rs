@@ -26,11 +26,13 @@
 //! and proves nothing until the same refusals switch it on, which is a
 //! rebuild like any other. Counting an id in and out is two counters each
 //! way, under the shard lock, that miss the cache once the shard remembers
-//! many ids: in flash_sale's spread (a large catalogue that never sells
-//! out, `tools/cg`) a cart without them takes 5.8 % fewer instructions and
-//! 11 % fewer L2 read misses. A shard that starts off pays that only once
-//! refusals show the filter would spare them the lock. Once on, a filter
-//! stays on.
+//! many ids; a shard that starts off pays that only once refusals show the
+//! filter would spare them the lock. Once on, a filter stays on.
+//!
+//! What it wins over no filter (take the shard lock and look the id up):
+//! a refusal writes no shared memory, where the lock writes its word; the
+//! time a refusal takes from two threads is not shown apart beyond the
+//! noise of benches/structures.rs (see docs/PERFORMANCE.md 'Structures').
 
 use crate::error::BuildError;
 use crate::reservations::id_placement;

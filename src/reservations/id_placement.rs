@@ -20,18 +20,20 @@
 //! A thread that numbers its reservations in sequence keeps to 8 shards for
 //! 128 reservations, and finds at each the cache lines its previous visit
 //! brought in; the reaper, which forgets a shard's ids in the order they
-//! finished, works through neighbouring slots too. Laid out by a hash of
-//! each id, every reservation missed the cache on its id-table slot and two
-//! filter counters, once to record the id and once to forget it. Ids taken
-//! at random spread as evenly as before, and ids chosen by outsiders can
-//! crowd at most one run, 16 ids, into one place.
+//! finished, works through neighbouring slots too. Ids taken at random
+//! spread as evenly as under a hash of each id, and ids chosen by outsiders
+//! can crowd at most one run, 16 ids, into one place.
 //!
-//! The group size trades the two patterns. One shard per block (runs of 16
-//! consecutive ids) was fastest for a thread numbering its own carts, but
-//! put every thread fed by one shared sequence on the same lock (slower
-//! than random ids); a group of all 256 shards spread those threads but
-//! lost the locality. With 8, on the 2-core development machine:
-//! `flash_sale --workload spread --ids sequential|shared|random`.
+//! The group size trades the two patterns: one shard per block keeps a
+//! thread numbering its own carts in one shard, but puts every thread fed
+//! by one shared sequence on the same lock; a group of all shards spreads
+//! those threads but loses the locality.
+//!
+//! What it wins over placing each id by a general-purpose hash (SipHash,
+//! FxHash, aHash: shard from the top bits, key from the low ones): ids in
+//! sequence recorded and forgotten in shards remembering many ids run
+//! several times faster, the ids of a run sharing their cache lines; see
+//! docs/PERFORMANCE.md 'Structures'.
 
 use std::hash::BuildHasher;
 
@@ -60,8 +62,7 @@ pub(crate) fn place_in_run(id: u64) -> u64 {
 }
 
 /// Hashes reservation ids for the shards and the id table: a multiply-xor
-/// mix keyed by a per-process random value, instead of SipHash, which was
-/// half the instructions of a reserve + commit. The random key keeps ids
+/// mix keyed by a per-process random value. The random key keeps ids
 /// chosen by outsiders from being aimed at one shard or one cluster of
 /// slots.
 #[derive(Clone, Copy, Debug)]

@@ -14,13 +14,15 @@
 //! lanes, so a thread that records id after id, or a reaper that forgets
 //! them in the order they finished, works in the same two cache lines.
 //!
-//! The lanes are what keeps runs cheap. With one lane (steps of one
-//! slot), a run is 16 adjacent homes: two runs homed at one block
-//! interleaved over 32 slots and pushed the next run on, so clusters grew
-//! long; each removal shifted 9 entries back on average and each insert
-//! moved 8 (the spread load run's steady state). Per lane, runs are single
-//! entries, and two runs at one block cost one step each, as colliding keys
-//! in any linear-probing table at the same load.
+//! The lanes keep runs from merging: within a lane a run is one entry, so
+//! two runs homed at one block cost one step each, as colliding keys in any
+//! linear-probing table at the same load, instead of interleaving into a
+//! long cluster that every insert and removal shifts.
+//!
+//! What it wins over `hashbrown::HashTable` on the same keys: not shown
+//! beyond the noise of benches/structures.rs (see docs/PERFORMANCE.md
+//! 'Structures'); the locality of runs, which it shares with a
+//! `HashTable` homed by the key's low bits, is `id_placement`'s.
 //!
 //! Each lane's cluster is kept ordered by home block (an insert takes the
 //! place of the first entry nearer its own home). The order lets a lookup

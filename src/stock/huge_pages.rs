@@ -1,19 +1,18 @@
 //! Large zeroed tables on memory the kernel is asked to back with huge
 //! pages: one of the crate's two `unsafe` modules (the other is
-//! `prefetch`).
+//! `prefetch`); its `unsafe` is the `madvise` call alone.
 //!
-//! The item table of a large catalogue (27 MB for 1M items) is read at a
-//! random entry by every reserve. With 4 KiB pages almost every such read
-//! also misses the TLB, and in a virtual machine the page walk that follows
-//! is two-dimensional (guest and host tables). Linux backs anonymous memory
-//! with 2 MiB pages where the process asks for them (`madvise` with
-//! `MADV_HUGEPAGE`, which is what the common `transparent_hugepage=madvise`
-//! setting waits for), but only in memory not yet touched: the request must
-//! come between the allocation and the first write. A `Vec` of default
-//! values writes every entry, so the table is allocated here instead,
-//! zeroed by the allocator (fresh pages from the system for an allocation
-//! this large, which nothing has written) and advised before anything is
-//! stored in it.
+//! The item table is read at a random entry by every reserve; on 4 KiB
+//! pages such a read of a large table also misses the TLB. Linux backs
+//! anonymous memory with 2 MiB pages where the process asks for them
+//! (`madvise` with `MADV_HUGEPAGE`, what `transparent_hugepage=madvise`
+//! waits for), but only in memory not yet touched: the request must come
+//! between the allocation and the first write. A `Vec` of default values
+//! writes every entry, so the table is allocated zeroed instead
+//! (`bytemuck::try_zeroed_slice_box`: the allocator's zeroed memory, fresh
+//! untouched pages for an allocation this large; `bytemuck::Zeroable`
+//! vouches that all-zero bytes are a valid value) and advised before
+//! anything is stored in it.
 //!
 //! The advice is only advice: where the kernel has huge pages disabled, or
 //! none free, or on another system, the table is the same zeroed memory on
@@ -23,16 +22,7 @@
 #![allow(unsafe_code)]
 
 use crate::error::BuildError;
-use std::alloc::Layout;
-
-/// Types for which the all-zero bit pattern is a valid value.
-///
-/// # Safety
-///
-/// Implement only for types made of fields each valid when all its bytes
-/// are zero (integers, atomics, and structs of those), with no padding
-/// that must be anything in particular.
-pub(crate) unsafe trait Zeroable {}
+use bytemuck::Zeroable;
 
 /// Allocations smaller than this are left alone: one under 4 MiB need not
 /// hold a whole aligned 2 MiB page, and the ones that do would hold one at
@@ -45,37 +35,13 @@ pub(crate) fn zeroed_slice<T: Zeroable>(
     what: &'static str,
     len: usize,
 ) -> Result<Box<[T]>, BuildError> {
-    let refused = || BuildError {
-        what,
-        bytes: len.saturating_mul(std::mem::size_of::<T>()),
-    };
-    let layout = Layout::array::<T>(len).map_err(|_| refused())?;
-    if layout.size() == 0 {
-        // No memory to ask for: the allocator may not be called with a
-        // zero-sized layout.
-        return Ok((0..len).map(|_| zero::<T>()).collect());
+    let bytes = len.saturating_mul(std::mem::size_of::<T>());
+    let mut values =
+        bytemuck::try_zeroed_slice_box::<T>(len).map_err(|()| BuildError { what, bytes })?;
+    if bytes >= ADVISE_FROM_BYTES {
+        advise_huge_pages(values.as_mut_ptr().cast::<u8>(), bytes);
     }
-    // SAFETY: the layout's size is not zero (checked above).
-    let start = unsafe { std::alloc::alloc_zeroed(layout) };
-    if start.is_null() {
-        return Err(refused());
-    }
-    if layout.size() >= ADVISE_FROM_BYTES {
-        advise_huge_pages(start, layout.size());
-    }
-    let values = std::ptr::slice_from_raw_parts_mut(start.cast::<T>(), len);
-    // SAFETY: `start` came from the global allocator with
-    // `Layout::array::<T>(len)`, which is the layout a `Box<[T]>` of `len`
-    // values frees with (size `len * size_of::<T>()`, `T`'s alignment); the
-    // memory is zeroed and all-zero bytes are a valid `T` (`T: Zeroable`),
-    // so all `len` values are initialized; and nothing else owns it.
-    Ok(unsafe { Box::from_raw(values) })
-}
-
-/// A zero `T`, for the zero-sized case.
-fn zero<T: Zeroable>() -> T {
-    // SAFETY: all-zero bytes are a valid `T` (`T: Zeroable`).
-    unsafe { std::mem::zeroed() }
+    Ok(values)
 }
 
 /// Asks the kernel to back the whole pages in `start..start + len` with
@@ -123,7 +89,8 @@ mod tests {
         small: AtomicU32,
     }
 
-    // SAFETY: two atomics, each valid when zero.
+    // SAFETY: two atomics, each valid when zero; the tail padding need
+    // hold nothing in particular.
     unsafe impl Zeroable for Pair {}
 
     #[test]

@@ -4,6 +4,11 @@
 //! every cell they hold): entries are never moved or freed, and items are
 //! never removed.
 //!
+//! What it wins over `parking_lot::RwLock<hashbrown::HashMap>` with the
+//! cells in a `Vec`, and over `dashmap::DashMap`: a lookup of a present
+//! item in a large table reads one structure and takes no lock, faster
+//! than either from one thread; see docs/PERFORMANCE.md 'Structures'.
+//!
 //! The cells live in the lock-free index itself: an open-addressing table of
 //! 24-byte entries (the cell's word and safety stock, the item's store and
 //! its sku), probed linearly from where the hash maps, so finding an item
@@ -24,14 +29,11 @@
 //! `for_each` visits items in the order they were created (what
 //! `Inventory::items` promises), which table positions do not give: a list
 //! of the table positions in creation order, 4 bytes per expected item,
-//! records it (arena entries are already in creation order). That list sets
-//! the load factor. Per expected item the table costs 24 × 9/8 = 27 bytes
-//! and the list 4: 31 bytes, under the 32-byte budget with room for
-//! allocator and page overhead; at load 0.8 (capacity × 5/4) the same
-//! layout would cost 34. The price of load 8/9 is probe length once the
-//! table is full: a hit reads about 5 entries on average (120 bytes of
-//! adjacent cache lines), a miss (an unknown item, or a creation) about 41.
-//! Below full the runs are much shorter (at half load: 1.5 and 2.5).
+//! records it (arena entries are already in creation order). The load
+//! factor is set so that table and list together stay within 32 bytes per
+//! expected item (24 × 9/8 + 4 = 31); the price of load 8/9 is longer
+//! probes once the table is full, above all for misses (unknown items,
+//! creations).
 //!
 //! Entries, the store table and the creation-order list are only written by
 //! a thread holding the creation lock. An entry's sku, and its store's id in
@@ -129,7 +131,7 @@ const _: () = assert!(std::mem::size_of::<Entry>() == 24);
 // atomics are not plain integers.
 #[cfg(not(omnistock_loom))]
 #[allow(unsafe_code)]
-unsafe impl crate::stock::huge_pages::Zeroable for Entry {}
+unsafe impl bytemuck::Zeroable for Entry {}
 
 /// The table's entries, all vacant: on memory advised for huge pages (see
 /// `huge_pages`), where a reserve's lookup of a random entry seldom misses
