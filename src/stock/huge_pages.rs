@@ -45,7 +45,7 @@ pub(crate) fn zeroed_slice<T: Zeroable>(
     what: &'static str,
     len: usize,
 ) -> Result<Box<[T]>, BuildError> {
-    let refused = || BuildError {
+    let refused = || BuildError::OutOfMemory {
         what,
         bytes: len.saturating_mul(std::mem::size_of::<T>()),
     };
@@ -152,8 +152,13 @@ mod tests {
     fn empty_and_impossible_requests() {
         assert!(zeroed_slice::<Pair>("none", 0).expect("empty").is_empty());
         let refused = zeroed_slice::<Pair>("too many", usize::MAX / 4).unwrap_err();
-        assert_eq!(refused.what, "too many");
-        assert_eq!(refused.bytes, usize::MAX);
+        assert_eq!(
+            refused,
+            BuildError::OutOfMemory {
+                what: "too many",
+                bytes: usize::MAX
+            }
+        );
     }
 
     #[test]
