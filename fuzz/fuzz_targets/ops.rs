@@ -282,8 +282,8 @@ fn to_request(op: &Op, wide: bool, last_reserve: &mut Option<Command>) -> Reques
 fn script(history: &[(Request, String)]) -> String {
     let mut out = String::from(
         "replay script (cargo run --example replay < script.jsonl; the engine here was built \
-         with expected_items(16), the replay tool's with the default, so a bug of the index's \
-         overflow path may not show there):\n",
+         with expected_items(16) and compaction(2, 2), the replay tool's with the defaults, so a \
+         bug of the index's overflow path or of compaction may not show there):\n",
     );
     for (request, _) in history {
         let _ = writeln!(out, "{}", request_json(request));

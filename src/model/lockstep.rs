@@ -222,7 +222,8 @@ pub struct Lockstep {
 
 impl Lockstep {
     /// An engine with this default ttl and retention on a manual clock at
-    /// 0, with whatever else `configure` sets on its builder, and the model
+    /// 0, with whatever else `configure` sets on its builder (not another
+    /// clock, ttl or retention: the model would not follow), and the model
     /// with the same limits.
     pub fn new(
         default_ttl_ms: u64,
