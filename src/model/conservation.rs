@@ -47,49 +47,57 @@ pub fn level_ok(level: &Level) -> Result<(), String> {
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Conservation {
-    received: BTreeMap<ItemKey, i128>,
-    sold: BTreeMap<ItemKey, i128>,
-    committed: BTreeMap<ItemKey, i128>,
+    units: BTreeMap<ItemKey, Units>,
     /// For [`record`](Self::record): the lines of the latest reservation
     /// made under each id.
     lines: BTreeMap<ReservationId, Vec<Line>>,
 }
 
-fn add(map: &mut BTreeMap<ItemKey, i128>, item: ItemKey, units: i128) {
-    *map.entry(item).or_default() += units;
+/// The units one item received, sold and had committed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Units {
+    received: i128,
+    sold: i128,
+    committed: i128,
 }
 
-fn get(map: &BTreeMap<ItemKey, i128>, item: &ItemKey) -> i128 {
-    map.get(item).copied().unwrap_or(0)
+/// The first key of `booked` that is not among `items`.
+fn first_missing<'a, V>(
+    booked: &'a BTreeMap<ItemKey, V>,
+    items: &[(ItemKey, Level)],
+) -> Option<&'a ItemKey> {
+    booked
+        .keys()
+        .find(|key| !items.iter().any(|(k, _)| k == *key))
 }
 
 impl Conservation {
     /// Units that came in: first stock, an acknowledged restock.
     pub fn received(&mut self, item: ItemKey, qty: u32) {
-        add(&mut self.received, item, i128::from(qty));
+        self.entry(item).received += i128::from(qty);
+    }
+
+    fn entry(&mut self, item: ItemKey) -> &mut Units {
+        self.units.entry(item).or_default()
     }
 
     /// An acknowledged cycle count (`set_on_hand`) from `before` units on
     /// hand to `after`; the caller makes sure nothing else changed
     /// `on_hand` in between.
     pub fn counted(&mut self, item: ItemKey, before: u32, after: u32) {
-        add(
-            &mut self.received,
-            item,
-            i128::from(after) - i128::from(before),
-        );
+        self.entry(item).received += i128::from(after) - i128::from(before);
     }
 
     /// Units sold over the counter.
     pub fn sold(&mut self, item: ItemKey, qty: u32) {
-        add(&mut self.sold, item, i128::from(qty));
+        self.entry(item).sold += i128::from(qty);
     }
 
     /// The lines of a reservation acknowledged committed (once, not its
     /// replays).
     pub fn committed(&mut self, lines: &[Line]) {
         for line in lines {
-            add(&mut self.committed, line.item(), i128::from(line.qty));
+            self.entry(line.item()).committed += i128::from(line.qty);
         }
     }
 
@@ -111,7 +119,7 @@ impl Conservation {
             (Command::SetOnHand { sku, store, qty }, Ok(_)) => {
                 let item = ItemKey::new(*sku, *store);
                 let before = self.expected_on_hand(&item);
-                add(&mut self.received, item, i128::from(*qty) - before);
+                self.entry(item).received += i128::from(*qty) - before;
             }
             (
                 Command::Sell {
@@ -128,7 +136,7 @@ impl Conservation {
                     .get(id)
                     .ok_or_else(|| format!("{id} committed but never reserved"))?;
                 for line in lines {
-                    add(&mut self.committed, line.item(), i128::from(line.qty));
+                    self.units.entry(line.item()).or_default().committed += i128::from(line.qty);
                 }
             }
             _ => {}
@@ -138,6 +146,7 @@ impl Conservation {
 
     /// The lines of the latest reservation [`record`](Self::record) saw
     /// made under `id`.
+    #[inline]
     pub fn reserved_lines(&self, id: ReservationId) -> Option<&[Line]> {
         self.lines.get(&id).map(Vec::as_slice)
     }
@@ -145,50 +154,50 @@ impl Conservation {
     /// Adds another set of books to these (not the lines
     /// [`record`](Self::record) keeps).
     pub fn merge(&mut self, other: &Conservation) {
-        for (mine, theirs) in [
-            (&mut self.received, &other.received),
-            (&mut self.sold, &other.sold),
-            (&mut self.committed, &other.committed),
-        ] {
-            for (item, units) in theirs {
-                add(mine, *item, *units);
-            }
+        for (item, theirs) in &other.units {
+            let mine = self.entry(*item);
+            mine.received += theirs.received;
+            mine.sold += theirs.sold;
+            mine.committed += theirs.committed;
         }
     }
 
     /// What the books say `item` has on hand.
     pub fn expected_on_hand(&self, item: &ItemKey) -> i128 {
-        get(&self.received, item) - get(&self.sold, item) - get(&self.committed, item)
+        self.units
+            .get(item)
+            .map_or(0, |u| u.received - u.sold - u.committed)
     }
 
     /// Every item of `items` keeps the invariant ([`level_ok`]) and has on
     /// hand what the books say, and every item the books moved is among
     /// `items`. `Err` names the first item that does not.
     pub fn check_on_hand(&self, items: &[(ItemKey, Level)]) -> Result<(), String> {
+        let mut booked = 0;
         for (item, level) in items {
             level_ok(level).map_err(|e| format!("{item}: {e}"))?;
-            let expected = self.expected_on_hand(item);
+            let units = match self.units.get(item) {
+                Some(units) => {
+                    booked += 1;
+                    *units
+                }
+                None => Units::default(),
+            };
+            let expected = units.received - units.sold - units.committed;
             if i128::from(level.on_hand) != expected {
                 return Err(format!(
                     "{item}: on_hand {} but received {} - sold {} - committed {} = {expected}",
-                    level.on_hand,
-                    get(&self.received, item),
-                    get(&self.sold, item),
-                    get(&self.committed, item),
+                    level.on_hand, units.received, units.sold, units.committed,
                 ));
             }
         }
-        let moved = self
-            .received
-            .keys()
-            .chain(self.sold.keys())
-            .chain(self.committed.keys());
-        for item in moved {
-            if !items.iter().any(|(k, _)| k == item) {
-                return Err(format!("{item} has units in the books but is unknown"));
-            }
+        match booked == self.units.len() {
+            true => Ok(()),
+            false => Err(match first_missing(&self.units, items) {
+                Some(item) => format!("{item} has units in the books but is unknown"),
+                None => "an item is listed twice".to_string(),
+            }),
         }
-        Ok(())
     }
 
     /// Every item of `items` has reserved exactly the units of `held`, the
@@ -199,23 +208,31 @@ impl Conservation {
     ) -> Result<(), String> {
         let mut holds: BTreeMap<ItemKey, i128> = BTreeMap::new();
         for line in held {
-            add(&mut holds, line.item(), i128::from(line.qty));
+            *holds.entry(line.item()).or_default() += i128::from(line.qty);
         }
+        let mut found = 0;
         for (item, level) in items {
-            if i128::from(level.reserved) != get(&holds, item) {
+            let held = match holds.get(item) {
+                Some(units) => {
+                    found += 1;
+                    *units
+                }
+                None => 0,
+            };
+            if i128::from(level.reserved) != held {
                 return Err(format!(
-                    "{item}: reserved {} but the live holds hold {}",
-                    level.reserved,
-                    get(&holds, item)
+                    "{item}: reserved {} but the live holds hold {held}",
+                    level.reserved
                 ));
             }
         }
-        for item in holds.keys() {
-            if !items.iter().any(|(k, _)| k == item) {
-                return Err(format!("{item} is held but unknown"));
-            }
+        match found == holds.len() {
+            true => Ok(()),
+            false => Err(match first_missing(&holds, items) {
+                Some(item) => format!("{item} is held but unknown"),
+                None => "an item is listed twice".to_string(),
+            }),
         }
-        Ok(())
     }
 
     /// Once every hold has ended: nothing reserved anywhere.

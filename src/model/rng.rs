@@ -19,11 +19,13 @@ pub struct Rng(u64);
 
 impl Rng {
     /// The generator for `seed` (any value, 0 included).
+    #[inline]
     pub fn new(seed: u64) -> Rng {
         Rng(seed ^ 0x6f6d_6e69_7374_6f63)
     }
 
     /// The next 64 random bits.
+    #[inline]
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
@@ -33,32 +35,38 @@ impl Rng {
     }
 
     /// Uniform in `0..n`; 0 when `n` is 0.
+    #[inline]
     pub fn below(&mut self, n: u64) -> u64 {
         ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
     }
 
     /// Uniform in `lo..=hi` (`lo <= hi`).
+    #[inline]
     pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
         debug_assert!(lo <= hi, "empty range {lo}..={hi}");
         lo + self.below((hi - lo).saturating_add(1))
     }
 
     /// True with `p` percent odds.
+    #[inline]
     pub fn percent(&mut self, p: u64) -> bool {
         self.below(100) < p
     }
 
     /// Uniform index into a slice of `len`; 0 when `len` is 0.
+    #[inline]
     pub fn index(&mut self, len: usize) -> usize {
         self.below(len as u64) as usize
     }
 
     /// Uniform quantity in `lo..=hi`.
+    #[inline]
     pub fn qty(&mut self, lo: u32, hi: u32) -> u32 {
         self.range(u64::from(lo), u64::from(hi)) as u32
     }
 
     /// Either channel, with even odds.
+    #[inline]
     pub fn channel(&mut self) -> Channel {
         if self.below(2) == 0 {
             Channel::Online
