@@ -174,19 +174,31 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-/// The inventory could not be built: the memory its sizing asks for up
-/// front ([`expected_items`](crate::InventoryBuilder::expected_items),
+/// The inventory could not be built; nothing was allocated.
+///
+/// Either the memory its sizing asks for up front
+/// ([`expected_items`](crate::InventoryBuilder::expected_items),
 /// [`expected_reservations`](crate::InventoryBuilder::expected_reservations))
-/// could not be allocated. Nothing was built; build again for fewer items
-/// or reservations: items past `expected_items` still work (through a
-/// slower map), and the id filters grow on their own.
+/// could not be allocated: build again for fewer items or reservations
+/// (items past `expected_items` still work, through a slower map, and the
+/// id filters grow on their own). Or a setting is out of its range.
 #[non_exhaustive]
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BuildError {
-    /// What the memory was for.
-    pub what: &'static str,
-    /// How many bytes were asked for.
-    pub bytes: usize,
+pub enum BuildError {
+    /// The system refused the memory asked for up front.
+    OutOfMemory {
+        /// What the memory was for.
+        what: &'static str,
+        /// How many bytes were asked for.
+        bytes: usize,
+    },
+    /// A builder setting out of its range.
+    InvalidSetting {
+        /// The setting, as the builder method that takes it.
+        setting: &'static str,
+        /// What its values must be.
+        reason: &'static str,
+    },
 }
 
 impl BuildError {
@@ -200,10 +212,12 @@ impl BuildError {
         make: impl FnMut() -> T,
     ) -> Result<Box<[T]>, BuildError> {
         let mut values = Vec::new();
-        values.try_reserve_exact(len).map_err(|_| BuildError {
-            what,
-            bytes: len.saturating_mul(std::mem::size_of::<T>()),
-        })?;
+        values
+            .try_reserve_exact(len)
+            .map_err(|_| BuildError::OutOfMemory {
+                what,
+                bytes: len.saturating_mul(std::mem::size_of::<T>()),
+            })?;
         values.extend(std::iter::repeat_with(make).take(len));
         Ok(values.into_boxed_slice())
     }
@@ -211,11 +225,15 @@ impl BuildError {
 
 impl fmt::Display for BuildError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "could not allocate {} bytes for {}; build the inventory for fewer expected items or reservations",
-            self.bytes, self.what
-        )
+        match self {
+            BuildError::OutOfMemory { what, bytes } => write!(
+                f,
+                "could not allocate {bytes} bytes for {what}; build the inventory for fewer expected items or reservations"
+            ),
+            BuildError::InvalidSetting { setting, reason } => {
+                write!(f, "invalid builder setting {setting}: {reason}")
+            }
+        }
     }
 }
 
@@ -232,7 +250,7 @@ mod tests {
         let error = BuildError::allocate("the item table", len, || 0u64).unwrap_err();
         assert_eq!(
             error,
-            BuildError {
+            BuildError::OutOfMemory {
                 what: "the item table",
                 bytes: usize::MAX
             }

@@ -22,7 +22,8 @@
 //!   pending reservations;
 //! - checks the invariant, `reserved <= on_hand`, and that the available
 //!   fields agree with it;
-//! - keeps its own books and checks them against the engine: per item,
+//! - keeps its own books ([`Conservation`](omnistock::model::Conservation))
+//!   and checks them against the engine: per item,
 //!   `on_hand = received (+ cycle-count deltas) - sold - committed`, and
 //!   `reserved` = the units of the holds still live (made, not yet
 //!   committed, released or expired, with expiry worked out from the
@@ -42,7 +43,7 @@
 //! build); `SIM_SEEDS=100000` for more, `SIM_SEED_BASE=n` to start
 //! elsewhere, `SIM_SEED=n` for one seed (with its statistics).
 
-use omnistock::model::{same_answer, ReferenceModel};
+use omnistock::model::{Conservation, Disagreement, Oracle, ReferenceModel, Rng};
 use omnistock::replay::{format_outcome, format_request, parse_request, Request};
 use omnistock::{
     Channel, Command, Error, Inventory, ItemKey, Level, Line, ManualClock, Outcome, ReservationId,
@@ -56,48 +57,6 @@ use std::time::{Duration, Instant};
 
 const DAY_MS: u64 = 86_400_000;
 const SHRINK_BUDGET: Duration = Duration::from_secs(20);
-
-// ---------------------------------------------------------------------------
-// Randomness: splitmix64, so a seed means the same run everywhere.
-
-#[derive(Clone, Debug)]
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Rng(seed ^ 0x6f6d_6e69_7374_6f63)
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (`n > 0`).
-    fn below(&mut self, n: u64) -> u64 {
-        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
-    }
-
-    /// Uniform in `lo..=hi`.
-    fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.below(hi - lo + 1)
-    }
-
-    fn percent(&mut self, p: u64) -> bool {
-        self.below(100) < p
-    }
-
-    fn index(&mut self, len: usize) -> usize {
-        self.below(len as u64) as usize
-    }
-
-    fn qty(&mut self, lo: u32, hi: u32) -> u32 {
-        self.range(u64::from(lo), u64::from(hi)) as u32
-    }
-}
 
 // ---------------------------------------------------------------------------
 // The system under test, behind a trait so the checker's own test can plant
@@ -222,15 +181,9 @@ struct Mismatch {
 #[derive(Default)]
 struct Books {
     now: u64,
-    /// Restocked units plus cycle-count corrections.
-    received: BTreeMap<ItemKey, i128>,
-    sold: BTreeMap<ItemKey, i128>,
-    committed: BTreeMap<ItemKey, i128>,
-    /// The lines of the latest reservation made under each id.
-    lines: BTreeMap<ReservationId, Vec<Line>>,
+    units: Conservation,
     /// Live holds and their deadlines (`None`: overdue from the start).
     holds: BTreeMap<ReservationId, Option<u64>>,
-    previous: Vec<(ItemKey, Level)>,
 }
 
 impl Books {
@@ -246,26 +199,26 @@ impl Books {
         }
     }
 
-    fn add(map: &mut BTreeMap<ItemKey, i128>, key: ItemKey, qty: u32) {
-        *map.entry(key).or_default() += i128::from(qty);
-    }
-
     /// Takes in one step whose answer the model agreed with; returns what
     /// disagrees with the books.
     fn record(&mut self, step: &Step) -> Result<(), String> {
-        let result = match (&step.request, &step.answer) {
-            (Request::Advance { .. }, Answer::Now(now)) => {
-                self.now = *now;
-                Ok(())
+        match (&step.request, &step.answer) {
+            (Request::Advance { .. }, Answer::Now(now)) => self.now = *now,
+            (Request::Command(command), Answer::Engine(result)) => {
+                self.command(command, result)?;
+                self.units.record(command, result)?;
             }
-            (Request::Command(command), Answer::Engine(result)) => self.command(command, result),
-            _ => Err("answer of the wrong kind".to_string()),
-        };
-        self.previous = step.items.clone();
-        result?;
-        self.balance(&step.items)
+            _ => return Err("answer of the wrong kind".to_string()),
+        }
+        self.units.check_on_hand(&step.items)?;
+        let held = self
+            .holds
+            .keys()
+            .flat_map(|id| self.units.reserved_lines(*id).unwrap_or_default());
+        Conservation::check_reserved(&step.items, held)
     }
 
+    /// The holds: made, ended, their deadlines.
     fn command(
         &mut self,
         command: &Command,
@@ -290,46 +243,17 @@ impl Books {
             _ => None,
         };
         match (command, result) {
-            (Command::Restock { sku, store, qty }, Ok(_)) => {
-                Self::add(&mut self.received, ItemKey::new(*sku, *store), *qty);
-            }
-            (Command::SetOnHand { sku, store, qty }, Ok(_)) => {
-                let key = ItemKey::new(*sku, *store);
-                let before = self
-                    .previous
-                    .iter()
-                    .find(|(k, _)| *k == key)
-                    .map_or(0, |(_, l)| l.on_hand);
-                *self.received.entry(key).or_default() += i128::from(*qty) - i128::from(before);
-            }
-            (
-                Command::Sell {
-                    sku, store, qty, ..
-                },
-                Ok(_),
-            ) => {
-                Self::add(&mut self.sold, ItemKey::new(*sku, *store), *qty);
-            }
-            (
-                Command::Reserve {
-                    id, lines, ttl_ms, ..
-                },
-                Ok(_),
-            ) if ok_ack.is_some_and(|a| !a.replayed) => {
+            (Command::Reserve { id, ttl_ms, .. }, Ok(_)) if ok_ack.is_some_and(|a| !a.replayed) => {
                 if self.holds.contains_key(id) {
                     return Err(format!("{id} reserved anew while the books hold it"));
                 }
-                self.lines.insert(*id, lines.clone());
                 let deadline = self.deadline(ttl_ms.unwrap_or(DEFAULT_TTL_MS));
                 self.holds.insert(*id, deadline);
             }
             (Command::Commit { id }, Ok(_)) if ok_ack.is_some_and(|a| !a.replayed) => {
-                if self.holds.remove(id).is_none() {
-                    return Err(format!("{id} committed but the books hold no such hold"));
-                }
-                for line in &self.lines[id] {
-                    Self::add(&mut self.committed, line.item(), line.qty);
-                }
+                self.holds
+                    .remove(id)
+                    .ok_or_else(|| format!("{id} committed but the books hold no such hold"))?;
             }
             (Command::Release { id }, Ok(_)) if ok_ack.is_some_and(|a| !a.replayed) => {
                 let expired_here = ok_ack.is_some_and(|a| a.state == ReservationState::Expired);
@@ -365,55 +289,12 @@ impl Books {
         }
         Ok(())
     }
-
-    /// Every item: units in minus units out is what is on hand, and what is
-    /// reserved is what the live holds hold.
-    fn balance(&self, items: &[(ItemKey, Level)]) -> Result<(), String> {
-        let mut held: BTreeMap<ItemKey, i128> = BTreeMap::new();
-        for id in self.holds.keys() {
-            for line in &self.lines[id] {
-                Self::add(&mut held, line.item(), line.qty);
-            }
-        }
-        let get = |map: &BTreeMap<ItemKey, i128>, key: &ItemKey| map.get(key).copied().unwrap_or(0);
-        for (key, level) in items {
-            let expected =
-                get(&self.received, key) - get(&self.sold, key) - get(&self.committed, key);
-            if i128::from(level.on_hand) != expected {
-                return Err(format!(
-                    "{key}: on_hand {} but received {} - sold {} - committed {} = {expected}",
-                    level.on_hand,
-                    get(&self.received, key),
-                    get(&self.sold, key),
-                    get(&self.committed, key)
-                ));
-            }
-            if i128::from(level.reserved) != get(&held, key) {
-                return Err(format!(
-                    "{key}: reserved {} but the live holds hold {}",
-                    level.reserved,
-                    get(&held, key)
-                ));
-            }
-        }
-        for key in self.received.keys().chain(held.keys()) {
-            if !items.iter().any(|(k, _)| k == key) {
-                return Err(format!("{key} has stock in the books but is unknown"));
-            }
-        }
-        Ok(())
-    }
-}
-
-fn level_consistent(level: &Level) -> bool {
-    level.reserved <= level.on_hand
-        && *level == Level::new(level.on_hand, level.reserved, level.safety_stock)
 }
 
 /// Replays `steps` against the reference model and checks every step; the
 /// first problem found, if any.
 fn check(steps: &[Step]) -> Result<(), Mismatch> {
-    let mut model = ReferenceModel::new();
+    let mut oracle = Oracle::default();
     let mut books = Books::default();
     for (index, step) in steps.iter().enumerate() {
         let fail = |what: String| Mismatch { step: index, what };
@@ -424,8 +305,10 @@ fn check(steps: &[Step]) -> Result<(), Mismatch> {
         }
         match (&step.request, &step.answer) {
             (Request::Command(command), Answer::Engine(engine)) => {
-                let expected = model.apply(command);
-                if !same_answer(engine, &expected) {
+                if let Err(Disagreement::Answer {
+                    model: expected, ..
+                }) = oracle.answer(command, engine)
+                {
                     return Err(fail(format!(
                         "answer differs: engine {}, model {}",
                         format_outcome(engine),
@@ -434,48 +317,13 @@ fn check(steps: &[Step]) -> Result<(), Mismatch> {
                 }
             }
             (Request::Advance { ms }, Answer::Now(now)) => {
-                let expected = model.advance(*ms);
-                if *now != expected {
-                    return Err(fail(format!("clock at {now}, model at {expected}")));
-                }
+                oracle.advance(*ms, *now).map_err(|d| fail(d.to_string()))?;
             }
             _ => return Err(fail("answer of the wrong kind".to_string())),
         }
-        for (key, level) in &step.items {
-            if !level_consistent(level) {
-                return Err(fail(format!("invariant broken at {key}: {level:?}")));
-            }
-        }
-        let expected = model.items();
-        if step.items != expected {
-            let mut diff = String::from("levels differ:");
-            for (key, level) in &step.items {
-                let model_level = expected.iter().find(|(k, _)| k == key).map(|(_, l)| *l);
-                if model_level != Some(*level) {
-                    let _ = write!(diff, " {key}: engine {level:?}, model {model_level:?};");
-                }
-            }
-            for (key, _) in &expected {
-                if !step.items.iter().any(|(k, _)| k == key) {
-                    let _ = write!(diff, " {key} unknown to the engine;");
-                }
-            }
-            return Err(fail(diff));
-        }
-        if step.reservations != model.reservation_count() {
-            return Err(fail(format!(
-                "engine remembers {} reservations, model {}",
-                step.reservations,
-                model.reservation_count()
-            )));
-        }
-        if step.pending != model.pending_count() {
-            return Err(fail(format!(
-                "engine has {} pending reservations, model {}",
-                step.pending,
-                model.pending_count()
-            )));
-        }
+        oracle
+            .state(&step.items, step.reservations, step.pending)
+            .map_err(|d| fail(d.to_string()))?;
         books.record(step).map_err(fail)?;
     }
     Ok(())

@@ -5,16 +5,18 @@
 //! During the run every level read (by the monitor and by the workers) must
 //! have `reserved <= on_hand`. At the end, once every reservation has ended:
 //! units are conserved per item (initial + restocked + counted deltas -
-//! committed - sold == on_hand), nothing is reserved, every acknowledged
+//! committed - sold == on_hand, in each worker's [`Conservation`] books
+//! merged), nothing is reserved, every acknowledged
 //! reservation is in exactly the terminal state its owner saw, and the
 //! effect records an observer received add up to the same stock.
 
+use omnistock::model::{level_ok, Conservation, Rng};
 use omnistock::{
     Channel, Clock, Effect, EffectObserver, Error, Inventory, ItemKey, Level, Line, ManualClock,
     ReservationId, ReservationState, Sku, StoreId,
 };
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -40,31 +42,6 @@ fn item(index: usize) -> ItemKey {
     ItemKey::new(Sku(sku), StoreId(store))
 }
 
-/// xorshift64*: deterministic per seed, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        ((u128::from(self.next()) * u128::from(n)) >> 64) as u64
-    }
-    fn channel(&mut self) -> Channel {
-        if self.below(2) == 0 {
-            Channel::Online
-        } else {
-            Channel::InStore
-        }
-    }
-}
-
 /// Sums every effect record per item and counts reservation transitions per id.
 #[derive(Default)]
 struct Ledger {
@@ -73,13 +50,9 @@ struct Ledger {
     finished: HashMap<u64, Vec<ReservationState>>,
 }
 
-/// What the workers counted, per item, from the answers they got.
+/// What every thread counts together.
 #[derive(Default)]
-struct Books {
-    restocked: [AtomicU64; ITEMS.len()],
-    sold: [AtomicU64; ITEMS.len()],
-    committed: [AtomicU64; ITEMS.len()],
-    counted_delta: [AtomicI64; ITEMS.len()],
+struct Counters {
     expired_by_expire: AtomicU64,
     level_reads: AtomicU64,
 }
@@ -98,7 +71,7 @@ struct Tracked {
 struct Shared {
     inventory: Inventory,
     clock: Arc<ManualClock>,
-    books: Books,
+    counters: Counters,
     /// Operations that change `on_hand` (restock, sell, commit) hold it
     /// shared; a cycle count holds it exclusively, so the delta it causes is
     /// exactly `counted - on_hand before`. Reserves, releases and expiry
@@ -119,9 +92,9 @@ impl Shared {
     }
 
     fn check_level(&self, what: &str, level: &Level) {
-        self.books.level_reads.fetch_add(1, Ordering::Relaxed);
-        if level.reserved > level.on_hand {
-            self.problem(format!("{what}: reserved > on_hand in {level:?}"));
+        self.counters.level_reads.fetch_add(1, Ordering::Relaxed);
+        if let Err(broken) = level_ok(level) {
+            self.problem(format!("{what}: {broken}"));
         }
     }
 }
@@ -144,9 +117,11 @@ fn pick_lines(rng: &mut Rng) -> Vec<Line> {
         .collect()
 }
 
-fn worker(shared: &Shared, index: usize) -> Vec<Tracked> {
+/// A worker's run: the reservations it made, and its books of the units
+/// its acknowledged operations moved.
+fn worker(shared: &Shared, index: usize) -> (Vec<Tracked>, Conservation) {
     let inv = &shared.inventory;
-    let books = &shared.books;
+    let mut books = Conservation::default();
     let mut rng = Rng::new(seed() + index as u64);
     let mut tracked: Vec<Tracked> = Vec::new();
     let mut pending: Vec<usize> = Vec::new();
@@ -206,13 +181,7 @@ fn worker(shared: &Shared, index: usize) -> Vec<Tracked> {
                 let _guard = shared.on_hand_guard.read().unwrap();
                 match inv.commit(id) {
                     Ok(ack) if ack.state == ReservationState::Committed && !ack.replayed => {
-                        for line in &tracked[slot].lines {
-                            let i = ITEMS
-                                .iter()
-                                .position(|&(s, st)| s == line.sku.0 && st == line.store.0)
-                                .unwrap();
-                            books.committed[i].fetch_add(u64::from(line.qty), Ordering::SeqCst);
-                        }
+                        books.committed(&tracked[slot].lines);
                         finish(&mut tracked, &mut pending, at, ReservationState::Committed);
                     }
                     Err(Error::Expired { .. }) => {
@@ -295,7 +264,7 @@ fn worker(shared: &Shared, index: usize) -> Vec<Tracked> {
                 let _guard = shared.on_hand_guard.read().unwrap();
                 match inv.sell(item(i).sku, item(i).store, qty, rng.channel()) {
                     Ok(level) => {
-                        books.sold[i].fetch_add(u64::from(qty), Ordering::SeqCst);
+                        books.sold(item(i), qty);
                         shared.check_level("sell", &level);
                     }
                     Err(Error::Insufficient { .. }) => {}
@@ -309,7 +278,7 @@ fn worker(shared: &Shared, index: usize) -> Vec<Tracked> {
                 let _guard = shared.on_hand_guard.read().unwrap();
                 match inv.restock(item(i).sku, item(i).store, qty) {
                     Ok(level) => {
-                        books.restocked[i].fetch_add(u64::from(qty), Ordering::SeqCst);
+                        books.received(item(i), qty);
                         shared.check_level("restock", &level);
                     }
                     Err(e) => shared.problem(format!("restock: {e}")),
@@ -327,10 +296,7 @@ fn worker(shared: &Shared, index: usize) -> Vec<Tracked> {
                             shared.problem(format!("set_on_hand {counted} gave {level:?}"));
                         }
                         shared.check_level("set_on_hand", &level);
-                        books.counted_delta[i].fetch_add(
-                            i64::from(counted) - i64::from(before.on_hand),
-                            Ordering::SeqCst,
-                        );
+                        books.counted(item(i), before.on_hand, counted);
                     }
                     Err(Error::BelowReserved { reserved, .. }) => {
                         if reserved <= counted {
@@ -344,7 +310,8 @@ fn worker(shared: &Shared, index: usize) -> Vec<Tracked> {
             }
             // The reaper, from a worker.
             87..=90 => {
-                books
+                shared
+                    .counters
                     .expired_by_expire
                     .fetch_add(inv.expire(), Ordering::SeqCst);
             }
@@ -358,7 +325,7 @@ fn worker(shared: &Shared, index: usize) -> Vec<Tracked> {
             }
         }
     }
-    tracked
+    (tracked, books)
 }
 
 /// Moves time 1 ms at a time, reaps now and then, and changes item 0's
@@ -371,7 +338,7 @@ fn clock_driver(shared: &Shared) {
         ticks += 1;
         if ticks % 8 == 0 {
             shared
-                .books
+                .counters
                 .expired_by_expire
                 .fetch_add(shared.inventory.expire(), Ordering::SeqCst);
         }
@@ -435,17 +402,19 @@ fn random_operations_from_many_threads_never_oversell_and_conserve_units() {
         .clock(Arc::clone(&clock) as Arc<dyn Clock>)
         .observer(observer)
         .build();
+    let mut books = Conservation::default();
     for i in 0..ITEMS.len() {
         inventory
             .restock(item(i).sku, item(i).store, INITIAL_STOCK)
             .unwrap();
+        books.received(item(i), INITIAL_STOCK);
     }
     inventory.set_safety_stock(item(1).sku, item(1).store, 5);
     inventory.set_safety_stock(item(4).sku, item(4).store, 3);
     let shared = Shared {
         inventory,
         clock,
-        books: Books::default(),
+        counters: Counters::default(),
         on_hand_guard: RwLock::new(()),
         safety_stock_item0: AtomicU32::new(0),
         deadline: Instant::now() + TIME_LIMIT,
@@ -461,21 +430,23 @@ fn random_operations_from_many_threads_never_oversell_and_conserve_units() {
         let workers: Vec<_> = (0..WORKERS)
             .map(|i| scope.spawn(move || worker(shared, i)))
             .collect();
-        let tracked = workers
-            .into_iter()
-            .flat_map(|h| h.join().expect("worker panicked"))
-            .collect();
+        let mut tracked = Vec::new();
+        for handle in workers {
+            let (made, moved) = handle.join().expect("worker panicked");
+            tracked.extend(made);
+            books.merge(&moved);
+        }
         shared.stop.store(true, Ordering::Relaxed);
         driver.join().expect("clock thread panicked");
         watcher.join().expect("monitor panicked");
         tracked
     });
     let inv = &shared.inventory;
-    let books = &shared.books;
+    let counters = &shared.counters;
 
     // Every reservation still pending runs out now.
     shared.clock.advance(10 * MAX_TTL_MS + 1);
-    books
+    counters
         .expired_by_expire
         .fetch_add(inv.expire(), Ordering::SeqCst);
 
@@ -487,7 +458,7 @@ fn random_operations_from_many_threads_never_oversell_and_conserve_units() {
     eprintln!(
         "stress: {} reservations acknowledged, {} level reads checked in {:?}",
         tracked.len(),
-        books.level_reads.load(Ordering::Relaxed),
+        counters.level_reads.load(Ordering::Relaxed),
         started.elapsed()
     );
     assert!(!tracked.is_empty(), "no reservation succeeded");
@@ -512,11 +483,11 @@ fn random_operations_from_many_threads_never_oversell_and_conserve_units() {
     eprintln!(
         "stress: seed {}, final states {counts:?}, expired by expire() {}",
         seed(),
-        books.expired_by_expire.load(Ordering::SeqCst)
+        counters.expired_by_expire.load(Ordering::SeqCst)
     );
     assert_eq!(inv.reservation_count(), tracked.len());
     let expired = counts.get(&ReservationState::Expired).copied().unwrap_or(0);
-    let by_expire = books.expired_by_expire.load(Ordering::SeqCst);
+    let by_expire = counters.expired_by_expire.load(Ordering::SeqCst);
     // Those the owner saw expired may have been expired lazily by that call;
     // every other expired one was expired by expire(), exactly once.
     assert!(
@@ -525,19 +496,13 @@ fn random_operations_from_many_threads_never_oversell_and_conserve_units() {
     );
 
     // Units are conserved and nothing is held.
+    let items = inv.items();
+    assert_eq!(items.len(), ITEMS.len());
+    assert_eq!(books.check_on_hand(&items), Ok(()));
+    assert_eq!(Conservation::check_all_ended(&items), Ok(()));
     for i in 0..ITEMS.len() {
         let key = item(i);
         let level = inv.level(key.sku, key.store).unwrap();
-        let expected = i64::from(INITIAL_STOCK)
-            + books.restocked[i].load(Ordering::SeqCst) as i64
-            + books.counted_delta[i].load(Ordering::SeqCst)
-            - books.committed[i].load(Ordering::SeqCst) as i64
-            - books.sold[i].load(Ordering::SeqCst) as i64;
-        assert_eq!(i64::from(level.on_hand), expected, "{key}: on_hand");
-        assert_eq!(
-            level.reserved, 0,
-            "{key}: reserved after every reservation ended"
-        );
         let safety = match i {
             0 => shared.safety_stock_item0.load(Ordering::SeqCst),
             1 => 5,

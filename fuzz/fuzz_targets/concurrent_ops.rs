@@ -11,8 +11,9 @@
 //!   every terminal state any answer reported for it is its one final state;
 //!   it was committed exactly once if it is committed, released exactly once
 //!   if it is released; an id never acknowledged is unknown;
-//! - conservation per item: units received (setup + acknowledged restocks)
-//!   = on_hand + units committed (by the commits acknowledged) + units sold;
+//! - conservation per item (`omnistock::model::Conservation`): units
+//!   received (setup + acknowledged restocks) = on_hand + units committed
+//!   (by the commits acknowledged) + units sold;
 //! - reserved per item = the units of the pending reservations;
 //! - once every hold has ended (clock moved past every deadline, `expire`),
 //!   nothing is reserved and nothing is pending.
@@ -32,8 +33,9 @@
 mod common;
 
 use arbitrary::Arbitrary;
-use common::{level_ok, line_set};
+use common::line_set;
 use libfuzzer_sys::fuzz_target;
+use omnistock::model::{level_ok, Conservation};
 use omnistock::{
     Command, Error, Inventory, ItemKey, Line, ManualClock, Outcome, ReservationId,
     ReservationState, Sku, StoreId,
@@ -220,10 +222,9 @@ fn run_thread(
                 let result = inventory.apply(&command);
                 // The invariant as every caller sees it, at every answer.
                 if let Ok(Outcome::Level(level)) = &result {
-                    assert!(
-                        level_ok(level),
-                        "{command:?} answered a broken level {level:?}"
-                    );
+                    if let Err(broken) = level_ok(level) {
+                        panic!("{command:?} answered a broken level: {broken}");
+                    }
                 }
                 log.push((command, result));
             }
@@ -268,6 +269,7 @@ fuzz_target!(|schedule: Schedule| {
         Inventory::builder()
             .clock(clock.clone())
             .expected_items(EXPECTED_ITEMS)
+            .compaction(2, 2)
             .retention_ms(match schedule.forgetful {
                 Some(r) => u64::from(r) * 100,
                 None => omnistock::DEFAULT_RETENTION_MS,
@@ -280,7 +282,7 @@ fuzz_target!(|schedule: Schedule| {
         }
     }
 
-    let mut received: BTreeMap<ItemKey, u64> = BTreeMap::new();
+    let mut books = Conservation::default();
     for &(item, qty, safety) in schedule.setup.iter().take(ITEMS.len()) {
         let (sku, store) = item.key();
         inventory
@@ -289,7 +291,7 @@ fuzz_target!(|schedule: Schedule| {
         inventory.set_safety_stock(sku, store, u32::from(safety % 4));
     }
     for (key, level) in inventory.items() {
-        received.insert(key, u64::from(level.on_hand));
+        books.received(key, level.on_hand);
     }
 
     let gate = Arc::new(AtomicUsize::new(0));
@@ -323,7 +325,6 @@ fuzz_target!(|schedule: Schedule| {
         .collect();
 
     // What the threads were told.
-    let mut sold: BTreeMap<ItemKey, u64> = BTreeMap::new();
     let mut acknowledged: BTreeMap<ReservationId, Vec<LineSet>> = BTreeMap::new();
     let mut seen: BTreeMap<ReservationId, Vec<(ReservationState, &Command)>> = BTreeMap::new();
     let mut commits: BTreeMap<ReservationId, usize> = BTreeMap::new();
@@ -331,16 +332,14 @@ fuzz_target!(|schedule: Schedule| {
     for (command, result) in logs.iter().flatten() {
         match (command, result) {
             (Command::Restock { sku, store, qty }, Ok(_)) => {
-                *received.entry(ItemKey::new(*sku, *store)).or_default() += u64::from(*qty);
+                books.received(ItemKey::new(*sku, *store), *qty);
             }
             (
                 Command::Sell {
                     sku, store, qty, ..
                 },
                 Ok(_),
-            ) => {
-                *sold.entry(ItemKey::new(*sku, *store)).or_default() += u64::from(*qty);
-            }
+            ) => books.sold(ItemKey::new(*sku, *store), *qty),
             (Command::Reserve { id, lines, .. }, Ok(_)) => {
                 acknowledged.entry(*id).or_default().push(line_set(lines));
             }
@@ -388,6 +387,7 @@ fuzz_target!(|schedule: Schedule| {
                     for &(sku, store, qty) in lines {
                         let key = ItemKey::new(Sku(sku), StoreId(store));
                         *committed_units.entry(key).or_default() += u64::from(qty);
+                        books.committed(&[Line::new(Sku(sku), StoreId(store), qty)]);
                     }
                 }
                 _ => {}
@@ -396,7 +396,7 @@ fuzz_target!(|schedule: Schedule| {
     }
 
     // Now, single-threaded: every id as it is (get expires overdue ones).
-    let mut pending_units: BTreeMap<ItemKey, u64> = BTreeMap::new();
+    let mut pending_lines: Vec<Line> = Vec::new();
     let mut committed_now: BTreeMap<ItemKey, u64> = BTreeMap::new();
     let ids = (0..2).flat_map(|thread| (0..u64::from(IDS)).map(move |n| id_base(thread) + 8 * n));
     let ids: std::collections::BTreeSet<u64> = ids.collect();
@@ -445,13 +445,14 @@ fuzz_target!(|schedule: Schedule| {
                 }
             }
         }
-        let bucket = match info.state {
-            ReservationState::Pending => &mut pending_units,
-            ReservationState::Committed => &mut committed_now,
-            _ => continue,
-        };
-        for line in &info.lines {
-            *bucket.entry(line.item()).or_default() += u64::from(line.qty);
+        match info.state {
+            ReservationState::Pending => pending_lines.extend_from_slice(&info.lines),
+            ReservationState::Committed => {
+                for line in &info.lines {
+                    *committed_now.entry(line.item()).or_default() += u64::from(line.qty);
+                }
+            }
+            _ => {}
         }
     }
     if !forgetful {
@@ -462,24 +463,11 @@ fuzz_target!(|schedule: Schedule| {
     }
 
     let items = inventory.items();
-    for (key, level) in &items {
-        assert!(level_ok(level), "{key}: broken level {level:?}");
-        let got = |map: &BTreeMap<ItemKey, u64>| map.get(key).copied().unwrap_or(0);
-        assert_eq!(
-            got(&received),
-            u64::from(level.on_hand) + got(&committed_units) + got(&sold),
-            "{key}: units received != on_hand + committed + sold ({level:?}, committed {}, sold {})",
-            got(&committed_units),
-            got(&sold)
-        );
-        assert_eq!(
-            u64::from(level.reserved),
-            got(&pending_units),
-            "{key}: reserved differs from the pending reservations' units"
-        );
+    if let Err(broken) = books.check_on_hand(&items) {
+        panic!("units not conserved: {broken} (committed {committed_units:?})");
     }
-    for key in received.keys() {
-        assert!(items.iter().any(|(k, _)| k == key), "{key} was lost");
+    if let Err(broken) = Conservation::check_reserved(&items, &pending_lines) {
+        panic!("reserved differs from the pending reservations' units: {broken}");
     }
 
     // Every hold ends: the clock passes every deadline and the reaper runs.
@@ -490,11 +478,11 @@ fuzz_target!(|schedule: Schedule| {
         0,
         "pending reservations after expiry"
     );
-    for (key, level) in inventory.items() {
-        assert_eq!(
-            level.reserved, 0,
-            "{key}: units still reserved after every hold ended"
-        );
-        assert_eq!(level.available_in_store, level.on_hand, "{key}");
+    let items = inventory.items();
+    if let Err(broken) = Conservation::check_all_ended(&items) {
+        panic!("{broken}");
+    }
+    if let Err(broken) = books.check_on_hand(&items) {
+        panic!("units not conserved after expiry: {broken}");
     }
 });

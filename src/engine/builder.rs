@@ -8,7 +8,7 @@ use crate::error::BuildError;
 use crate::limits::{DEFAULT_RETENTION_MS, DEFAULT_TTL_MS};
 use crate::reservations::id_filter::{self};
 use crate::reservations::id_placement::IdHasher;
-use crate::reservations::shard::Shard;
+use crate::reservations::shard::{Compaction, Shard};
 use crate::stock::item_table::ItemTable;
 use crossbeam_utils::CachePadded;
 use std::fmt;
@@ -37,6 +37,7 @@ pub struct InventoryBuilder {
     expected_reservations: Option<usize>,
     default_ttl_ms: u64,
     retention_ms: u64,
+    compaction: Compaction,
     observer: Option<Arc<dyn EffectObserver>>,
 }
 
@@ -48,6 +49,7 @@ impl fmt::Debug for InventoryBuilder {
             .field("expected_reservations", &self.expected_reservations)
             .field("default_ttl_ms", &self.default_ttl_ms)
             .field("retention_ms", &self.retention_ms)
+            .field("compaction", &self.compaction)
             .field("observer", &self.observer.is_some())
             .finish()
     }
@@ -61,6 +63,7 @@ impl Default for InventoryBuilder {
             expected_reservations: None,
             default_ttl_ms: DEFAULT_TTL_MS,
             retention_ms: DEFAULT_RETENTION_MS,
+            compaction: Compaction::DEFAULT,
             observer: None,
         }
     }
@@ -149,6 +152,38 @@ impl InventoryBuilder {
         self
     }
 
+    /// When a reservation shard compacts its record memory after
+    /// forgetting (see [`retention_ms`](Self::retention_ms)): once its
+    /// record slab (or its slab of extra lines) has handed out at least
+    /// `min_positions` places and `sparseness` times more places than it
+    /// holds records. The default, 1024 places and 4 times, compacts only
+    /// slabs of 32 KiB of records and more, once three quarters of their
+    /// places are free, so compaction, which takes time in proportion to
+    /// the places handed out, is paid for by the forgetting before it.
+    ///
+    /// Small values compact often: tests use them to move reservations to
+    /// new places after every few forgotten ones. Answers never depend on
+    /// it. [`try_build`](Self::try_build) refuses a `sparseness` below 2
+    /// (a slab with no free place would be compacted) and a
+    /// `min_positions` of 0.
+    ///
+    /// ```
+    /// use omnistock::{BuildError, Inventory};
+    /// let inventory = Inventory::builder().compaction(2, 2).build();
+    /// # drop(inventory);
+    /// assert!(matches!(
+    ///     Inventory::builder().compaction(1024, 1).try_build(),
+    ///     Err(BuildError::InvalidSetting { setting: "compaction", .. })
+    /// ));
+    /// ```
+    pub fn compaction(mut self, min_positions: usize, sparseness: usize) -> Self {
+        self.compaction = Compaction {
+            min_positions,
+            sparseness,
+        };
+        self
+    }
+
     /// Receives the effect records of every successful mutation.
     pub fn observer(mut self, observer: Arc<dyn EffectObserver>) -> Self {
         self.observer = Some(observer);
@@ -160,7 +195,8 @@ impl InventoryBuilder {
     /// # Panics
     ///
     /// If the memory that `expected_items` and `expected_reservations` ask
-    /// for up front cannot be allocated (about 31 bytes per expected item).
+    /// for up front cannot be allocated (about 31 bytes per expected item),
+    /// or a setting is out of its range (see [`compaction`](Self::compaction)).
     /// [`try_build`](Self::try_build) reports that as an error instead.
     pub fn build(self) -> Inventory {
         self.try_build().unwrap_or_else(|error| panic!("{error}"))
@@ -172,7 +208,9 @@ impl InventoryBuilder {
     ///
     /// A [`BuildError`] saying for what and how many bytes, with nothing
     /// allocated, if the system refuses the memory that `expected_items`
-    /// and `expected_reservations` ask for up front.
+    /// and `expected_reservations` ask for up front
+    /// ([`BuildError::OutOfMemory`]), or a [`BuildError::InvalidSetting`] for
+    /// a setting out of its range.
     ///
     /// ```no_run
     /// use omnistock::Inventory;
@@ -184,6 +222,12 @@ impl InventoryBuilder {
     /// }
     /// ```
     pub fn try_build(self) -> Result<Inventory, BuildError> {
+        if self.compaction.sparseness < 2 || self.compaction.min_positions == 0 {
+            return Err(BuildError::InvalidSetting {
+                setting: "compaction",
+                reason: "sparseness must be at least 2 and min_positions at least 1",
+            });
+        }
         let filter_counters = id_filter::counters_per_shard(
             self.expected_items,
             self.expected_reservations,
@@ -197,6 +241,7 @@ impl InventoryBuilder {
             reservations.push(CachePadded::new(Shard::try_new(
                 filter_counters,
                 filter_on,
+                self.compaction,
             )?));
         }
         Ok(Inventory {

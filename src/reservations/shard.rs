@@ -55,18 +55,30 @@ const _: () = assert!(std::mem::size_of::<Reservation>() == 32);
 /// Due reservations `expire_due` reads ahead (see there).
 const READ_AHEAD: usize = 8;
 
-/// A slab with this many times more positions than records is compacted.
-#[cfg(not(fuzzing))]
-const SPARSE_SLAB: usize = 4;
-/// Slabs smaller than this (32 KiB of records) are never compacted.
-#[cfg(not(fuzzing))]
-const COMPACT_FROM_POSITIONS: usize = 1024;
-// Fuzzing compacts the few records its inputs make, so that the engine
-// checked against the model has its positions renamed often.
-#[cfg(fuzzing)]
-const SPARSE_SLAB: usize = 2;
-#[cfg(fuzzing)]
-const COMPACT_FROM_POSITIONS: usize = 2;
+/// When a shard compacts its slabs (see `compact_if_sparse`): once a slab
+/// has handed out at least `min_positions` positions and `sparseness` times
+/// more positions than it holds records. Set through
+/// `InventoryBuilder::compaction`, which checks `sparseness >= 2` and
+/// `min_positions >= 1`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Compaction {
+    pub(crate) min_positions: usize,
+    pub(crate) sparseness: usize,
+}
+
+impl Compaction {
+    /// Slabs smaller than 1024 positions (32 KiB of records) are never
+    /// compacted; larger ones once three quarters of their positions are
+    /// free.
+    pub(crate) const DEFAULT: Compaction = Compaction {
+        min_positions: 1024,
+        sparseness: 4,
+    };
+
+    fn is_sparse(self, handed_out: usize, held: usize) -> bool {
+        handed_out >= self.min_positions && handed_out >= self.sparseness.saturating_mul(held)
+    }
+}
 
 /// What a slab position holds before its first record (a freed one keeps
 /// its last, terminal, record until reused); never reachable through the id
@@ -114,6 +126,8 @@ pub(crate) struct ReservationShard {
     /// Refusals of fresh ids taken under the lock because the id filter
     /// could not prove the id unknown, since the filter was last rebuilt.
     refused_unproven: u32,
+    /// When `compact_if_sparse` compacts.
+    compaction: Compaction,
 }
 
 impl Default for ReservationShard {
@@ -125,6 +139,7 @@ impl Default for ReservationShard {
             index: DeadlineIndex::default(),
             hasher: IdHasher::default(),
             refused_unproven: 0,
+            compaction: Compaction::DEFAULT,
         }
     }
 }
@@ -431,18 +446,16 @@ impl ReservationShard {
     }
 
     /// Gives back the memory of a burst once it is over: when the record
-    /// slab, or the extra lines' slabs, have handed out `SPARSE_SLAB` times
-    /// more positions than they hold (and at least
-    /// `COMPACT_FROM_POSITIONS`), moves the records into the lowest
+    /// slab, or the extra lines' slabs, have handed out `sparseness` times
+    /// more positions than they hold (and at least `min_positions`; see
+    /// [`Compaction`]), moves the records into the lowest
     /// positions of a new slab, their extra lines into new slabs, and
     /// rebuilds everything that names a position (the id table, the
     /// deadline index), each at the size it needs now. Under the shard
     /// lock, in time proportional to the positions handed out, paid for by
-    /// the forgetting that freed at least three quarters of them.
+    /// the forgetting that freed most of them (three quarters by default).
     fn compact_if_sparse(&mut self) {
-        let sparse = |handed_out: usize, held: usize| {
-            handed_out >= COMPACT_FROM_POSITIONS && handed_out >= SPARSE_SLAB * held
-        };
+        let sparse = |handed_out: usize, held: usize| self.compaction.is_sparse(handed_out, held);
         let handed_out = self.records.handed_out();
         let extra_sparse = sparse(self.extra.handed_out(), self.extra.len());
         if !sparse(handed_out, self.len()) && !extra_sparse {
@@ -531,15 +544,23 @@ pub(crate) struct Shard {
 impl Shard {
     /// A shard whose id filter has `filter_counters` counters, or the
     /// allocation the system refused; with `filter_on` false the filter
-    /// starts off and takes that size when refusals switch it on.
-    pub(crate) fn try_new(filter_counters: usize, filter_on: bool) -> Result<Self, BuildError> {
+    /// starts off and takes that size when refusals switch it on. Its slabs
+    /// compact as `compaction` says.
+    pub(crate) fn try_new(
+        filter_counters: usize,
+        filter_on: bool,
+        compaction: Compaction,
+    ) -> Result<Self, BuildError> {
         let ids = if filter_on {
             IdFilter::try_with_counters(filter_counters)?
         } else {
             IdFilter::off(filter_counters)
         };
         Ok(Shard {
-            records: Mutex::new(ReservationShard::default()),
+            records: Mutex::new(ReservationShard {
+                compaction,
+                ..ReservationShard::default()
+            }),
             ids,
         })
     }

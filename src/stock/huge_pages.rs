@@ -36,8 +36,8 @@ pub(crate) fn zeroed_slice<T: Zeroable>(
     len: usize,
 ) -> Result<Box<[T]>, BuildError> {
     let bytes = len.saturating_mul(std::mem::size_of::<T>());
-    let mut values =
-        bytemuck::try_zeroed_slice_box::<T>(len).map_err(|()| BuildError { what, bytes })?;
+    let mut values = bytemuck::try_zeroed_slice_box::<T>(len)
+        .map_err(|()| BuildError::OutOfMemory { what, bytes })?;
     if bytes >= ADVISE_FROM_BYTES {
         advise_huge_pages(values.as_mut_ptr().cast::<u8>(), bytes);
     }
@@ -119,8 +119,13 @@ mod tests {
     fn empty_and_impossible_requests() {
         assert!(zeroed_slice::<Pair>("none", 0).expect("empty").is_empty());
         let refused = zeroed_slice::<Pair>("too many", usize::MAX / 4).unwrap_err();
-        assert_eq!(refused.what, "too many");
-        assert_eq!(refused.bytes, usize::MAX);
+        assert_eq!(
+            refused,
+            BuildError::OutOfMemory {
+                what: "too many",
+                bytes: usize::MAX
+            }
+        );
     }
 
     #[test]

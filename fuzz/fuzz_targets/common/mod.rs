@@ -1,10 +1,11 @@
 //! Helpers shared by the fuzz targets: writing a request as a replay-format
 //! line (so a failing input prints a script for `cargo run --example
-//! replay`), and comparing answers the way the contract does.
+//! replay`), and small conversions. The engine-against-model driver and the
+//! conservation checks are `omnistock::model`'s.
 #![allow(dead_code)] // not every target uses every helper
 
 use omnistock::replay::Request;
-use omnistock::{Channel, Command, ItemKey, Level, Line};
+use omnistock::{Channel, Command, Line};
 use std::fmt::Write as _;
 
 /// `request` as one line of the replay format (`shared/SEMANTICS.md`).
@@ -89,25 +90,6 @@ fn item_op(out: &mut String, op: &str, sku: u64, store: u64, qty: Option<u32>) {
 
 fn id_op(out: &mut String, op: &str, id: u64) {
     let _ = write!(out, r#"{{"op":"{op}","id":{id}}}"#);
-}
-
-/// A level is internally consistent and keeps the never-oversell invariant.
-pub fn level_ok(level: &Level) -> bool {
-    level.reserved <= level.on_hand
-        && *level == Level::new(level.on_hand, level.reserved, level.safety_stock)
-}
-
-/// Every item keeps `reserved <= on_hand`; panics naming the first that
-/// does not.
-pub fn assert_invariant(items: &[(ItemKey, Level)], context: &dyn Fn() -> String) {
-    for (key, level) in items {
-        if !level_ok(level) {
-            panic!(
-                "invariant broken for {key}: {level:?} (reserved must be <= on_hand)\n{}",
-                context()
-            );
-        }
-    }
 }
 
 /// The lines of a reservation request as a sorted multiset of

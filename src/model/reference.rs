@@ -1,30 +1,7 @@
-//! The reference model: the executable restatement of the v1 contract
-//! (`shared/SEMANTICS.md`), used by the model-based tests and the fuzz
-//! targets as the oracle every engine is compared against.
-//!
-//! It is deliberately plain: single-threaded, `BTreeMap`s, one function per
-//! operation, each rule written out in the order the contract states it, and
-//! no code shared with the engine beyond the public vocabulary types
-//! ([`Command`], [`Outcome`], [`Level`], [`ReservationAck`],
-//! [`ReservationInfo`], [`Error`] and the ids). It is meant to be obviously
-//! correct, not fast.
-//!
-//! Time is the model's own counter, starting at 0 and moved by
-//! [`ReferenceModel::advance`] (saturating), like a
-//! [`ManualClock`](crate::ManualClock).
-//!
-//! Readings of the contract that the model fixes:
-//! - `expires_at = now.saturating_add(ttl)`. When `now + ttl` overflows
-//!   (the true sum passes `u64::MAX`), the reservation reports
-//!   `expires_at_ms = u64::MAX` but is overdue at once, for every operation
-//!   and for `expire()`. A sum of exactly `u64::MAX` is not an overflow. The
-//!   same holds for the deadline set by `extend`.
-//! - A reserve without a ttl takes the default ttl. A configured default of
-//!   0 stands for the contract's default (900,000 ms), as in
-//!   [`InventoryBuilder::default_ttl_ms`](crate::InventoryBuilder::default_ttl_ms),
-//!   so a reserve without a ttl is never `invalid` for its ttl.
-//! - `Error::Invalid` carries a reason text of the model's own; compare
-//!   errors by [`Error::name`] and their other fields.
+//! [`ReferenceModel`]: the contract written out plainly, one function per
+//! operation, each rule in the order the contract states it; and
+//! [`same_answer`], how answers are compared with it. The readings of the
+//! contract it fixes are in the [`model`](crate::model) docs.
 
 use crate::command::{Command, Outcome, ReservationAck, ReservationInfo};
 use crate::error::Error;
@@ -91,7 +68,7 @@ fn line_set(lines: &[Line]) -> BTreeSet<(Sku, StoreId, u32)> {
 }
 
 /// A plain, single-threaded implementation of the v1 contract, written
-/// straight from `SEMANTICS.md`. See the [module docs](self).
+/// straight from `SEMANTICS.md`. See the [`model`](crate::model) docs.
 ///
 /// ```
 /// use omnistock::model::ReferenceModel;
