@@ -1,4 +1,4 @@
-//! One test per rule of the v1 contract (`shared/SEMANTICS.md`), run against
+//! One test per rule of the v1 contract (`docs/CONTRACT.md`), run against
 //! the real [`Inventory`] with a manual clock. Test names state the rule.
 
 use omnistock::{

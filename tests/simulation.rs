@@ -13,7 +13,7 @@
 //!
 //! The engine runs single-threaded on a [`ManualClock`], so a seed replays
 //! exactly. Every step is recorded as a replay-format request line (see
-//! `shared/SEMANTICS.md`) with the engine's answer and the levels after it.
+//! `docs/CONTRACT.md`) with the engine's answer and the levels after it.
 //! A checker then replays the history against
 //! [`ReferenceModel`](omnistock::model::ReferenceModel) and, at every step:
 //!

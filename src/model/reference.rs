@@ -68,7 +68,7 @@ fn line_set(lines: &[Line]) -> BTreeSet<(Sku, StoreId, u32)> {
 }
 
 /// A plain, single-threaded implementation of the v1 contract, written
-/// straight from `SEMANTICS.md`. See the [`model`](crate::model) docs.
+/// straight from the contract (`docs/CONTRACT.md`). See the [`model`](crate::model) docs.
 ///
 /// ```
 /// use omnistock::model::ReferenceModel;

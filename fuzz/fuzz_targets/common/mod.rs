@@ -8,7 +8,7 @@ use omnistock::replay::Request;
 use omnistock::{Channel, Command, Line};
 use std::fmt::Write as _;
 
-/// `request` as one line of the replay format (`shared/SEMANTICS.md`).
+/// `request` as one line of the replay format (`docs/CONTRACT.md`).
 pub fn request_json(request: &Request) -> String {
     let mut out = String::new();
     match request {
