@@ -12,7 +12,9 @@ use crate::reservations::id_filter::IdFilter;
 use crate::reservations::id_placement::KeyedId;
 use crate::reservations::shard::{deadline_after, Shard};
 use crate::stock::cell::{self};
+use crate::stock::claims::Claims;
 use crate::types::{Channel, ItemKey, Line, ReservationId, ReservationState};
+use smallvec::SmallVec;
 
 /// Lines of a cart whose items a reserve looks up once, and keeps: before
 /// the shard lock where the shard's id filter is on (and may refuse
@@ -76,6 +78,17 @@ pub(super) fn validate_lines(lines: &[Line]) -> Result<(), Error> {
     Ok(())
 }
 
+/// Whether `error` refuses the cart's first line: the only refusal
+/// `refuse_without_lock` makes.
+fn refuses_first_line(error: &Error, lines: &[Line]) -> bool {
+    match *error {
+        Error::UnknownItem { sku, store } | Error::Insufficient { sku, store, .. } => {
+            (sku, store) == (lines[0].sku, lines[0].store)
+        }
+        _ => false,
+    }
+}
+
 impl Inventory {
     /// The shard of `id`, and `id` with its key in that shard's id table:
     /// one hash per operation.
@@ -85,17 +98,19 @@ impl Inventory {
     }
 
     /// Looks a reserve's items up before the shard lock, and refuses the
-    /// reserve there if that can be proven: reading the lines' cells in
-    /// order, the first line that cannot be served is refused (`UnknownItem`
-    /// or `Insufficient`, as the locked path checks them) and the id is
-    /// certainly unknown (a known id is answered from its record first):
-    /// `ids` is the filter of the id's shard. Every reading lies between
-    /// the two readings of the id filter, so a
-    /// refusal linearizes at the reading of the refused line, like the locked
-    /// path's, which also checks each line at its own instant. A cart of
-    /// more than [`LOOKED_UP_LINES`] lines skips this. `Ok` carries the cell
-    /// indices looked up (items are never removed, so the locked path reuses
-    /// them instead of looking the items up again).
+    /// reserve there if that can be proven: when the cart's first line
+    /// cannot be served (`UnknownItem` or `Insufficient`, as the locked path
+    /// checks them) and the id is certainly unknown (a known id is answered
+    /// from its record first): `ids` is the filter of the id's shard. The
+    /// line's reading (one load of its cell word, which waits out a claim)
+    /// lies between the two readings of the id filter, so the refusal
+    /// linearizes at that reading. Only the first line is refused here: a
+    /// later line's reading is another instant than the first's, and a
+    /// cart is checked at one instant (see `hold_together`), so a cart
+    /// whose first line fits goes to the lock. A cart of more than
+    /// [`LOOKED_UP_LINES`] lines skips this. `Ok` carries the cell indices
+    /// looked up (items are never removed, so the locked path reuses them
+    /// instead of looking the items up again).
     fn refuse_without_lock(
         &self,
         id: ReservationId,
@@ -111,31 +126,36 @@ impl Inventory {
         let sequence = ids.read_begin();
         for (n, line) in lines.iter().enumerate() {
             let found = self.find_touched(line, touched.as_ref().map(|hashes| hashes[n]));
-            let refusal = match found {
-                None => Error::UnknownItem {
+            let Some(index) = found else {
+                if n > 0 {
+                    return Ok(looked); // the locked path reports it
+                }
+                let refusal = Error::UnknownItem {
                     sku: line.sku,
                     store: line.store,
-                },
-                Some(index) => {
-                    looked.push(index);
-                    if sequence.is_none() {
-                        continue; // no refusal can be proven: look up only
-                    }
-                    match self.items.cell(index).check_available(line.qty, channel) {
-                        Ok(()) => continue,
-                        Err(cell::Short { available }) => Error::Insufficient {
-                            sku: line.sku,
-                            store: line.store,
-                            requested: line.qty,
-                            available,
-                        },
-                    }
+                };
+                return match sequence {
+                    Some(sequence) if ids.certainly_absent_since(id.0, sequence) => Err(refusal),
+                    _ => Ok(looked),
+                };
+            };
+            looked.push(index);
+            let Some(sequence) = sequence.filter(|_| n == 0) else {
+                continue; // no refusal can be proven: look up only
+            };
+            if let Err(cell::Short { available }) =
+                self.items.cell(index).check_available(line.qty, channel)
+            {
+                if ids.certainly_absent_since(id.0, sequence) {
+                    return Err(Error::Insufficient {
+                        sku: line.sku,
+                        store: line.store,
+                        requested: line.qty,
+                        available,
+                    });
                 }
-            };
-            return match sequence {
-                Some(sequence) if ids.certainly_absent_since(id.0, sequence) => Err(refusal),
-                _ => Ok(looked),
-            };
+                return Ok(looked);
+            }
         }
         Ok(looked)
     }
@@ -269,9 +289,9 @@ impl Inventory {
                 let ids = &home.ids;
                 ids.add(id.0);
                 let held = self.hold_lines(lines, &looked, channel, &mut effects);
-                if held.is_err() {
+                if let Err(error) = &held {
                     ids.remove(id.0);
-                    if lines.len() <= LOOKED_UP_LINES {
+                    if lines.len() <= LOOKED_UP_LINES && refuses_first_line(error, lines) {
                         // refuse_without_lock could not prove the id unknown.
                         shard.refused_unproven(ids);
                     }
@@ -295,9 +315,8 @@ impl Inventory {
         answer
     }
 
-    /// Reserves each line in order; on the first failure returns the units
-    /// of the lines before it and reports the failure. `looked`: the cell
-    /// indices of the first lines' items, if already looked up.
+    /// Holds every line's units, or none. `looked`: the cell indices of the
+    /// first lines' items, if already looked up.
     fn hold_lines(
         &self,
         lines: &[Line],
@@ -306,23 +325,10 @@ impl Inventory {
         effects: &mut EffectLog,
     ) -> Result<HeldLines, Error> {
         let held = match lines {
-            // The common single-line cart: no allocation, failed or not.
+            // The common single-line cart: one compare-and-swap, no
+            // allocation, failed or not.
             [line] => HeldLines::one(self.hold_line(line, looked.cell(0), channel)?),
-            _ => {
-                let mut held = HeldLines::new();
-                for (n, line) in lines.iter().enumerate() {
-                    match self.hold_line(line, looked.cell(n), channel) {
-                        Ok(line) => held.push(line),
-                        Err(error) => {
-                            for undo in held.as_slice() {
-                                self.items.cell(undo.cell).unreserve(undo.qty);
-                            }
-                            return Err(error);
-                        }
-                    }
-                }
-                held
-            }
+            _ => self.hold_together(lines, looked, channel)?,
         };
         for line in lines {
             effects.push(|| Effect::Stock {
@@ -332,6 +338,75 @@ impl Inventory {
             });
         }
         Ok(held)
+    }
+
+    /// Holds a multi-line cart at one instant: claims the cells of its lines
+    /// up to the first unknown item (see `src/stock/claims.rs`), checks the
+    /// lines in the order given against the claimed words, and stores back
+    /// the words with every line held, or the words as they were. Nobody
+    /// sees the cells between the claims and their release, so nobody sees
+    /// the cart partly held, and a refusal reports what was available at
+    /// that instant. An unknown item is reported only if it is still
+    /// unknown with the cells claimed; one created meanwhile starts the
+    /// cart over.
+    fn hold_together(
+        &self,
+        lines: &[Line],
+        looked: &LookedUp,
+        channel: Channel,
+    ) -> Result<HeldLines, Error> {
+        loop {
+            let mut cells: SmallVec<[u32; 8]> = SmallVec::with_capacity(lines.len());
+            for (n, line) in lines.iter().enumerate() {
+                match looked.cell(n).or_else(|| self.items.find(line.item())) {
+                    Some(cell) => cells.push(cell),
+                    None => break,
+                }
+            }
+            let mut claims = Claims::take(&self.items, cells.iter().copied());
+            let mut verdict = Ok(());
+            for (line, &index) in lines.iter().zip(&cells) {
+                let (cell, taken) = claims.taken(index);
+                match cell.reserve_on(taken, line.qty, channel) {
+                    Ok(next) => claims.set(index, next),
+                    Err(cell::Short { available }) => {
+                        verdict = Err(Error::Insufficient {
+                            sku: line.sku,
+                            store: line.store,
+                            requested: line.qty,
+                            available,
+                        });
+                        break;
+                    }
+                }
+            }
+            if verdict.is_ok() {
+                if let Some(line) = lines.get(cells.len()) {
+                    if self.items.find(line.item()).is_some() {
+                        claims.undo();
+                        continue; // created since it was looked up
+                    }
+                    verdict = Err(Error::UnknownItem {
+                        sku: line.sku,
+                        store: line.store,
+                    });
+                }
+            }
+            if verdict.is_err() {
+                claims.undo();
+            }
+            drop(claims);
+            return verdict.map(|()| {
+                let mut held = HeldLines::new();
+                for (line, &cell) in lines.iter().zip(&cells) {
+                    held.push(HeldLine {
+                        cell,
+                        qty: line.qty,
+                    });
+                }
+                held
+            });
+        }
     }
 
     /// Reserves one line: `UnknownItem`, then `Insufficient`, as the contract
