@@ -37,6 +37,11 @@ impl LookedUp {
         self.len += 1;
     }
 
+    /// The cells looked up, in line order.
+    fn as_slice(&self) -> &[u32] {
+        &self.cells[..self.len]
+    }
+
     /// The cell of line `n`, if it was looked up.
     fn cell(&self, n: usize) -> Option<u32> {
         self.cells[..self.len].get(n).copied()
@@ -78,14 +83,13 @@ pub(super) fn validate_lines(lines: &[Line]) -> Result<(), Error> {
     Ok(())
 }
 
-/// Whether `error` refuses the cart's first line: the only refusal
-/// `refuse_without_lock` makes.
-fn refuses_first_line(error: &Error, lines: &[Line]) -> bool {
-    match *error {
-        Error::UnknownItem { sku, store } | Error::Insufficient { sku, store, .. } => {
-            (sku, store) == (lines[0].sku, lines[0].store)
-        }
-        _ => false,
+/// `Insufficient` for `line`, which had `available` units.
+fn insufficient(line: &Line, available: u32) -> Error {
+    Error::Insufficient {
+        sku: line.sku,
+        store: line.store,
+        requested: line.qty,
+        available,
     }
 }
 
@@ -98,19 +102,15 @@ impl Inventory {
     }
 
     /// Looks a reserve's items up before the shard lock, and refuses the
-    /// reserve there if that can be proven: when the cart's first line
-    /// cannot be served (`UnknownItem` or `Insufficient`, as the locked path
-    /// checks them) and the id is certainly unknown (a known id is answered
-    /// from its record first): `ids` is the filter of the id's shard. The
-    /// line's reading (one load of its cell word, which waits out a claim)
+    /// reserve there if that can be proven: the cart is refused at one
+    /// instant (see [`refusal_at_one_instant`](Self::refusal_at_one_instant))
+    /// and the id is certainly unknown (a known id is answered from its
+    /// record first): `ids` is the filter of the id's shard. That instant
     /// lies between the two readings of the id filter, so the refusal
-    /// linearizes at that reading. Only the first line is refused here: a
-    /// later line's reading is another instant than the first's, and a
-    /// cart is checked at one instant (see `hold_together`), so a cart
-    /// whose first line fits goes to the lock. A cart of more than
-    /// [`LOOKED_UP_LINES`] lines skips this. `Ok` carries the cell indices
-    /// looked up (items are never removed, so the locked path reuses them
-    /// instead of looking the items up again).
+    /// linearizes there. A cart of more than [`LOOKED_UP_LINES`] lines
+    /// skips this. `Ok` carries the cell indices looked up (items are never
+    /// removed, so the locked path reuses them instead of looking the items
+    /// up again).
     fn refuse_without_lock(
         &self,
         id: ReservationId,
@@ -125,39 +125,73 @@ impl Inventory {
         }
         let sequence = ids.read_begin();
         for (n, line) in lines.iter().enumerate() {
-            let found = self.find_touched(line, touched.as_ref().map(|hashes| hashes[n]));
-            let Some(index) = found else {
-                if n > 0 {
-                    return Ok(looked); // the locked path reports it
-                }
-                let refusal = Error::UnknownItem {
-                    sku: line.sku,
-                    store: line.store,
-                };
-                return match sequence {
-                    Some(sequence) if ids.certainly_absent_since(id.0, sequence) => Err(refusal),
-                    _ => Ok(looked),
-                };
-            };
-            looked.push(index);
-            let Some(sequence) = sequence.filter(|_| n == 0) else {
-                continue; // no refusal can be proven: look up only
-            };
-            if let Err(cell::Short { available }) =
-                self.items.cell(index).check_available(line.qty, channel)
-            {
-                if ids.certainly_absent_since(id.0, sequence) {
-                    return Err(Error::Insufficient {
-                        sku: line.sku,
-                        store: line.store,
-                        requested: line.qty,
-                        available,
-                    });
-                }
-                return Ok(looked);
+            match self.find_touched(line, touched.as_ref().map(|hashes| hashes[n])) {
+                Some(index) => looked.push(index),
+                None => break,
             }
         }
-        Ok(looked)
+        let Some(sequence) = sequence else {
+            return Ok(looked); // no refusal can be proven: look up only
+        };
+        match self.refusal_at_one_instant(lines, looked.as_slice(), channel) {
+            Some(refusal) if ids.certainly_absent_since(id.0, sequence) => Err(refusal),
+            _ => Ok(looked),
+        }
+    }
+
+    /// Proves a cart refused at one instant without holding anything, if
+    /// it can: `cells` are its lines' cells up to the first unknown item.
+    /// Loads alone pick the line that looks like the first to fail; the
+    /// cells of the lines before it are claimed (see
+    /// `src/stock/claims.rs`), and with them claimed, that line's cell is
+    /// read (or its item looked up again): at that instant every earlier
+    /// line fits, or the first that does not is the refusal, and the line
+    /// read fails, or nothing is proven. A sold-out item is only read,
+    /// never claimed, so the carts refused for it do not queue on its word.
+    /// `None`: nothing proven (the cart may fit, or a cell it needs was
+    /// claimed by another operation); the caller holds it, or refuses it,
+    /// under the lock.
+    fn refusal_at_one_instant(
+        &self,
+        lines: &[Line],
+        cells: &[u32],
+        channel: Channel,
+    ) -> Option<Error> {
+        let mut failing = cells.len();
+        for (n, (line, &cell)) in lines.iter().zip(cells).enumerate() {
+            if self
+                .items
+                .cell(cell)
+                .peek_available(line.qty, channel)?
+                .is_err()
+            {
+                failing = n;
+                break;
+            }
+        }
+        let line = lines.get(failing)?; // every line looks served
+        let claims = Claims::take(&self.items, cells[..failing].iter().copied());
+        for (line, &index) in lines.iter().zip(&cells[..failing]) {
+            let (cell, taken) = claims.taken(index);
+            if let Err(cell::Short { available }) = cell.reserve_on(taken, line.qty, channel) {
+                return Some(insufficient(line, available));
+            }
+        }
+        match cells.get(failing) {
+            Some(&cell) => match self.items.cell(cell).peek_available(line.qty, channel)? {
+                Err(cell::Short { available }) => Some(insufficient(line, available)),
+                Ok(()) => None,
+            },
+            None => self
+                .items
+                .find(line.item())
+                .is_none()
+                .then_some(Error::UnknownItem {
+                    sku: line.sku,
+                    store: line.store,
+                }),
+        }
+        // Dropping the claims stores back the words taken.
     }
 
     /// A multi-line cart reads every item's first table entry before it
@@ -289,9 +323,9 @@ impl Inventory {
                 let ids = &home.ids;
                 ids.add(id.0);
                 let held = self.hold_lines(lines, &looked, channel, &mut effects);
-                if let Err(error) = &held {
+                if held.is_err() {
                     ids.remove(id.0);
-                    if lines.len() <= LOOKED_UP_LINES && refuses_first_line(error, lines) {
+                    if lines.len() <= LOOKED_UP_LINES {
                         // refuse_without_lock could not prove the id unknown.
                         shard.refused_unproven(ids);
                     }
@@ -340,8 +374,11 @@ impl Inventory {
         Ok(held)
     }
 
-    /// Holds a multi-line cart at one instant: claims the cells of its lines
-    /// up to the first unknown item (see `src/stock/claims.rs`), checks the
+    /// Holds a multi-line cart at one instant. A cart that loads show will
+    /// fail is refused as [`refusal_at_one_instant`](Self::refusal_at_one_instant)
+    /// proves it, without claiming the failing line's cell. Otherwise it
+    /// claims the cells of its lines up to the first unknown item (see
+    /// `src/stock/claims.rs`), checks the
     /// lines in the order given against the claimed words, and stores back
     /// the words with every line held, or the words as they were. Nobody
     /// sees the cells between the claims and their release, so nobody sees
@@ -363,6 +400,9 @@ impl Inventory {
                     None => break,
                 }
             }
+            if let Some(refusal) = self.refusal_at_one_instant(lines, &cells, channel) {
+                return Err(refusal);
+            }
             let mut claims = Claims::take(&self.items, cells.iter().copied());
             let mut verdict = Ok(());
             for (line, &index) in lines.iter().zip(&cells) {
@@ -370,12 +410,7 @@ impl Inventory {
                 match cell.reserve_on(taken, line.qty, channel) {
                     Ok(next) => claims.set(index, next),
                     Err(cell::Short { available }) => {
-                        verdict = Err(Error::Insufficient {
-                            sku: line.sku,
-                            store: line.store,
-                            requested: line.qty,
-                            available,
-                        });
+                        verdict = Err(insufficient(line, available));
                         break;
                     }
                 }

@@ -40,8 +40,12 @@ const CLAIMED: u64 = pack(0, u32::MAX);
 pub(crate) struct Word(u64);
 
 impl Word {
+    /// An empty cell's word, a placeholder until a claim fills it in.
+    pub(crate) const EMPTY: Word = Word(0);
+
     /// The word with `qty` held units returned (`reserved -= qty`). The
     /// caller owns that hold, so `reserved >= qty`.
+    #[inline]
     pub(crate) fn unreserved(self, qty: u32) -> Word {
         let (on_hand, reserved) = unpack(self.0);
         debug_assert!(reserved >= qty, "released more than was held");
@@ -50,6 +54,7 @@ impl Word {
 
     /// The word with `qty` held units taken out of stock (both halves
     /// `-= qty`). The caller owns that hold, so `on_hand >= reserved >= qty`.
+    #[inline]
     pub(crate) fn committed(self, qty: u32) -> Word {
         let (on_hand, reserved) = unpack(self.0);
         debug_assert!(reserved >= qty, "committed more than was held");
@@ -136,6 +141,7 @@ impl StockCell {
     /// reads or writes the word. Only `src/stock/claims.rs` calls this,
     /// claiming a set of cells in ascending index, so that two claimants
     /// never wait for each other in a cycle.
+    #[inline]
     pub(crate) fn claim(&self) -> Word {
         let mut current = self.load();
         loop {
@@ -153,6 +159,7 @@ impl StockCell {
     }
 
     /// Ends the caller's claim, installing `word`.
+    #[inline]
     pub(crate) fn unclaim(&self, word: Word) {
         debug_assert_eq!(self.word.load(Ordering::Relaxed), CLAIMED);
         self.word.store(word.0, Ordering::Release);
@@ -162,6 +169,7 @@ impl StockCell {
     /// word the caller's claim took out of this cell; `Short` if the
     /// channel has fewer available. Safety stock is read now, inside the
     /// claim.
+    #[inline]
     pub(crate) fn reserve_on(&self, word: Word, qty: u32, channel: Channel) -> Result<Word, Short> {
         let (on_hand, reserved) = unpack(word.0);
         let available = (on_hand - reserved).saturating_sub(self.safety_for(channel));
@@ -211,15 +219,21 @@ impl StockCell {
 
     /// Whether `qty` units are available to `channel` now, by loads alone:
     /// what a refused reserve would report, without writing anything.
-    pub(crate) fn check_available(&self, qty: u32, channel: Channel) -> Result<(), Short> {
+    /// `None`, without waiting, while the word is claimed.
+    #[inline]
+    pub(crate) fn peek_available(&self, qty: u32, channel: Channel) -> Option<Result<(), Short>> {
         let safety = self.safety_for(channel);
-        let (on_hand, reserved) = unpack(self.load());
+        let word = self.word.load(Ordering::Acquire);
+        if word == CLAIMED {
+            return None;
+        }
+        let (on_hand, reserved) = unpack(word);
         let available = (on_hand - reserved).saturating_sub(safety);
-        if qty > available {
+        Some(if qty > available {
             Err(Short { available })
         } else {
             Ok(())
-        }
+        })
     }
 
     /// Returns `qty` held units. The caller owns that hold (its reservation

@@ -34,25 +34,25 @@ pub(crate) struct Claims<'a> {
 
 impl<'a> Claims<'a> {
     /// Claims `cells` (distinct indices, in any order), lowest index first.
+    #[inline]
     pub(crate) fn take(items: &'a ItemTable, cells: impl Iterator<Item = u32>) -> Self {
-        let mut order: SmallVec<[u32; 8]> = cells.collect();
-        order.sort_unstable();
-        debug_assert!(order.windows(2).all(|pair| pair[0] < pair[1]));
-        let mut claims = Claims {
-            items,
-            held: SmallVec::with_capacity(order.len()),
-        };
-        for cell in order {
-            let taken = items.cell(cell).claim();
-            claims.held.push(Claim {
+        let mut held: SmallVec<[Claim; 8]> = cells
+            .map(|cell| Claim {
                 cell,
-                taken,
-                next: taken,
-            });
+                taken: Word::EMPTY,
+                next: Word::EMPTY,
+            })
+            .collect();
+        held.sort_unstable_by_key(|claim| claim.cell);
+        debug_assert!(held.windows(2).all(|pair| pair[0].cell < pair[1].cell));
+        for claim in &mut held {
+            claim.taken = items.cell(claim.cell).claim();
+            claim.next = claim.taken;
         }
-        claims
+        Claims { items, held }
     }
 
+    #[inline]
     fn find(&self, cell: u32) -> usize {
         self.held
             .binary_search_by_key(&cell, |claim| claim.cell)
@@ -60,11 +60,13 @@ impl<'a> Claims<'a> {
     }
 
     /// The claimed cell `cell` and the word its claim took out.
+    #[inline]
     pub(crate) fn taken(&self, cell: u32) -> (&'a StockCell, Word) {
         (self.items.cell(cell), self.held[self.find(cell)].taken)
     }
 
     /// Makes `word` what the claim on `cell` stores back.
+    #[inline]
     pub(crate) fn set(&mut self, cell: u32, word: Word) {
         let at = self.find(cell);
         self.held[at].next = word;
@@ -79,6 +81,7 @@ impl<'a> Claims<'a> {
 }
 
 impl Drop for Claims<'_> {
+    #[inline]
     fn drop(&mut self) {
         for claim in &self.held {
             self.items.cell(claim.cell).unclaim(claim.next);
