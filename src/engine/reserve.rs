@@ -159,17 +159,25 @@ impl Inventory {
     ) -> Option<Error> {
         let mut failing = cells.len();
         for (n, (line, &cell)) in lines.iter().zip(cells).enumerate() {
-            if self
-                .items
-                .cell(cell)
-                .peek_available(line.qty, channel)?
-                .is_err()
+            // Nothing is held yet: a claimed cell is waited for.
+            if let Err(cell::Short { available }) =
+                self.items.cell(cell).check_available(line.qty, channel)
             {
+                if n == 0 {
+                    return Some(insufficient(line, available)); // that load's instant
+                }
                 failing = n;
                 break;
             }
         }
         let line = lines.get(failing)?; // every line looks served
+        if failing == 0 {
+            // The caller's lookup found no such item: that lookup's instant.
+            return Some(Error::UnknownItem {
+                sku: line.sku,
+                store: line.store,
+            });
+        }
         let claims = Claims::take(&self.items, cells[..failing].iter().copied());
         for (line, &index) in lines.iter().zip(&cells[..failing]) {
             let (cell, taken) = claims.taken(index);

@@ -62,6 +62,18 @@ impl Word {
     }
 }
 
+/// Whether `qty` units of a real word are available past `safety`.
+#[inline]
+fn available(word: u64, safety: u32, qty: u32) -> Result<(), Short> {
+    let (on_hand, reserved) = unpack(word);
+    let available = (on_hand - reserved).saturating_sub(safety);
+    if qty > available {
+        Err(Short { available })
+    } else {
+        Ok(())
+    }
+}
+
 /// One item's counters.
 #[derive(Debug, Default)]
 pub(crate) struct StockCell {
@@ -218,8 +230,16 @@ impl StockCell {
     }
 
     /// Whether `qty` units are available to `channel` now, by loads alone:
-    /// what a refused reserve would report, without writing anything.
-    /// `None`, without waiting, while the word is claimed.
+    /// what a refused reserve would report, without writing anything. A
+    /// claimed word is waited for.
+    #[inline]
+    pub(crate) fn check_available(&self, qty: u32, channel: Channel) -> Result<(), Short> {
+        let safety = self.safety_for(channel);
+        available(self.load(), safety, qty)
+    }
+
+    /// As [`check_available`](Self::check_available), but `None`, without
+    /// waiting, while the word is claimed.
     #[inline]
     pub(crate) fn peek_available(&self, qty: u32, channel: Channel) -> Option<Result<(), Short>> {
         let safety = self.safety_for(channel);
@@ -227,13 +247,7 @@ impl StockCell {
         if word == CLAIMED {
             return None;
         }
-        let (on_hand, reserved) = unpack(word);
-        let available = (on_hand - reserved).saturating_sub(safety);
-        Some(if qty > available {
-            Err(Short { available })
-        } else {
-            Ok(())
-        })
+        Some(available(word, safety, qty))
     }
 
     /// Returns `qty` held units. The caller owns that hold (its reservation

@@ -26,24 +26,32 @@ struct Claim {
 }
 
 /// A set of claimed cells, in ascending index; released when dropped.
+/// Up to 4 inline (a cart's usual size), more on the heap.
 #[derive(Debug)]
 pub(crate) struct Claims<'a> {
     items: &'a ItemTable,
-    held: SmallVec<[Claim; 8]>,
+    held: SmallVec<[Claim; 4]>,
 }
 
 impl<'a> Claims<'a> {
     /// Claims `cells` (distinct indices, in any order), lowest index first.
     #[inline]
     pub(crate) fn take(items: &'a ItemTable, cells: impl Iterator<Item = u32>) -> Self {
-        let mut held: SmallVec<[Claim; 8]> = cells
+        let mut held: SmallVec<[Claim; 4]> = cells
             .map(|cell| Claim {
                 cell,
                 taken: Word::EMPTY,
                 next: Word::EMPTY,
             })
             .collect();
-        held.sort_unstable_by_key(|claim| claim.cell);
+        // Insertion sort: a cart has a few lines, often in order already.
+        for i in 1..held.len() {
+            let mut j = i;
+            while j > 0 && held[j - 1].cell > held[j].cell {
+                held.swap(j - 1, j);
+                j -= 1;
+            }
+        }
         debug_assert!(held.windows(2).all(|pair| pair[0].cell < pair[1].cell));
         for claim in &mut held {
             claim.taken = items.cell(claim.cell).claim();
