@@ -382,7 +382,7 @@ impl Inventory {
         Ok(held)
     }
 
-    /// Holds a multi-line cart at one instant. A cart that loads show will
+    /// Holds a multi-line cart at one instant. A cart that plain loads show will
     /// fail is refused as [`refusal_at_one_instant`](Self::refusal_at_one_instant)
     /// proves it, without claiming the failing line's cell. Otherwise it
     /// claims the cells of its lines up to the first unknown item (see
