@@ -36,11 +36,20 @@
 //!   halves of one `AtomicU64`; reserve and sell are compare-and-swap loops
 //!   that check availability and change the word in one instruction, so
 //!   `reserved <= on_hand` holds at every instant any thread can observe.
-//! - **All or nothing.** A multi-line reservation holds its lines one at a
-//!   time and gives back the ones it holds when a later line fails. While it
-//!   rolls back, a concurrent request for the same units may be refused as
-//!   `Insufficient` (retrying succeeds); no cell is ever over-reserved. This
-//!   is a known gap (`docs/CORRECTNESS.md`).
+//! - **All or nothing, at one instant.** A multi-line reservation claims
+//!   its lines' cells (swaps each word for a value no real cell holds, in
+//!   ascending cell order, so two carts never wait for each other in a
+//!   cycle), checks every line in the order given against what the cells
+//!   held, and stores them back all held or all as they were. Every other
+//!   operation on a claimed cell waits the few instructions that takes, so
+//!   none sees a cart partly held, and a refusal reports what was
+//!   available at that instant. Commit, release and expiry of a
+//!   multi-line reservation return its lines the same way, and a new item
+//!   appears with its first restock, count or safety stock already done.
+//!   One exception to linearizability remains: a single-line online
+//!   reserve or sale reads the item's safety stock just before its
+//!   compare-and-swap, and a safety stock change landing between the two
+//!   is not seen by it.
 //! - **Exactly once.** Everything naming a reservation id runs under that
 //!   id's shard lock (one of 256): the same id reserved twice at once holds
 //!   units once, and of commit, release, lazy expiry and the reaper exactly

@@ -13,6 +13,28 @@ pub(crate) use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, O
 #[cfg(omnistock_loom)]
 pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 
+/// One round of waiting for another thread to finish a step of a few
+/// instructions (a cell claimed by a multi-line cart): a spin hint for the
+/// first rounds, then a yield of the time slice, so that a waiter does not
+/// burn the core the claimant was preempted from. Under loom every round
+/// yields, so the model checker runs the other thread.
+pub(crate) fn wait_a_little(rounds: &mut u32) {
+    #[cfg(not(omnistock_loom))]
+    {
+        if *rounds < 64 {
+            std::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
+        }
+        *rounds = rounds.saturating_add(1);
+    }
+    #[cfg(omnistock_loom)]
+    {
+        *rounds = rounds.saturating_add(1);
+        loom::thread::yield_now();
+    }
+}
+
 /// A mutual-exclusion lock: parking_lot's in production, loom's under the
 /// model checker. `lock()` returns the guard directly (no poisoning).
 #[derive(Debug, Default)]

@@ -124,9 +124,10 @@ fn reserve_races_sell_on_one_cell() {
 }
 
 /// A two-line reservation [X, Y] races a one-line reservation [Y] when only
-/// one unit of each exists. If the two-line cart loses Y it must give X back:
-/// afterwards the reserved units are exactly those of the successful carts,
-/// and no reading in between shows a cell over-reserved.
+/// one unit of each exists. The cart holds both lines at one instant or
+/// neither: exactly one of the two gets Y, and a reading of X after the
+/// single line's answer shows X held exactly when the cart succeeded (no
+/// reader sees X held by a cart that then fails).
 #[test]
 fn two_line_reservation_rolls_back_while_another_reserves() {
     loom::model(|| {
@@ -142,21 +143,207 @@ fn two_line_reservation_rolls_back_while_another_reserves() {
             thread::spawn(move || {
                 let answer = inventory.reserve(ReservationId(2), Channel::Online, &[line(Y, 1)]);
                 assert_never_oversold(&inventory);
-                answer
+                (answer, inventory.level(X, STORE).unwrap())
             })
         };
-        let (pair, single) = (pair.join().unwrap(), single.join().unwrap());
+        let (pair, (single, x_after_single)) = (pair.join().unwrap(), single.join().unwrap());
         assert!(pair.is_ok() != single.is_ok(), "{pair:?} {single:?}");
+        if pair.is_err() {
+            assert_eq!(x_after_single.reserved, 0, "X seen held by a refused cart");
+        }
+        if single.is_err() {
+            // Refused for the cart's unit: the cart was done before.
+            assert_eq!(x_after_single.reserved, 1);
+        }
         let x = inventory.level(X, STORE).unwrap();
         let y = inventory.level(Y, STORE).unwrap();
         assert_eq!(y.reserved, 1);
-        assert_eq!(x.reserved, u32::from(pair.is_ok()), "X must be rolled back");
-        if let Err(error) = pair {
+        assert_eq!(x.reserved, u32::from(pair.is_ok()), "X must be given back");
+        for refused in [pair.err(), single.err()].into_iter().flatten() {
             assert!(
-                matches!(error, Error::Insufficient { sku: Y, .. }),
-                "{error:?}"
+                matches!(
+                    refused,
+                    Error::Insufficient {
+                        sku: Y,
+                        available: 0,
+                        ..
+                    }
+                ),
+                "{refused:?}"
             );
         }
+    });
+}
+
+/// Two carts name the same two items in opposite orders, one unit of each
+/// in stock. Each fits alone, so one of them succeeds; the other is refused
+/// only for units the first holds (available 0), never both refused.
+#[test]
+fn two_carts_in_opposite_orders_never_both_fail() {
+    loom::model(|| {
+        let (inventory, _) = inventory_with(&[(X, 1), (Y, 1)]);
+        let forward = {
+            let inventory = inventory.clone();
+            thread::spawn(move || {
+                inventory.reserve(ReservationId(1), Channel::Online, &[line(X, 1), line(Y, 1)])
+            })
+        };
+        let backward =
+            inventory.reserve(ReservationId(2), Channel::Online, &[line(Y, 1), line(X, 1)]);
+        let forward = forward.join().unwrap();
+        assert!(
+            forward.is_ok() != backward.is_ok(),
+            "{forward:?} {backward:?}"
+        );
+        let refused = forward.err().or(backward.err()).unwrap();
+        assert!(
+            matches!(refused, Error::Insufficient { available: 0, .. }),
+            "{refused:?}"
+        );
+        let (x, y) = (
+            inventory.level(X, STORE).unwrap(),
+            inventory.level(Y, STORE).unwrap(),
+        );
+        assert_eq!((x.reserved, y.reserved), (1, 1));
+    });
+}
+
+/// What a rival on X (a single-line reserve or a sale) sees of a cart
+/// [X, Y] that races it, one unit of each in stock: the rival wins X
+/// exactly when the cart fails, and a reading of Y after the rival's answer
+/// shows the cart's unit exactly when the cart came first.
+fn cart_races_a_rival_on_its_first_item(rival: fn(&Inventory) -> Result<omnistock::Level, Error>) {
+    let (inventory, _) = inventory_with(&[(X, 1), (Y, 1)]);
+    let cart = {
+        let inventory = inventory.clone();
+        thread::spawn(move || {
+            inventory.reserve(ReservationId(1), Channel::Online, &[line(X, 1), line(Y, 1)])
+        })
+    };
+    let won = rival(&inventory);
+    let y = inventory.level(Y, STORE).unwrap();
+    let cart = cart.join().unwrap();
+    assert!(won.is_ok() != cart.is_ok(), "{won:?} {cart:?}");
+    match won {
+        Ok(_) => {
+            assert_eq!(y.reserved, 0, "Y seen held by a cart that failed");
+            assert!(
+                matches!(
+                    cart,
+                    Err(Error::Insufficient {
+                        sku: X,
+                        available: 0,
+                        ..
+                    })
+                ),
+                "{cart:?}"
+            );
+        }
+        Err(refused) => {
+            assert!(
+                matches!(
+                    refused,
+                    Error::Insufficient {
+                        sku: X,
+                        available: 0,
+                        ..
+                    }
+                ),
+                "{refused:?}"
+            );
+            assert_eq!(y.reserved, 1, "refused for X, so the cart came first");
+        }
+    }
+    assert_never_oversold(&inventory);
+}
+
+#[test]
+fn cart_races_a_single_line_reserve_of_its_item() {
+    loom::model(|| {
+        cart_races_a_rival_on_its_first_item(|inventory| {
+            inventory
+                .reserve(ReservationId(2), Channel::Online, &[line(X, 1)])
+                .map(|_| inventory.level(X, STORE).unwrap())
+        })
+    });
+}
+
+#[test]
+fn cart_races_a_sale_of_its_item() {
+    loom::model(|| {
+        cart_races_a_rival_on_its_first_item(|inventory| {
+            inventory.sell(X, STORE, 1, Channel::InStore)
+        })
+    });
+}
+
+/// A reader reads X, then Y, while a cart [X, Y] is held: if it sees X held
+/// it sees Y held too (the cart is one instant, before both readings).
+#[test]
+fn levels_never_see_a_cart_half_held() {
+    loom::model(|| {
+        let (inventory, _) = inventory_with(&[(X, 1), (Y, 1)]);
+        let cart = {
+            let inventory = inventory.clone();
+            thread::spawn(move || {
+                inventory.reserve(ReservationId(1), Channel::Online, &[line(X, 1), line(Y, 1)])
+            })
+        };
+        let x = inventory.level(X, STORE).unwrap();
+        let y = inventory.level(Y, STORE).unwrap();
+        cart.join().unwrap().unwrap();
+        assert!(x.reserved <= y.reserved, "X held before Y: {x:?} {y:?}");
+    });
+}
+
+/// A two-line reservation [X, Y] is committed while a reader reads X, then
+/// Y: if it sees X's unit gone, it sees Y's gone too (the commit takes both
+/// lines at one instant).
+#[test]
+fn levels_never_see_a_commit_half_done() {
+    loom::model(|| {
+        let (inventory, _) = inventory_with(&[(X, 1), (Y, 1)]);
+        let id = ReservationId(1);
+        inventory
+            .reserve(id, Channel::Online, &[line(X, 1), line(Y, 1)])
+            .unwrap();
+        let commit = {
+            let inventory = inventory.clone();
+            thread::spawn(move || inventory.commit(id))
+        };
+        let x = inventory.level(X, STORE).unwrap();
+        let y = inventory.level(Y, STORE).unwrap();
+        commit.join().unwrap().unwrap();
+        assert!(x.on_hand >= y.on_hand, "X committed before Y: {x:?} {y:?}");
+    });
+}
+
+/// A cart [X, Y] that fails on Y (none in stock) races a reader of X: the
+/// reader never sees X held, and the cart is refused for Y.
+#[test]
+fn a_failing_cart_is_never_seen_held() {
+    loom::model(|| {
+        let (inventory, _) = inventory_with(&[(X, 1), (Y, 0)]);
+        let cart = {
+            let inventory = inventory.clone();
+            thread::spawn(move || {
+                inventory.reserve(ReservationId(1), Channel::Online, &[line(X, 1), line(Y, 1)])
+            })
+        };
+        let x = inventory.level(X, STORE).unwrap();
+        assert_eq!(x.reserved, 0, "X seen held by a cart that failed");
+        let cart = cart.join().unwrap();
+        assert!(
+            matches!(
+                cart,
+                Err(Error::Insufficient {
+                    sku: Y,
+                    available: 0,
+                    ..
+                })
+            ),
+            "{cart:?}"
+        );
     });
 }
 

@@ -19,8 +19,10 @@ use crate::reservations::id_filter::IdFilter;
 use crate::reservations::id_placement::KeyedId;
 use crate::reservations::shard::{deadline_after, Shard};
 use crate::stock::cell::{self};
+use crate::stock::claims::Claims;
 use crate::types::{Channel, ItemKey, Line, ReservationId, ReservationState};
 use arrayvec::ArrayVec;
+use smallvec::SmallVec;
 
 /// Lines of a cart whose items a reserve looks up once, and keeps: before
 /// the shard lock where the shard's id filter is on (and may refuse
@@ -68,6 +70,16 @@ pub(super) fn validate_lines(lines: &[Line]) -> Result<(), Error> {
     Ok(())
 }
 
+/// `Insufficient` for `line`, which had `available` units.
+fn insufficient(line: &Line, available: u32) -> Error {
+    Error::Insufficient {
+        sku: line.sku,
+        store: line.store,
+        requested: line.qty,
+        available,
+    }
+}
+
 impl Inventory {
     /// The shard of `id`, and `id` with its key in that shard's id table:
     /// one hash per operation.
@@ -77,17 +89,15 @@ impl Inventory {
     }
 
     /// Looks a reserve's items up before the shard lock, and refuses the
-    /// reserve there if that can be proven: reading the lines' cells in
-    /// order, the first line that cannot be served is refused (`UnknownItem`
-    /// or `Insufficient`, as the locked path checks them) and the id is
-    /// certainly unknown (a known id is answered from its record first):
-    /// `ids` is the filter of the id's shard. Every reading lies between
-    /// the two readings of the id filter, so a
-    /// refusal linearizes at the reading of the refused line, like the locked
-    /// path's, which also checks each line at its own instant. A cart of
-    /// more than [`LOOKED_UP_LINES`] lines skips this. `Ok` carries the cell
-    /// indices looked up (items are never removed, so the locked path reuses
-    /// them instead of looking the items up again).
+    /// reserve there if that can be proven: the cart is refused at one
+    /// instant (see [`refusal_at_one_instant`](Self::refusal_at_one_instant))
+    /// and the id is certainly unknown (a known id is answered from its
+    /// record first): `ids` is the filter of the id's shard. That instant
+    /// lies between the two readings of the id filter, so the refusal
+    /// linearizes there. A cart of more than [`LOOKED_UP_LINES`] lines
+    /// skips this. `Ok` carries the cell indices looked up (items are never
+    /// removed, so the locked path reuses them instead of looking the items
+    /// up again).
     fn refuse_without_lock(
         &self,
         id: ReservationId,
@@ -102,34 +112,81 @@ impl Inventory {
         }
         let sequence = ids.read_begin();
         for (n, line) in lines.iter().enumerate() {
-            let found = self.find_touched(line, touched.as_ref().map(|hashes| hashes[n]));
-            let refusal = match found {
-                None => Error::UnknownItem {
+            match self.find_touched(line, touched.as_ref().map(|hashes| hashes[n])) {
+                Some(index) => looked.push(index),
+                None => break,
+            }
+        }
+        let Some(sequence) = sequence else {
+            return Ok(looked); // no refusal can be proven: look up only
+        };
+        match self.refusal_at_one_instant(lines, looked.as_slice(), channel) {
+            Some(refusal) if ids.certainly_absent_since(id.0, sequence) => Err(refusal),
+            _ => Ok(looked),
+        }
+    }
+
+    /// Proves a cart refused at one instant without holding anything, if
+    /// it can: `cells` are its lines' cells up to the first unknown item.
+    /// Loads alone pick the line that looks like the first to fail; the
+    /// cells of the lines before it are claimed (see
+    /// `src/stock/claims.rs`), and with them claimed, that line's cell is
+    /// read (or its item looked up again): at that instant every earlier
+    /// line fits, or the first that does not is the refusal, and the line
+    /// read fails, or nothing is proven. A sold-out item is only read,
+    /// never claimed, so the carts refused for it do not queue on its word.
+    /// `None`: nothing proven (the cart may fit, or a cell it needs was
+    /// claimed by another operation); the caller holds it, or refuses it,
+    /// under the lock.
+    fn refusal_at_one_instant(
+        &self,
+        lines: &[Line],
+        cells: &[u32],
+        channel: Channel,
+    ) -> Option<Error> {
+        let mut failing = cells.len();
+        for (n, (line, &cell)) in lines.iter().zip(cells).enumerate() {
+            // Nothing is held yet: a claimed cell is waited for.
+            if let Err(cell::Short { available }) =
+                self.items.cell(cell).check_available(line.qty, channel)
+            {
+                if n == 0 {
+                    return Some(insufficient(line, available)); // that load's instant
+                }
+                failing = n;
+                break;
+            }
+        }
+        let line = lines.get(failing)?; // every line looks served
+        if failing == 0 {
+            // The caller's lookup found no such item: that lookup's instant.
+            return Some(Error::UnknownItem {
+                sku: line.sku,
+                store: line.store,
+            });
+        }
+        let claims = Claims::take(&self.items, cells[..failing].iter().copied());
+        for (line, &index) in lines.iter().zip(&cells[..failing]) {
+            let (cell, taken) = claims.taken(index);
+            if let Err(cell::Short { available }) = cell.reserve_on(taken, line.qty, channel) {
+                return Some(insufficient(line, available));
+            }
+        }
+        match cells.get(failing) {
+            Some(&cell) => match self.items.cell(cell).peek_available(line.qty, channel)? {
+                Err(cell::Short { available }) => Some(insufficient(line, available)),
+                Ok(()) => None,
+            },
+            None => self
+                .items
+                .find(line.item())
+                .is_none()
+                .then_some(Error::UnknownItem {
                     sku: line.sku,
                     store: line.store,
-                },
-                Some(index) => {
-                    looked.push(index);
-                    if sequence.is_none() {
-                        continue; // no refusal can be proven: look up only
-                    }
-                    match self.items.cell(index).check_available(line.qty, channel) {
-                        Ok(()) => continue,
-                        Err(cell::Short { available }) => Error::Insufficient {
-                            sku: line.sku,
-                            store: line.store,
-                            requested: line.qty,
-                            available,
-                        },
-                    }
-                }
-            };
-            return match sequence {
-                Some(sequence) if ids.certainly_absent_since(id.0, sequence) => Err(refusal),
-                _ => Ok(looked),
-            };
+                }),
         }
-        Ok(looked)
+        // Dropping the claims stores back the words taken.
     }
 
     /// A multi-line cart reads every item's first table entry before it
@@ -309,9 +366,8 @@ impl Inventory {
         answer
     }
 
-    /// Reserves each line in order; on the first failure returns the units
-    /// of the lines before it and reports the failure. `looked`: the cell
-    /// indices of the first lines' items, if already looked up.
+    /// Holds every line's units, or none. `looked`: the cell indices of the
+    /// first lines' items, if already looked up.
     fn hold_lines(
         &self,
         lines: &[Line],
@@ -320,25 +376,12 @@ impl Inventory {
         effects: &mut EffectLog,
     ) -> Result<HeldLines, Error> {
         let held = match lines {
-            // The common single-line cart: no allocation, failed or not.
+            // The common single-line cart: one compare-and-swap, no
+            // allocation, failed or not.
             [line] => {
                 smallvec::smallvec![self.hold_line(line, looked.first().copied(), channel)?]
             }
-            _ => {
-                let mut held = HeldLines::new();
-                for (n, line) in lines.iter().enumerate() {
-                    match self.hold_line(line, looked.get(n).copied(), channel) {
-                        Ok(line) => held.push(line),
-                        Err(error) => {
-                            for undo in held.as_slice() {
-                                self.items.cell(undo.cell).unreserve(undo.qty);
-                            }
-                            return Err(error);
-                        }
-                    }
-                }
-                held
-            }
+            _ => self.hold_together(lines, looked, channel)?,
         };
         for line in lines {
             effects.push(|| Effect::Stock {
@@ -348,6 +391,80 @@ impl Inventory {
             });
         }
         Ok(held)
+    }
+
+    /// Holds a multi-line cart at one instant. A cart that plain loads show will
+    /// fail is refused as [`refusal_at_one_instant`](Self::refusal_at_one_instant)
+    /// proves it, without claiming the failing line's cell. Otherwise it
+    /// claims the cells of its lines up to the first unknown item (see
+    /// `src/stock/claims.rs`), checks the
+    /// lines in the order given against the claimed words, and stores back
+    /// the words with every line held, or the words as they were. Nobody
+    /// sees the cells between the claims and their release, so nobody sees
+    /// the cart partly held, and a refusal reports what was available at
+    /// that instant. An unknown item is reported only if it is still
+    /// unknown with the cells claimed; one created meanwhile starts the
+    /// cart over.
+    fn hold_together(
+        &self,
+        lines: &[Line],
+        looked: &LookedUp,
+        channel: Channel,
+    ) -> Result<HeldLines, Error> {
+        loop {
+            let mut cells: SmallVec<[u32; 8]> = SmallVec::with_capacity(lines.len());
+            for (n, line) in lines.iter().enumerate() {
+                match looked
+                    .get(n)
+                    .copied()
+                    .or_else(|| self.items.find(line.item()))
+                {
+                    Some(cell) => cells.push(cell),
+                    None => break,
+                }
+            }
+            if let Some(refusal) = self.refusal_at_one_instant(lines, &cells, channel) {
+                return Err(refusal);
+            }
+            let mut claims = Claims::take(&self.items, cells.iter().copied());
+            let mut verdict = Ok(());
+            for (line, &index) in lines.iter().zip(&cells) {
+                let (cell, taken) = claims.taken(index);
+                match cell.reserve_on(taken, line.qty, channel) {
+                    Ok(next) => claims.set(index, next),
+                    Err(cell::Short { available }) => {
+                        verdict = Err(insufficient(line, available));
+                        break;
+                    }
+                }
+            }
+            if verdict.is_ok() {
+                if let Some(line) = lines.get(cells.len()) {
+                    if self.items.find(line.item()).is_some() {
+                        claims.undo();
+                        continue; // created since it was looked up
+                    }
+                    verdict = Err(Error::UnknownItem {
+                        sku: line.sku,
+                        store: line.store,
+                    });
+                }
+            }
+            if verdict.is_err() {
+                claims.undo();
+            }
+            drop(claims);
+            return verdict.map(|()| {
+                let mut held = HeldLines::new();
+                for (line, &cell) in lines.iter().zip(&cells) {
+                    held.push(HeldLine {
+                        cell,
+                        qty: line.qty,
+                    });
+                }
+                held
+            });
+        }
     }
 
     /// Reserves one line: `UnknownItem`, then `Insufficient`, as the contract

@@ -8,13 +8,28 @@ use crate::stock::cell::{self, StockCell};
 use crate::types::{Channel, ItemKey, Level, Sku, StoreId};
 
 impl Inventory {
-    /// The item's cell, created empty if the item is new (recording that).
-    pub(super) fn cell_or_create(&self, key: ItemKey, effects: &mut EffectLog) -> &StockCell {
-        let (index, created) = self.items.find_or_create(key);
+    /// Runs `op` on the item's cell, creating the item if new (recording
+    /// that): a new item is published with `op` already done, so nobody
+    /// sees it empty first.
+    fn on_cell_or_create<T>(
+        &self,
+        key: ItemKey,
+        effects: &mut EffectLog,
+        op: impl FnOnce(&StockCell) -> T,
+    ) -> T {
+        let mut op = Some(op);
+        let mut done = None;
+        let (index, created) = self.items.find_or_create_with(key, |cell| {
+            done = op.take().map(|op| op(cell));
+        });
         if created {
             effects.push(|| Effect::ItemCreated { item: key });
         }
-        self.items.cell(index)
+        match (done, op) {
+            (Some(done), _) => done,
+            (None, Some(op)) => op(self.items.cell(index)),
+            (None, None) => unreachable!("the operation runs once"),
+        }
     }
 
     pub(super) fn known_cell(&self, sku: Sku, store: StoreId) -> Result<&StockCell, Error> {
@@ -37,9 +52,8 @@ impl Inventory {
         }
         let key = ItemKey::new(sku, store);
         let mut effects = self.effects();
-        let cell = self.cell_or_create(key, &mut effects);
-        let result = cell
-            .restock(qty)
+        let result = self
+            .on_cell_or_create(key, &mut effects, |cell| cell.restock(qty))
             .map_err(|cell::WouldOverflow { on_hand }| Error::Overflow {
                 sku,
                 store,
@@ -68,9 +82,8 @@ impl Inventory {
     pub fn set_on_hand(&self, sku: Sku, store: StoreId, qty: u32) -> Result<Level, Error> {
         let key = ItemKey::new(sku, store);
         let mut effects = self.effects();
-        let cell = self.cell_or_create(key, &mut effects);
         // A new cell has nothing reserved, so a refused count created nothing.
-        let result = cell.set_on_hand(qty);
+        let result = self.on_cell_or_create(key, &mut effects, |cell| cell.set_on_hand(qty));
         let answer = match result {
             Ok((level, delta)) => {
                 if delta != 0 {
@@ -97,7 +110,8 @@ impl Inventory {
     pub fn set_safety_stock(&self, sku: Sku, store: StoreId, qty: u32) -> Level {
         let key = ItemKey::new(sku, store);
         let mut effects = self.effects();
-        let (level, delta) = self.cell_or_create(key, &mut effects).set_safety_stock(qty);
+        let (level, delta) =
+            self.on_cell_or_create(key, &mut effects, |cell| cell.set_safety_stock(qty));
         if delta != 0 {
             effects.push(|| Effect::SafetyStock { item: key, delta });
         }

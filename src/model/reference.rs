@@ -11,7 +11,7 @@ use crate::types::{Channel, ItemKey, Line, ReservationId, ReservationState, Sku,
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The three counters of an item.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 struct Cell {
     on_hand: u32,
     reserved: u32,
@@ -33,7 +33,7 @@ impl Cell {
 }
 
 /// A remembered reservation.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Reservation {
     channel: Channel,
     /// In the order requested.
@@ -89,7 +89,11 @@ fn line_set(lines: &[Line]) -> BTreeSet<(Sku, StoreId, u32)> {
 ///     other => panic!("unexpected {other:?}"),
 /// }
 /// ```
-#[derive(Clone, Debug)]
+///
+/// Models compare and hash by their whole state, so that a search over
+/// orders of operations (the linearizability check) can remember the
+/// states it has visited.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ReferenceModel {
     now: u64,
     default_ttl_ms: u64,

@@ -14,6 +14,7 @@ use crate::reservations::id_filter::{IdFilter, REFUSALS_BEFORE_GROWING};
 use crate::reservations::id_placement::{IdHasher, KeyedId};
 use crate::reservations::id_table::{IdTable, Vacancy};
 use crate::reservations::slab::Slab;
+use crate::stock::claims::Claims;
 use crate::stock::item_table::ItemTable;
 use crate::sync::Mutex;
 use crate::types::{Channel, Line, ReservationId, ReservationState};
@@ -287,16 +288,32 @@ impl ReservationShard {
                 items.touch_cell(held.cell);
             }
         }
-        for held in self.lines(at) {
-            let cell = items.cell(held.cell);
-            let qty = held.qty;
-            let on_hand = if to == ReservationState::Committed {
+        let commit = to == ReservationState::Committed;
+        if more == MoreLines::NONE {
+            let first = self.records.get(at).first;
+            let (cell, qty) = (items.cell(first.cell), first.qty);
+            if commit {
                 cell.commit(qty);
-                -i64::from(qty)
             } else {
                 cell.unreserve(qty);
-                0
-            };
+            }
+        } else {
+            // Every line at one instant: nobody sees the reservation partly
+            // returned (see src/stock/claims.rs).
+            let mut claims = Claims::take(items, self.lines(at).map(|held| held.cell));
+            for held in self.lines(at) {
+                let (_, taken) = claims.taken(held.cell);
+                let next = if commit {
+                    taken.committed(held.qty)
+                } else {
+                    taken.unreserved(held.qty)
+                };
+                claims.set(held.cell, next);
+            }
+        }
+        for held in self.lines(at) {
+            let qty = held.qty;
+            let on_hand = if commit { -i64::from(qty) } else { 0 };
             effects.push(|| Effect::Stock {
                 item: items.key(held.cell),
                 on_hand,

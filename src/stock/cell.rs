@@ -3,8 +3,17 @@
 //! read-modify-write that checks and keeps `reserved <= on_hand` in the same
 //! instruction, so no thread can ever observe an oversold cell. Nothing
 //! outside this module writes the word.
+//!
+//! A multi-line operation claims its cells (see `src/stock/claims.rs`): it
+//! swaps each word for [`CLAIMED`], a value no real cell holds, decides
+//! on the words it took out, and stores the results back. While a word is
+//! claimed every other reader and writer of it waits, so none sees part of
+//! such an operation; a word that is not claimed always holds a real
+//! `reserved <= on_hand`.
 
-use crate::sync::{AtomicU32, AtomicU64, Ordering};
+use std::convert::Infallible;
+
+use crate::sync::{wait_a_little, AtomicU32, AtomicU64, Ordering};
 use crate::types::Channel;
 use crate::types::Level;
 
@@ -18,6 +27,51 @@ const fn pack(on_hand: u32, reserved: u32) -> u64 {
 
 const fn unpack(word: u64) -> (u32, u32) {
     ((word >> SHIFT) as u32, (word & LOW) as u32)
+}
+
+/// The word of a claimed cell: `reserved > on_hand`, which no real cell
+/// holds, so every value a real cell can take (each half over the whole
+/// `u32` range, with `reserved <= on_hand`) stays free.
+const CLAIMED: u64 = pack(0, u32::MAX);
+
+/// A real cell word (never [`CLAIMED`]): what a claim took out of a cell,
+/// and what the claimant stores back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Word(u64);
+
+impl Word {
+    /// An empty cell's word, a placeholder until a claim fills it in.
+    pub(crate) const EMPTY: Word = Word(0);
+
+    /// The word with `qty` held units returned (`reserved -= qty`). The
+    /// caller owns that hold, so `reserved >= qty`.
+    #[inline]
+    pub(crate) fn unreserved(self, qty: u32) -> Word {
+        let (on_hand, reserved) = unpack(self.0);
+        debug_assert!(reserved >= qty, "released more than was held");
+        Word(pack(on_hand, reserved - qty))
+    }
+
+    /// The word with `qty` held units taken out of stock (both halves
+    /// `-= qty`). The caller owns that hold, so `on_hand >= reserved >= qty`.
+    #[inline]
+    pub(crate) fn committed(self, qty: u32) -> Word {
+        let (on_hand, reserved) = unpack(self.0);
+        debug_assert!(reserved >= qty, "committed more than was held");
+        Word(pack(on_hand - qty, reserved - qty))
+    }
+}
+
+/// Whether `qty` units of a real word are available past `safety`.
+#[inline]
+fn available(word: u64, safety: u32, qty: u32) -> Result<(), Short> {
+    let (on_hand, reserved) = unpack(word);
+    let available = (on_hand - reserved).saturating_sub(safety);
+    if qty > available {
+        Err(Short { available })
+    } else {
+        Ok(())
+    }
 }
 
 /// One item's counters.
@@ -65,15 +119,85 @@ impl StockCell {
 
     /// A consistent reading of the cell (`on_hand` and `reserved` from one load).
     pub(crate) fn level(&self) -> Level {
-        self.level_of(self.word.load(Ordering::Acquire))
+        self.level_of(self.load())
+    }
+
+    /// The word, once no claim holds it. The single-line operations pay
+    /// one compare for claims; only a claimed cell takes the slow path.
+    #[inline]
+    fn load(&self) -> u64 {
+        let word = self.word.load(Ordering::Acquire);
+        if word == CLAIMED {
+            return self.wait_unclaimed();
+        }
+        word
+    }
+
+    /// Waits until the claim on the word ends; returns the word then.
+    #[cold]
+    #[inline(never)]
+    fn wait_unclaimed(&self) -> u64 {
+        let mut rounds = 0;
+        loop {
+            wait_a_little(&mut rounds);
+            let word = self.word.load(Ordering::Acquire);
+            if word != CLAIMED {
+                return word;
+            }
+        }
+    }
+
+    /// Claims the cell for a multi-line operation: waits while another
+    /// claim holds it, then swaps its word for [`CLAIMED`]; returns the
+    /// word it took out. Until [`unclaim`](Self::unclaim), nobody else
+    /// reads or writes the word. Only `src/stock/claims.rs` calls this,
+    /// claiming a set of cells in ascending index, so that two claimants
+    /// never wait for each other in a cycle.
+    #[inline]
+    pub(crate) fn claim(&self) -> Word {
+        let mut current = self.load();
+        loop {
+            match self.word.compare_exchange_weak(
+                current,
+                CLAIMED,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Word(current),
+                Err(CLAIMED) => current = self.wait_unclaimed(),
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    /// Ends the caller's claim, installing `word`.
+    #[inline]
+    pub(crate) fn unclaim(&self, word: Word) {
+        debug_assert_eq!(self.word.load(Ordering::Relaxed), CLAIMED);
+        self.word.store(word.0, Ordering::Release);
+    }
+
+    /// What holding `qty` more units for `channel` makes of `word`, the
+    /// word the caller's claim took out of this cell; `Short` if the
+    /// channel has fewer available. Safety stock is read now, inside the
+    /// claim.
+    #[inline]
+    pub(crate) fn reserve_on(&self, word: Word, qty: u32, channel: Channel) -> Result<Word, Short> {
+        let (on_hand, reserved) = unpack(word.0);
+        let available = (on_hand - reserved).saturating_sub(self.safety_for(channel));
+        if qty > available {
+            return Err(Short { available });
+        }
+        Ok(Word(pack(on_hand, reserved + qty)))
     }
 
     /// Runs `step` on the current word until it either declines (returns
     /// `Err`) or its proposed word is installed. A declined step costs one
     /// load and no write: a sold-out item answers without touching shared
-    /// memory.
+    /// memory. A claimed word is waited for, never stepped on.
+    #[inline]
     fn update<E>(&self, mut step: impl FnMut(u32, u32) -> Result<u64, E>) -> Result<u64, E> {
-        let mut current = self.word.load(Ordering::Acquire);
+        let mut current = self.load();
         loop {
             let (on_hand, reserved) = unpack(current);
             let next = step(on_hand, reserved)?;
@@ -84,6 +208,7 @@ impl StockCell {
                 Ordering::Acquire,
             ) {
                 Ok(_) => return Ok(next),
+                Err(CLAIMED) => current = self.wait_unclaimed(),
                 Err(actual) => current = actual,
             }
         }
@@ -105,32 +230,47 @@ impl StockCell {
     }
 
     /// Whether `qty` units are available to `channel` now, by loads alone:
-    /// what a refused reserve would report, without writing anything.
+    /// what a refused reserve would report, without writing anything. A
+    /// claimed word is waited for.
+    #[inline]
     pub(crate) fn check_available(&self, qty: u32, channel: Channel) -> Result<(), Short> {
         let safety = self.safety_for(channel);
-        let (on_hand, reserved) = unpack(self.word.load(Ordering::Acquire));
-        let available = (on_hand - reserved).saturating_sub(safety);
-        if qty > available {
-            Err(Short { available })
-        } else {
-            Ok(())
+        available(self.load(), safety, qty)
+    }
+
+    /// As [`check_available`](Self::check_available), but `None`, without
+    /// waiting, while the word is claimed.
+    #[inline]
+    pub(crate) fn peek_available(&self, qty: u32, channel: Channel) -> Option<Result<(), Short>> {
+        let safety = self.safety_for(channel);
+        let word = self.word.load(Ordering::Acquire);
+        if word == CLAIMED {
+            return None;
         }
+        Some(available(word, safety, qty))
     }
 
     /// Returns `qty` held units. The caller owns that hold (its reservation
-    /// moved to a terminal state under its lock), so `reserved >= qty` and
-    /// the subtraction cannot borrow from `on_hand`.
+    /// moved to a terminal state under its lock), so `reserved >= qty`. A
+    /// compare-and-swap, not a subtraction: a claimed word must be waited
+    /// for, not subtracted from.
     pub(crate) fn unreserve(&self, qty: u32) {
-        let before = self.word.fetch_sub(qty as u64, Ordering::AcqRel);
-        debug_assert!(unpack(before).1 >= qty, "released more than was held");
+        let step = |on_hand, reserved| Ok(Word(pack(on_hand, reserved)).unreserved(qty).0);
+        match self.update::<Infallible>(step) {
+            Ok(_) => {}
+            Err(never) => match never {},
+        }
     }
 
     /// Takes `qty` held units out of stock: `on_hand -= qty`, `reserved -= qty`.
     /// As for [`unreserve`](Self::unreserve), the caller owns the hold, so
-    /// `on_hand >= reserved >= qty` and one subtraction does both halves.
+    /// `on_hand >= reserved >= qty`.
     pub(crate) fn commit(&self, qty: u32) {
-        let before = self.word.fetch_sub(pack(qty, qty), Ordering::AcqRel);
-        debug_assert!(unpack(before).1 >= qty, "committed more than was held");
+        let step = |on_hand, reserved| Ok(Word(pack(on_hand, reserved)).committed(qty).0);
+        match self.update::<Infallible>(step) {
+            Ok(_) => {}
+            Err(never) => match never {},
+        }
     }
 
     /// An immediate sale of `qty` units available to `channel`.
@@ -170,9 +310,15 @@ impl StockCell {
     }
 
     /// Sets the safety stock; returns the new level and the change it caused.
+    /// The change happens under a claim of the word, so that a multi-line
+    /// operation, which reads safety stock under its own claim, sees it
+    /// wholly before or wholly after, and the level returned is the word
+    /// at that instant.
     pub(crate) fn set_safety_stock(&self, qty: u32) -> (Level, i64) {
+        let word = self.claim();
         let previous = self.safety_stock.swap(qty, Ordering::AcqRel);
-        let (on_hand, reserved) = unpack(self.word.load(Ordering::Acquire));
+        self.unclaim(word);
+        let (on_hand, reserved) = unpack(word.0);
         (
             Level::new(on_hand, reserved, qty),
             i64::from(qty) - i64::from(previous),

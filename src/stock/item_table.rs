@@ -343,7 +343,21 @@ impl ItemTable {
 
     /// The index of the item's cell, creating an all-zero cell if the item is
     /// new; the flag says whether this call created it.
+    #[cfg(test)]
     pub(crate) fn find_or_create(&self, key: ItemKey) -> (u32, bool) {
+        self.find_or_create_with(key, |_| {})
+    }
+
+    /// As [`find_or_create`](Self::find_or_create), and a new item's cell
+    /// gets `init` before the item is published: a creation and its first
+    /// change are one instant for every reader (nobody sees the all-zero
+    /// cell of an item created by a restock). `init` runs under the
+    /// creation lock, only if this call creates the item.
+    pub(crate) fn find_or_create_with(
+        &self,
+        key: ItemKey,
+        init: impl FnOnce(&StockCell),
+    ) -> (u32, bool) {
         let hash = item_hash(key);
         if let Ok(index) = self.search(key, hash) {
             return (index, false);
@@ -355,6 +369,7 @@ impl ItemTable {
         };
         let created = self.published.load(Ordering::Relaxed);
         let index = if created < self.limit {
+            init(&self.table[vacant].cell);
             fill(
                 &self.table[vacant],
                 key.sku,
@@ -370,6 +385,7 @@ impl ItemTable {
             );
             let (segment, offset) = locate(past);
             let entry = &self.arena[segment].get_or_init(|| new_segment(segment))[offset];
+            init(&entry.cell);
             fill(entry, key.sku, self.intern(&mut numbers, key.store));
             let index = self.table.len() as u32 + past;
             self.overflowed.store(true, Ordering::Release);

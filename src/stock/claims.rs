@@ -1,0 +1,162 @@
+//! Claims on several cells at once: how a multi-line operation (a cart's
+//! reserve; the commit, release or expiry of a multi-line reservation)
+//! reads and changes all its cells at one instant.
+//!
+//! [`Claims::take`] claims the cells in ascending index (see
+//! [`StockCell::claim`]), so two claimants never wait for each other in a
+//! cycle; once it returns, every cell of the set holds its claimed word
+//! and nobody else reads or writes any of them: that instant is the
+//! operation's. The claimant decides on the words taken out, sets the new
+//! ones, and dropping the claims stores them back (the words taken out,
+//! for cells not set). Claims are held for a few instructions: never while
+//! waiting for a lock, an allocation or user code.
+
+use super::cell::{StockCell, Word};
+use super::item_table::ItemTable;
+use smallvec::SmallVec;
+
+/// One claimed cell.
+#[derive(Debug)]
+struct Claim {
+    cell: u32,
+    /// What the claim took out.
+    taken: Word,
+    /// What dropping the claims stores back.
+    next: Word,
+}
+
+/// A set of claimed cells, in ascending index; released when dropped.
+/// Up to 4 inline (a cart's usual size), more on the heap.
+#[derive(Debug)]
+pub(crate) struct Claims<'a> {
+    items: &'a ItemTable,
+    held: SmallVec<[Claim; 4]>,
+}
+
+impl<'a> Claims<'a> {
+    /// Claims `cells` (distinct indices, in any order), lowest index first.
+    #[inline]
+    pub(crate) fn take(items: &'a ItemTable, cells: impl Iterator<Item = u32>) -> Self {
+        let mut held: SmallVec<[Claim; 4]> = cells
+            .map(|cell| Claim {
+                cell,
+                taken: Word::EMPTY,
+                next: Word::EMPTY,
+            })
+            .collect();
+        // Insertion sort: a cart has a few lines, often in order already.
+        for i in 1..held.len() {
+            let mut j = i;
+            while j > 0 && held[j - 1].cell > held[j].cell {
+                held.swap(j - 1, j);
+                j -= 1;
+            }
+        }
+        debug_assert!(held.windows(2).all(|pair| pair[0].cell < pair[1].cell));
+        for claim in &mut held {
+            claim.taken = items.cell(claim.cell).claim();
+            claim.next = claim.taken;
+        }
+        Claims { items, held }
+    }
+
+    #[inline]
+    fn find(&self, cell: u32) -> usize {
+        self.held
+            .binary_search_by_key(&cell, |claim| claim.cell)
+            .expect("a claimed cell")
+    }
+
+    /// The claimed cell `cell` and the word its claim took out.
+    #[inline]
+    pub(crate) fn taken(&self, cell: u32) -> (&'a StockCell, Word) {
+        (self.items.cell(cell), self.held[self.find(cell)].taken)
+    }
+
+    /// Makes `word` what the claim on `cell` stores back.
+    #[inline]
+    pub(crate) fn set(&mut self, cell: u32, word: Word) {
+        let at = self.find(cell);
+        self.held[at].next = word;
+    }
+
+    /// Stores back the words taken out, whatever was set.
+    pub(crate) fn undo(&mut self) {
+        for claim in &mut self.held {
+            claim.next = claim.taken;
+        }
+    }
+}
+
+impl Drop for Claims<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        for claim in &self.held {
+            self.items.cell(claim.cell).unclaim(claim.next);
+        }
+    }
+}
+
+#[cfg(all(test, not(omnistock_loom)))]
+mod tests {
+    use super::*;
+    use crate::types::{Channel, ItemKey, Level, Sku, StoreId};
+
+    fn table_of(stock: &[u32]) -> (ItemTable, Vec<u32>) {
+        let items = ItemTable::new(16);
+        let cells = stock
+            .iter()
+            .enumerate()
+            .map(|(n, &qty)| {
+                let (index, _) = items.find_or_create(ItemKey::new(Sku(n as u64), StoreId(1)));
+                items.cell(index).restock(qty).unwrap();
+                index
+            })
+            .collect();
+        (items, cells)
+    }
+
+    #[test]
+    fn dropped_claims_store_what_was_set_and_undo_restores() {
+        let (items, cells) = table_of(&[3, 5]);
+        {
+            // Named in descending order: claimed in ascending.
+            let mut claims = Claims::take(&items, cells.iter().rev().copied());
+            for &cell in &cells {
+                let (stock, taken) = claims.taken(cell);
+                let held = stock.reserve_on(taken, 2, Channel::InStore).unwrap();
+                claims.set(cell, held);
+            }
+        }
+        assert_eq!(items.cell(cells[0]).level(), Level::new(3, 2, 0));
+        assert_eq!(items.cell(cells[1]).level(), Level::new(5, 2, 0));
+        {
+            let mut claims = Claims::take(&items, cells.iter().copied());
+            let (_, taken) = claims.taken(cells[0]);
+            claims.set(cells[0], taken.committed(2));
+            claims.undo();
+        }
+        assert_eq!(items.cell(cells[0]).level(), Level::new(3, 2, 0));
+        let mut claims = Claims::take(&items, cells.iter().copied());
+        for &cell in &cells {
+            let (_, taken) = claims.taken(cell);
+            claims.set(cell, taken.committed(2));
+        }
+        drop(claims);
+        assert_eq!(items.cell(cells[0]).level(), Level::new(1, 0, 0));
+        assert_eq!(items.cell(cells[1]).level(), Level::new(3, 0, 0));
+    }
+
+    #[test]
+    fn a_short_line_is_refused_with_what_was_available() {
+        let (items, cells) = table_of(&[4]);
+        items.cell(cells[0]).set_safety_stock(3);
+        let claims = Claims::take(&items, cells.iter().copied());
+        let (stock, taken) = claims.taken(cells[0]);
+        assert_eq!(
+            stock.reserve_on(taken, 2, Channel::Online),
+            Err(crate::stock::cell::Short { available: 1 })
+        );
+        assert!(stock.reserve_on(taken, 4, Channel::InStore).is_ok());
+    }
+}
