@@ -289,6 +289,8 @@ fn run_with(
     let mut run = Lockstep::new(ttl, retention, |builder| {
         let builder = builder
             .compaction(2, 2)
+            .id_filter_counters(4, 8)
+            .id_filter_refusals_before_growing(1)
             .observer(Arc::new(move |effects: &[Effect]| {
                 sink.lock().unwrap().push(effects.to_vec())
             }));

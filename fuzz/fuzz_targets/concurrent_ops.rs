@@ -1,7 +1,10 @@
 //! `concurrent_ops`: a small fuzz-chosen schedule of operations split across
 //! two threads on four items, sharing one engine and one manual clock. The
 //! item index is built for 16 items; a "wide" schedule fills it first so the
-//! four items are created and found through its locked overflow map. Each
+//! four items are created and found through its locked overflow map. Its id
+//! filters have 4 to 8 counters and grow after one refusal, so a schedule's
+//! few ids make them switch on and grow while the other thread refuses
+//! without the lock. Each
 //! thread logs what it was told; after joining, with no thread running:
 //!
 //! - every level any operation answered, and every item now, keeps
@@ -270,6 +273,8 @@ fuzz_target!(|schedule: Schedule| {
             .clock(clock.clone())
             .expected_items(EXPECTED_ITEMS)
             .compaction(2, 2)
+            .id_filter_counters(4, 8)
+            .id_filter_refusals_before_growing(1)
             .retention_ms(match schedule.forgetful {
                 Some(r) => u64::from(r) * 100,
                 None => omnistock::DEFAULT_RETENTION_MS,

@@ -19,7 +19,9 @@
 //! is built for 16 items (cheap to build, crowded probes; a "wide" input
 //! adds 20 skus so items also land in the index's locked overflow map), and
 //! its shards compact their records as soon as two places are handed out
-//! and half are free, so the positions of what it remembers change often.
+//! and half are free, so the positions of what it remembers change often,
+//! and its id filters have 4 to 8 counters and grow after one refusal, so
+//! that a handful of ids makes them switch on, grow and shrink.
 #![no_main]
 
 mod common;
@@ -282,8 +284,9 @@ fn to_request(op: &Op, wide: bool, last_reserve: &mut Option<Command>) -> Reques
 fn script(history: &[(Request, String)]) -> String {
     let mut out = String::from(
         "replay script (cargo run --example replay < script.jsonl; the engine here was built \
-         with expected_items(16) and compaction(2, 2), the replay tool's with the defaults, so a \
-         bug of the index's overflow path or of compaction may not show there):\n",
+         with expected_items(16), compaction(2, 2) and id filters of 4 to 8 counters growing \
+         after one refusal, the replay tool's with the defaults, so a bug of the index's overflow \
+         path, of compaction or of a filter's growth may not show there):\n",
     );
     for (request, _) in history {
         let _ = writeln!(out, "{}", request_json(request));
@@ -304,7 +307,11 @@ struct Input {
 fuzz_target!(|input: Input| {
     let Input { wide, ops } = input;
     let mut run = Lockstep::new(DEFAULT_TTL_MS, DEFAULT_RETENTION_MS, |builder| {
-        builder.expected_items(EXPECTED_ITEMS).compaction(2, 2)
+        builder
+            .expected_items(EXPECTED_ITEMS)
+            .compaction(2, 2)
+            .id_filter_counters(4, 8)
+            .id_filter_refusals_before_growing(1)
     });
     let mut books = Conservation::default();
     let mut last_reserve = None;

@@ -6,7 +6,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::effect::EffectObserver;
 use crate::error::BuildError;
 use crate::limits::{DEFAULT_RETENTION_MS, DEFAULT_TTL_MS};
-use crate::reservations::id_filter::{self};
+use crate::reservations::id_filter;
 use crate::reservations::id_placement::IdHasher;
 use crate::reservations::shard::{Compaction, Shard};
 use crate::stock::item_table::ItemTable;
@@ -38,6 +38,7 @@ pub struct InventoryBuilder {
     default_ttl_ms: u64,
     retention_ms: u64,
     compaction: Compaction,
+    id_filter: id_filter::Sizing,
     observer: Option<Arc<dyn EffectObserver>>,
 }
 
@@ -50,6 +51,7 @@ impl fmt::Debug for InventoryBuilder {
             .field("default_ttl_ms", &self.default_ttl_ms)
             .field("retention_ms", &self.retention_ms)
             .field("compaction", &self.compaction)
+            .field("id_filter", &self.id_filter)
             .field("observer", &self.observer.is_some())
             .finish()
     }
@@ -64,6 +66,7 @@ impl Default for InventoryBuilder {
             default_ttl_ms: DEFAULT_TTL_MS,
             retention_ms: DEFAULT_RETENTION_MS,
             compaction: Compaction::DEFAULT,
+            id_filter: id_filter::Sizing::DEFAULT,
             observer: None,
         }
     }
@@ -89,7 +92,8 @@ impl InventoryBuilder {
     /// inline (31 bytes per expected item: 24-byte entries filled to at most
     /// 8/9, plus 4 bytes recording the order of creation). It also sets the
     /// smallest size of the reservation shards' id filters once they are on
-    /// (8 bytes per expected item, between 128 KiB and 2 MiB in all),
+    /// (8 bytes per expected item, between 128 KiB and 2 MiB in all with
+    /// the default [`id_filter_counters`](Self::id_filter_counters)),
     /// unless [`expected_reservations`](Self::expected_reservations) does.
     /// Items
     /// beyond it still work, through a slower locked map: size it for the
@@ -106,7 +110,8 @@ impl InventoryBuilder {
     /// (pending ones plus ended ones still within retention). It sets the
     /// starting size of the id filters that let a reserve refused on a
     /// sold-out item answer without taking a lock: 8 bytes per expected
-    /// reservation, between 128 KiB and 256 MiB in all, counting from the
+    /// reservation, between 128 KiB and 256 MiB in all by default (see
+    /// [`id_filter_counters`](Self::id_filter_counters)), counting from the
     /// start.
     ///
     /// Without it, each of the 256 reservation shards starts with its filter
@@ -123,7 +128,7 @@ impl InventoryBuilder {
     /// first peak.
     /// A filter shrinks back to its starting size once its shard remembers
     /// few ids again; the larger sizes it used stay allocated, at most
-    /// twice the largest. Past 256 MiB in all, refusals gradually take the
+    /// twice the largest. Past their largest size, refusals gradually take the
     /// lock again; the answers never change, only their cost.
     ///
     /// ```
@@ -184,6 +189,60 @@ impl InventoryBuilder {
         self
     }
 
+    /// How large each reservation shard's id filter may get, in counters of
+    /// one byte: at least `min_per_shard`, at most `max_per_shard`, both
+    /// powers of two (256 shards; default 512 and 1,048,576, 128 KiB and
+    /// 256 MiB in all).
+    ///
+    /// The filter lets a reserve that is about to be refused (a sold-out
+    /// item) prove its id unknown without taking the shard's lock. It
+    /// proves most fresh ids unknown while its shard remembers at most one
+    /// reservation per 4 counters (about 85 %; 95 % at one per 8), so
+    /// `max_per_shard / 4` reservations remembered per shard is where
+    /// refusals start to take the lock again; the answers never change,
+    /// only their cost. A shard whose filter switched on keeps at least
+    /// `min_per_shard` counters; the starting size that
+    /// [`expected_items`](Self::expected_items) or
+    /// [`expected_reservations`](Self::expected_reservations) sets is
+    /// rounded up to a power of two and clamped between the two.
+    ///
+    /// Small values make filters grow, shrink and switch on with a handful
+    /// of reservations: tests use them (with
+    /// [`id_filter_refusals_before_growing`](Self::id_filter_refusals_before_growing)
+    /// at 1). [`try_build`](Self::try_build) refuses sizes that are not
+    /// powers of two, a `min_per_shard` above `max_per_shard`, and a
+    /// `max_per_shard` above 16,777,216 (16 MiB a shard, 4 GiB in all).
+    ///
+    /// ```
+    /// use omnistock::{BuildError, Inventory};
+    /// // Up to 4 MiB a shard (1 GiB in all): about a million reservations
+    /// // remembered per shard before refusals take the lock again.
+    /// let inventory = Inventory::builder().id_filter_counters(512, 1 << 22).build();
+    /// # drop(inventory);
+    /// assert!(matches!(
+    ///     Inventory::builder().id_filter_counters(1000, 1 << 20).try_build(),
+    ///     Err(BuildError::InvalidSetting { setting: "id_filter_counters", .. })
+    /// ));
+    /// ```
+    pub fn id_filter_counters(mut self, min_per_shard: usize, max_per_shard: usize) -> Self {
+        self.id_filter.min_counters = min_per_shard;
+        self.id_filter.max_counters = max_per_shard;
+        self
+    }
+
+    /// How many refusals of fresh ids a reservation shard takes under its
+    /// lock, because its id filter could not prove them unknown (or was
+    /// off), before it rebuilds the filter larger or switches it on
+    /// (default 8; see [`id_filter_counters`](Self::id_filter_counters)
+    /// and [`expected_reservations`](Self::expected_reservations)). A
+    /// rebuild counts the shard's ids in again under its lock, so a few
+    /// refusals that a filter could not have spared do not pay for one.
+    /// [`try_build`](Self::try_build) refuses 0.
+    pub fn id_filter_refusals_before_growing(mut self, refusals: u32) -> Self {
+        self.id_filter.refusals_before_growing = refusals;
+        self
+    }
+
     /// Receives the effect records of every successful mutation.
     pub fn observer(mut self, observer: Arc<dyn EffectObserver>) -> Self {
         self.observer = Some(observer);
@@ -196,7 +255,9 @@ impl InventoryBuilder {
     ///
     /// If the memory that `expected_items` and `expected_reservations` ask
     /// for up front cannot be allocated (about 31 bytes per expected item),
-    /// or a setting is out of its range (see [`compaction`](Self::compaction)).
+    /// or a setting is out of its range (see [`compaction`](Self::compaction),
+    /// [`id_filter_counters`](Self::id_filter_counters),
+    /// [`id_filter_refusals_before_growing`](Self::id_filter_refusals_before_growing)).
     /// [`try_build`](Self::try_build) reports that as an error instead.
     pub fn build(self) -> Inventory {
         self.try_build().unwrap_or_else(|error| panic!("{error}"))
@@ -228,7 +289,8 @@ impl InventoryBuilder {
                 reason: "sparseness must be at least 2 and min_positions at least 1",
             });
         }
-        let filter_counters = id_filter::counters_per_shard(
+        self.id_filter.check()?;
+        let filter_counters = self.id_filter.start_counters(
             self.expected_items,
             self.expected_reservations,
             RESERVATION_SHARDS,
@@ -240,6 +302,7 @@ impl InventoryBuilder {
         for _ in 0..RESERVATION_SHARDS {
             reservations.push(CachePadded::new(Shard::try_new(
                 filter_counters,
+                self.id_filter,
                 filter_on,
                 self.compaction,
             )?));

@@ -2,6 +2,7 @@
 //! the id filters' and slabs' growth and compaction.
 
 use super::*;
+use crate::error::BuildError;
 use crate::model::{same_answer, ReferenceModel};
 use crate::reservations::id_filter;
 use crate::types::*;
@@ -110,8 +111,8 @@ fn id_filters_grow_for_refusals_and_shrink_when_ids_are_forgotten() {
     assert_eq!(filter_counters(&inventory), 0, "off until a refusal");
     // The size a filter takes at the least once on: from the default
     // 65,536 expected items.
-    let floor =
-        RESERVATION_SHARDS * id_filter::counters_per_shard(65_536, None, RESERVATION_SHARDS);
+    let floor = RESERVATION_SHARDS
+        * id_filter::Sizing::DEFAULT.start_counters(65_536, None, RESERVATION_SHARDS);
     for id in 0..remembered {
         let id = ReservationId(id);
         inventory.reserve(id, Channel::Online, &cart).unwrap();
@@ -154,6 +155,113 @@ fn id_filters_grow_for_refusals_and_shrink_when_ids_are_forgotten() {
     assert_eq!(left, 0);
     assert_eq!(filter_counters(&inventory), floor);
     assert_eq!(proven_unknown(&inventory, 10_000), 10_000);
+}
+
+/// With the small filter sizes the fuzz targets and the engine-against-
+/// model tests set (`id_filter_counters(4, 64)`, growing after one
+/// refusal), a handful of reservations in one shard makes its filter
+/// switch on, grow and shrink back, so that those runs reach every path of
+/// the filter.
+#[test]
+fn small_id_filter_sizes_switch_on_grow_and_shrink_with_a_handful_of_ids() {
+    let clock = Arc::new(ManualClock::new());
+    let inventory = Inventory::builder()
+        .clock(clock.clone())
+        .retention_ms(1_000)
+        .expected_items(16)
+        .id_filter_counters(4, 64)
+        .id_filter_refusals_before_growing(1)
+        .build();
+    let (sku, store) = (Sku(1), StoreId(1));
+    let cart = [Line::new(sku, store, 1)];
+    let hasher = inventory.id_hasher;
+    let home = hasher.shard_of(0);
+    let in_home = move |from: u64| {
+        (from..)
+            .filter(move |&id| hasher.shard_of(id) == home)
+            .map(ReservationId)
+    };
+    let filter = &inventory.reservations[home].ids;
+    let refuse = |id: ReservationId| {
+        assert!(matches!(
+            inventory.reserve(id, Channel::Online, &cart),
+            Err(Error::Insufficient { available: 0, .. })
+        ));
+    };
+    let mut fresh = in_home(1 << 40);
+
+    // One reservation sells the item out; the filter is still off.
+    let mut held = in_home(0);
+    let first = held.next().unwrap();
+    inventory.set_on_hand(sku, store, 1).unwrap();
+    inventory.reserve(first, Channel::Online, &cart).unwrap();
+    assert_eq!(filter.len(), 0);
+    // One refusal switches it on, sized for its one id (8 counters).
+    refuse(fresh.next().unwrap());
+    assert_eq!(filter.len(), 8);
+
+    // Three more ids crowd 8 counters; the next refusal the filter
+    // cannot prove grows it to the size that holds 4 ids (32 counters).
+    inventory.restock(sku, store, 3).unwrap();
+    let more: Vec<ReservationId> = held.by_ref().take(3).collect();
+    for &id in &more {
+        inventory.reserve(id, Channel::Online, &cart).unwrap();
+    }
+    assert_eq!(filter.len(), 8);
+    let mut refusals = 0;
+    while filter.len() == 8 && refusals < 1_000 {
+        refuse(fresh.next().unwrap());
+        refusals += 1;
+    }
+    assert_eq!(filter.len(), 32, "after {refusals} refusals");
+    // It proves fresh ids of its shard unknown without the lock again,
+    // and never a remembered one.
+    let sequence = filter.read_begin().unwrap();
+    let proven = fresh
+        .by_ref()
+        .take(100)
+        .filter(|id| filter.certainly_absent_since(id.0, sequence))
+        .count();
+    assert!(proven > 50, "{proven} of 100");
+    for id in std::iter::once(first).chain(more.iter().copied()) {
+        assert!(!filter.certainly_absent_since(id.0, sequence));
+    }
+
+    // Once every id is forgotten it shrinks to its smallest size, on.
+    for id in std::iter::once(first).chain(more) {
+        inventory.commit(id).unwrap();
+    }
+    clock.advance(1_000);
+    inventory.expire();
+    assert_eq!(inventory.reservations[home].records.lock().len(), 0);
+    assert_eq!(filter.len(), 4);
+}
+
+/// Id filter settings out of range are refused before anything is built.
+#[test]
+fn id_filter_settings_out_of_range_are_refused() {
+    let refused = |builder: InventoryBuilder| match builder.try_build() {
+        Err(BuildError::InvalidSetting { setting, .. }) => setting,
+        other => panic!("{other:?}"),
+    };
+    for (min, max) in [(0, 8), (8, 4), (6, 8), (4, 1 << 25)] {
+        assert_eq!(
+            refused(Inventory::builder().id_filter_counters(min, max)),
+            "id_filter_counters",
+            "({min}, {max})"
+        );
+    }
+    assert_eq!(
+        refused(Inventory::builder().id_filter_refusals_before_growing(0)),
+        "id_filter_refusals_before_growing"
+    );
+    // The bounds themselves are accepted; filters start off, so even the
+    // largest allocates nothing until refusals switch it on.
+    let widest = Inventory::builder()
+        .expected_items(16)
+        .id_filter_counters(1, 1 << 24)
+        .build();
+    assert_eq!(filter_counters(&widest), 0);
 }
 
 /// A burst of reservations in one shard, then forgetting most of them,

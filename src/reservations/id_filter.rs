@@ -11,18 +11,19 @@
 //!
 //! The filter follows the number of ids the shard remembers, where that
 //! pays: a shard whose refusals went down the locked path because its
-//! filter could not prove their ids unknown (`REFUSALS_BEFORE_GROWING` of
-//! them) rebuilds it with twice the counters or more once it holds more
+//! filter could not prove their ids unknown (as many as its [`Sizing`]
+//! says) rebuilds it with twice the counters or more once it holds more
 //! than one id per 4 counters. A shard that refuses nothing keeps its
 //! filter small, so a busy store that never sells out does not pay for
 //! counters that no refusal reads. A filter shrinks once it holds less
 //! than one id per 32 counters, never below the size it was built with.
+//! Its sizes stay within the bounds its [`Sizing`] sets, powers of two.
 //! Each size is a *level*, made on first use and kept: a reader may still
 //! be reading the level it found, and freeing it would need reclamation
 //! the crate does without. The levels kept cost at most the largest one
 //! again (they halve in size).
 //!
-//! A filter may also start *off* ([`IdFilter::off`]): it counts nothing
+//! A filter may also start *off* ([`IdFilter::try_new`]): it counts nothing
 //! and proves nothing until the same refusals switch it on, which is a
 //! rebuild like any other. Counting an id in and out is two counters each
 //! way, under the shard lock, that miss the cache once the shard remembers
@@ -39,29 +40,18 @@ use crate::reservations::id_placement;
 use crate::sync::{AtomicU64, AtomicU8, Ordering};
 use std::sync::OnceLock;
 
-/// Counters per shard, at most: 1 MiB a shard, 256 MiB over 256 shards,
-/// enough for about 33 million remembered reservations. Under loom every
-/// atomic is tracked: keep it tiny. Fuzzing uses loom's sizes too, so that
-/// a handful of ids makes filters grow and shrink.
-#[cfg(not(any(omnistock_loom, fuzzing)))]
-const MAX_COUNTERS: usize = 1 << 20;
-#[cfg(any(omnistock_loom, fuzzing))]
-const MAX_COUNTERS: usize = 8;
-/// Counters per shard, at least: what a flash sale on a handful of items
-/// needs to keep refusing without the lock (128 KiB over 256 shards).
-#[cfg(not(any(omnistock_loom, fuzzing)))]
-const MIN_COUNTERS: usize = 512;
-#[cfg(any(omnistock_loom, fuzzing))]
-const MIN_COUNTERS: usize = 4;
-/// The sizes a filter takes: `MIN_COUNTERS << level` counters.
-const LEVELS: usize = (MAX_COUNTERS / MIN_COUNTERS).trailing_zeros() as usize + 1;
+/// The largest level a filter may take: `1 << MAX_LEVEL` counters, 16 MiB
+/// a shard (4 GiB over 256 shards).
+const MAX_LEVEL: usize = 24;
+/// The most counters a shard's filter may be allowed.
+pub(crate) const MAX_COUNTERS_ALLOWED: usize = 1 << MAX_LEVEL;
+/// The sizes a filter takes: level `k` has `1 << k` counters. A filter
+/// uses the levels its [`Sizing`] allows, a few of them in practice; the
+/// others stay empty slots.
+const LEVELS: usize = MAX_LEVEL + 1;
 /// Counters per shard when sized from the expected items alone: 8 bytes
-/// per expected item over 256 shards, at most 2 MiB in all to start with.
+/// per expected item over 256 shards.
 const COUNTERS_PER_ITEMS: usize = 32;
-#[cfg(not(any(omnistock_loom, fuzzing)))]
-const MAX_COUNTERS_FROM_ITEMS: usize = 8192;
-#[cfg(any(omnistock_loom, fuzzing))]
-const MAX_COUNTERS_FROM_ITEMS: usize = 4;
 /// Counters per expected reservation. With two counters per id, a filter
 /// holding one id per 8 counters proves about 95 % of unknown ids unknown
 /// (each counter is zero with odds e^-1/4); one per 4 counters, about 85 %.
@@ -70,64 +60,149 @@ pub(crate) const COUNTERS_PER_RESERVATION: usize = 8;
 const GROW_BELOW_COUNTERS_PER_ID: usize = 4;
 /// A filter holding less than one id per this many counters shrinks.
 const SHRINK_ABOVE_COUNTERS_PER_ID: usize = 32;
-/// Refusals a shard takes under its lock, for want of a proof from its
-/// filter, before the filter may grow.
-#[cfg(not(any(omnistock_loom, fuzzing)))]
-pub(crate) const REFUSALS_BEFORE_GROWING: u32 = 8;
-#[cfg(any(omnistock_loom, fuzzing))]
-pub(crate) const REFUSALS_BEFORE_GROWING: u32 = 1;
 
-/// Counters per shard to start with, for an inventory built for
-/// `expected_items`, and for `expected_reservations` remembered at once if
-/// the caller said so, over `shards` shards (before the filter's own
-/// rounding and clamping).
-pub(crate) fn counters_per_shard(
-    expected_items: usize,
-    expected_reservations: Option<usize>,
-    shards: usize,
-) -> usize {
-    match expected_reservations {
-        Some(reservations) => reservations.saturating_mul(COUNTERS_PER_RESERVATION) / shards,
-        None => (expected_items / COUNTERS_PER_ITEMS).min(MAX_COUNTERS_FROM_ITEMS),
+/// How large a shard's filter may get and when it grows: set through
+/// `InventoryBuilder::id_filter_counters` and
+/// `InventoryBuilder::id_filter_refusals_before_growing`, checked by
+/// [`check`](Self::check) before any filter is made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Sizing {
+    /// Counters per shard, at least (a power of two).
+    pub(crate) min_counters: usize,
+    /// Counters per shard, at most (a power of two, at most
+    /// `MAX_COUNTERS_ALLOWED`).
+    pub(crate) max_counters: usize,
+    /// Counters per shard to start with, at most, when sized from the
+    /// expected items alone.
+    pub(crate) max_counters_from_items: usize,
+    /// Refusals a shard takes under its lock, for want of a proof from its
+    /// filter, before the filter may grow or switch on (at least 1).
+    pub(crate) refusals_before_growing: u32,
+}
+
+impl Sizing {
+    /// At least 512 counters a shard, what a flash sale on a handful of
+    /// items needs to keep refusing without the lock (128 KiB over 256
+    /// shards); at most 1 MiB a shard, 256 MiB over 256 shards, enough for
+    /// about 33 million remembered reservations; at most 2 MiB in all to
+    /// start with from the expected items; growing after 8 refusals.
+    #[cfg(not(omnistock_loom))]
+    pub(crate) const DEFAULT: Sizing = Sizing {
+        min_counters: 512,
+        max_counters: 1 << 20,
+        max_counters_from_items: 8192,
+        refusals_before_growing: 8,
+    };
+    /// Under loom every atomic is tracked: filters of 4 and 8 counters,
+    /// growing after one refusal, so that a model's handful of ids makes
+    /// them grow and switch on.
+    #[cfg(omnistock_loom)]
+    pub(crate) const DEFAULT: Sizing = Sizing {
+        min_counters: 4,
+        max_counters: 8,
+        max_counters_from_items: 4,
+        refusals_before_growing: 1,
+    };
+
+    /// Whether the settings are in range; the error names the builder
+    /// setting that is not.
+    pub(crate) fn check(self) -> Result<(), BuildError> {
+        let counters = self.min_counters.is_power_of_two()
+            && self.max_counters.is_power_of_two()
+            && self.min_counters <= self.max_counters
+            && self.max_counters <= MAX_COUNTERS_ALLOWED;
+        if !counters {
+            return Err(BuildError::InvalidSetting {
+                setting: "id_filter_counters",
+                reason: "min_per_shard and max_per_shard must be powers of two, \
+                         with min_per_shard <= max_per_shard <= 16777216 (1 << 24)",
+            });
+        }
+        if self.refusals_before_growing == 0 {
+            return Err(BuildError::InvalidSetting {
+                setting: "id_filter_refusals_before_growing",
+                reason: "refusals must be at least 1",
+            });
+        }
+        Ok(())
     }
+
+    /// Counters per shard to start with, for an inventory built for
+    /// `expected_items`, and for `expected_reservations` remembered at
+    /// once if the caller said so, over `shards` shards (before the
+    /// filter's own rounding and clamping).
+    pub(crate) fn start_counters(
+        self,
+        expected_items: usize,
+        expected_reservations: Option<usize>,
+        shards: usize,
+    ) -> usize {
+        match expected_reservations {
+            Some(reservations) => reservations.saturating_mul(COUNTERS_PER_RESERVATION) / shards,
+            None => (expected_items / COUNTERS_PER_ITEMS).min(self.max_counters_from_items),
+        }
+    }
+
+    /// The levels a filter built for `counters` counters may take: from
+    /// the one that holds them (the smallest level allowed at least) up to
+    /// the largest allowed.
+    fn levels(self, counters: usize) -> Levels {
+        let top = level_of(self.max_counters);
+        let floor = level_of(counters.max(self.min_counters)).min(top);
+        Levels { floor, top }
+    }
+}
+
+/// The smallest level with at least `counters` counters (past the largest
+/// level, the largest).
+fn level_of(counters: usize) -> usize {
+    counters
+        .checked_next_power_of_two()
+        .map_or(MAX_LEVEL, |len| len.trailing_zeros() as usize)
+        .min(MAX_LEVEL)
 }
 
 /// The counters of level `level`.
 const fn level_len(level: usize) -> usize {
-    MIN_COUNTERS << level
+    1 << level
 }
 
-/// The smallest level with at least `counters` counters (the largest if
-/// none has).
-fn level_holding(counters: usize) -> usize {
-    (0..LEVELS)
-        .find(|&level| level_len(level) >= counters)
-        .unwrap_or(LEVELS - 1)
+/// The levels one filter moves between.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Levels {
+    /// The level the filter was built at, or switches on at if built off;
+    /// it never shrinks below it.
+    floor: usize,
+    /// The largest level it may take.
+    top: usize,
 }
 
-/// The level a filter at `current`, built at `floor`, should move to while
-/// its shard remembers `ids` ids, if it should move: up once the ids are
-/// crowded (if it `may_grow`), down once they are sparse, in both cases to
-/// the level that holds them at `COUNTERS_PER_RESERVATION` each (never
-/// below `floor`). The gap between the two thresholds keeps a shard whose
-/// count hovers around one of them from rebuilding again and again.
-fn level_for(current: usize, floor: usize, ids: usize, may_grow: bool) -> Option<usize> {
-    let len = level_len(current);
-    let crowded = may_grow && ids.saturating_mul(GROW_BELOW_COUNTERS_PER_ID) > len;
-    let sparse = ids.saturating_mul(SHRINK_ABOVE_COUNTERS_PER_ID) < len;
-    if !crowded && !sparse {
-        return None;
+impl Levels {
+    /// The level a filter at `current` should move to while its shard
+    /// remembers `ids` ids, if it should move: up once the ids are crowded
+    /// (if it `may_grow`), down once they are sparse, in both cases to the
+    /// level that holds them at `COUNTERS_PER_RESERVATION` each (between
+    /// `floor` and `top`). The gap between the two thresholds keeps a shard
+    /// whose count hovers around one of them from rebuilding again and
+    /// again.
+    fn next(self, current: usize, ids: usize, may_grow: bool) -> Option<usize> {
+        let len = level_len(current);
+        let crowded = may_grow && ids.saturating_mul(GROW_BELOW_COUNTERS_PER_ID) > len;
+        let sparse = ids.saturating_mul(SHRINK_ABOVE_COUNTERS_PER_ID) < len;
+        if !crowded && !sparse {
+            return None;
+        }
+        let fitting = self.fitting(ids);
+        let moves = (crowded && fitting > current) || (sparse && fitting < current);
+        moves.then_some(fitting)
     }
-    let fitting = fitting_level(floor, ids);
-    let moves = (crowded && fitting > current) || (sparse && fitting < current);
-    moves.then_some(fitting)
-}
 
-/// The level that holds `ids` ids at `COUNTERS_PER_RESERVATION` each, never
-/// below `floor`: where a filter moves when it grows, shrinks or switches
-/// on.
-fn fitting_level(floor: usize, ids: usize) -> usize {
-    level_holding(ids.saturating_mul(COUNTERS_PER_RESERVATION)).max(floor)
+    /// The level that holds `ids` ids at `COUNTERS_PER_RESERVATION` each,
+    /// between `floor` and `top`: where a filter moves when it grows,
+    /// shrinks or switches on.
+    fn fitting(self, ids: usize) -> usize {
+        level_of(ids.saturating_mul(COUNTERS_PER_RESERVATION)).clamp(self.floor, self.top)
+    }
 }
 
 /// A counter that reaches this stays there until the filter is rebuilt (it
@@ -145,9 +220,10 @@ pub(crate) struct IdFilter {
     /// The level in use, or `OFF`. Changed only by a rebuild, under the
     /// shard lock and inside an odd `changing`.
     current: AtomicU8,
-    /// The level the filter was built at, or switches on at if built off;
-    /// it never shrinks below it.
-    floor: usize,
+    /// The levels it moves between.
+    range: Levels,
+    /// See [`Sizing::refusals_before_growing`].
+    refusals_before_growing: u32,
     /// Even while no ids are forgotten and no rebuild is under way; each
     /// forgetting pass or rebuild makes it odd before its first change and
     /// even again after its last.
@@ -196,45 +272,52 @@ fn zeroed(len: usize) -> Box<[AtomicU8]> {
 
 impl Default for IdFilter {
     fn default() -> Self {
-        IdFilter::with_counters(MIN_COUNTERS)
+        IdFilter::with_counters(0)
     }
 }
 
 impl IdFilter {
-    /// A filter of at least `counters` counters to start with (rounded up
-    /// to a level, clamped to a sane range). More counters keep it useful
-    /// with more ids retained without a rebuild; each costs a byte and is
-    /// zeroed when the inventory is built.
+    /// A filter of at least `counters` counters to start with, sized by
+    /// [`Sizing::DEFAULT`] (rounded up to a level, clamped to its bounds).
+    /// More counters keep it useful with more ids retained without a
+    /// rebuild; each costs a byte and is zeroed when the inventory is built.
     pub(crate) fn with_counters(counters: usize) -> Self {
-        Self::try_with_counters(counters).expect("a filter of at most 1 MiB")
+        Self::try_new(counters, Sizing::DEFAULT, true).expect("a filter of at most 1 MiB")
     }
 
-    /// A filter that counts nothing and proves nothing until its shard's
-    /// refusals switch it on (see [`fit`](Self::fit)), then with at least
-    /// `counters` counters, or more if the shard's ids need them. It
-    /// allocates nothing until then.
-    pub(crate) fn off(counters: usize) -> Self {
-        IdFilter {
-            levels: std::array::from_fn(|_| OnceLock::new()),
-            current: AtomicU8::new(OFF),
-            floor: level_holding(counters),
-            changing: AtomicU64::new(0),
-        }
-    }
-
-    /// [`with_counters`](Self::with_counters), or the allocation the system
-    /// refused.
-    pub(crate) fn try_with_counters(counters: usize) -> Result<Self, BuildError> {
-        let floor = level_holding(counters);
-        let first = BuildError::allocate("an id filter", level_len(floor), AtomicU8::default)?;
+    /// A filter of at least `counters` counters to start with (rounded up
+    /// to a level, clamped to the bounds of `sizing`, which
+    /// [`Sizing::check`] accepted), or the allocation the system refused.
+    ///
+    /// Unless it starts `on`, it counts nothing and proves nothing until
+    /// its shard's refusals switch it on (see [`fit`](Self::fit)), then
+    /// with at least that many counters, or more if the shard's ids need
+    /// them; it allocates nothing until then.
+    pub(crate) fn try_new(counters: usize, sizing: Sizing, on: bool) -> Result<Self, BuildError> {
+        debug_assert_eq!(sizing.check(), Ok(()));
+        let range = sizing.levels(counters);
         let levels: [OnceLock<Box<[AtomicU8]>>; LEVELS] = std::array::from_fn(|_| OnceLock::new());
-        let _ = levels[floor].set(first);
+        let current = if on {
+            let first =
+                BuildError::allocate("an id filter", level_len(range.floor), AtomicU8::default)?;
+            let _ = levels[range.floor].set(first);
+            range.floor as u8
+        } else {
+            OFF
+        };
         Ok(IdFilter {
             levels,
-            current: AtomicU8::new(floor as u8),
-            floor,
+            current: AtomicU8::new(current),
+            range,
+            refusals_before_growing: sizing.refusals_before_growing,
             changing: AtomicU64::new(0),
         })
+    }
+
+    /// Refusals its shard takes under the lock, for want of a proof from
+    /// the filter, before [`fit`](Self::fit) may grow it.
+    pub(crate) fn refusals_before_growing(&self) -> u32 {
+        self.refusals_before_growing
     }
 
     /// The counters in use, or `None` while the filter is off. A rebuild
@@ -308,9 +391,9 @@ impl IdFilter {
     ) -> bool {
         let current = self.current.load(Ordering::Relaxed);
         let level = if current == OFF {
-            may_grow.then(|| fitting_level(self.floor, remembered))
+            may_grow.then(|| self.range.fitting(remembered))
         } else {
-            level_for(current as usize, self.floor, remembered, may_grow)
+            self.range.next(current as usize, remembered, may_grow)
         };
         match level {
             Some(level) => {
@@ -372,6 +455,14 @@ impl IdFilter {
 #[cfg(all(test, not(omnistock_loom)))]
 mod tests {
     use super::*;
+
+    const MIN_COUNTERS: usize = Sizing::DEFAULT.min_counters;
+    const MAX_COUNTERS: usize = Sizing::DEFAULT.max_counters;
+
+    /// A filter with the default sizing that starts off.
+    fn off(counters: usize) -> IdFilter {
+        IdFilter::try_new(counters, Sizing::DEFAULT, false).unwrap()
+    }
 
     #[test]
     fn an_added_id_is_never_certainly_absent() {
@@ -436,14 +527,15 @@ mod tests {
 
     #[test]
     fn counters_follow_expected_reservations_when_given() {
-        assert_eq!(counters_per_shard(65_536, None, 256), 2048);
-        assert_eq!(counters_per_shard(10_000_000, None, 256), 8192);
+        let sizing = Sizing::DEFAULT;
+        assert_eq!(sizing.start_counters(65_536, None, 256), 2048);
+        assert_eq!(sizing.start_counters(10_000_000, None, 256), 8192);
         assert_eq!(
-            counters_per_shard(65_536, Some(1_000_000), 256),
+            sizing.start_counters(65_536, Some(1_000_000), 256),
             1_000_000 * COUNTERS_PER_RESERVATION / 256
         );
         assert_eq!(
-            counters_per_shard(0, Some(usize::MAX), 256),
+            sizing.start_counters(0, Some(usize::MAX), 256),
             usize::MAX / 256
         );
         // The filter clamps whatever it is asked for.
@@ -461,32 +553,112 @@ mod tests {
 
     #[test]
     fn levels_move_only_when_crowded_or_sparse() {
-        let top = LEVELS - 1;
+        // Level `base + k` has 512 << k counters.
+        let base = level_of(MIN_COUNTERS);
+        let top = level_of(MAX_COUNTERS);
+        assert_eq!((level_len(base), level_len(top)), (512, 1 << 20));
+        let built_at = |k: usize| Levels {
+            floor: base + k,
+            top,
+        };
+        let next = |k: usize, ids: usize, may_grow: bool| {
+            built_at(0)
+                .next(base + k, ids, may_grow)
+                .map(|level| level - base)
+        };
         // 512 counters hold up to 128 ids before growing.
-        assert_eq!(level_for(0, 0, 128, true), None);
+        assert_eq!(next(0, 128, true), None);
         // Past that, the level that holds the ids at 8 counters each.
-        assert_eq!(level_for(0, 0, 129, true), Some(level_holding(129 * 8)));
-        assert_eq!(level_len(level_for(0, 0, 129, true).unwrap()), 2048);
-        assert_eq!(level_for(0, 0, usize::MAX, true), Some(top));
-        assert_eq!(level_for(top, 0, usize::MAX, true), None);
+        assert_eq!(next(0, 129, true), Some(level_of(129 * 8) - base));
+        assert_eq!(level_len(base + next(0, 129, true).unwrap()), 2048);
+        assert_eq!(next(0, usize::MAX, true), Some(top - base));
+        assert_eq!(next(top - base, usize::MAX, true), None);
         // Sparse: 2048 counters shrink below 64 ids, not at 64.
-        assert_eq!(level_for(2, 0, 64, true), None);
-        assert_eq!(level_for(2, 0, 63, true), Some(0));
-        assert_eq!(level_for(2, 0, 40, true), Some(0));
-        assert_eq!(level_for(2, 0, 0, true), Some(0));
+        assert_eq!(next(2, 64, true), None);
+        assert_eq!(next(2, 63, true), Some(0));
+        assert_eq!(next(2, 40, true), Some(0));
+        assert_eq!(next(2, 0, true), Some(0));
         // Never below the level it was built at.
-        assert_eq!(level_for(2, 2, 0, true), None);
-        assert_eq!(level_for(3, 2, 0, true), Some(2));
+        assert_eq!(built_at(2).next(base + 2, 0, true), None);
+        assert_eq!(built_at(2).next(base + 3, 0, true), Some(base + 2));
         // Between the thresholds nothing moves, so a count hovering at one
         // of them does not rebuild each time.
         for ids in 64..=512 {
-            assert_eq!(level_for(2, 0, ids, true), None, "{ids} ids");
+            assert_eq!(next(2, ids, true), None, "{ids} ids");
         }
-        assert_eq!(level_for(2, 0, 513, true), Some(4));
-        assert_eq!(level_for(4, 0, 513, true), None);
+        assert_eq!(next(2, 513, true), Some(4));
+        assert_eq!(next(4, 513, true), None);
         // Crowded, but no refusal asked for more: only shrinking happens.
-        assert_eq!(level_for(0, 0, 129, false), None);
-        assert_eq!(level_for(2, 0, 63, false), Some(0));
+        assert_eq!(next(0, 129, false), None);
+        assert_eq!(next(2, 63, false), Some(0));
+    }
+
+    #[test]
+    fn sizes_stay_within_the_sizing() {
+        let small = Sizing {
+            min_counters: 4,
+            max_counters: 8,
+            max_counters_from_items: 4,
+            refusals_before_growing: 1,
+        };
+        assert_eq!(small.check(), Ok(()));
+        assert_eq!(small.levels(0), Levels { floor: 2, top: 3 });
+        assert_eq!(small.levels(5), Levels { floor: 3, top: 3 });
+        assert_eq!(small.levels(usize::MAX), Levels { floor: 3, top: 3 });
+        assert_eq!(small.levels(0).fitting(1_000_000), 3);
+        assert_eq!(small.levels(0).fitting(0), 2);
+        // From 4 counters, a second id crowds it; with none it shrinks.
+        assert_eq!(small.levels(0).next(2, 2, true), Some(3));
+        assert_eq!(small.levels(0).next(3, 2, true), None);
+        assert_eq!(small.levels(0).next(3, 0, false), Some(2));
+        // The widest range allowed: 1 counter to 1 << 24.
+        let widest = Sizing {
+            min_counters: 1,
+            max_counters: MAX_COUNTERS_ALLOWED,
+            ..small
+        };
+        assert_eq!(widest.check(), Ok(()));
+        assert_eq!(
+            widest.levels(0),
+            Levels {
+                floor: 0,
+                top: MAX_LEVEL
+            }
+        );
+        assert_eq!(IdFilter::try_new(0, widest, true).unwrap().len(), 1);
+        assert_eq!(level_of(usize::MAX), MAX_LEVEL);
+        assert_eq!(level_of(0), 0);
+    }
+
+    #[test]
+    fn a_sizing_out_of_range_is_refused() {
+        let ok = Sizing::DEFAULT;
+        let counters = |min_counters, max_counters| Sizing {
+            min_counters,
+            max_counters,
+            ..ok
+        };
+        let invalid = |sizing: Sizing| match sizing.check() {
+            Err(BuildError::InvalidSetting { setting, .. }) => setting,
+            other => panic!("{sizing:?}: {other:?}"),
+        };
+        for bad in [
+            counters(0, 8),
+            counters(4, 0),
+            counters(3, 8),
+            counters(4, 12),
+            counters(16, 8),
+            counters(4, MAX_COUNTERS_ALLOWED * 2),
+            counters(usize::MAX, usize::MAX),
+        ] {
+            assert_eq!(invalid(bad), "id_filter_counters");
+        }
+        let never = Sizing {
+            refusals_before_growing: 0,
+            ..ok
+        };
+        assert_eq!(invalid(never), "id_filter_refusals_before_growing");
+        assert_eq!(counters(8, 8).check(), Ok(()));
     }
 
     /// A shard's ids as the filter sees them: counted in and out under
@@ -589,8 +761,9 @@ mod tests {
         let filter = IdFilter::with_counters(MIN_COUNTERS);
         let sequence = filter.read_begin().unwrap();
         let (known, unknown) = (42 * id_placement::RUN_STRIDE, 43 * id_placement::RUN_STRIDE);
-        filter.rebuild(3, [known]);
-        assert_eq!(filter.len(), level_len(3));
+        let level = level_of(MIN_COUNTERS) + 3;
+        filter.rebuild(level, [known]);
+        assert_eq!(filter.len(), level_len(level));
         // Unknown, but the reader began before the rebuild.
         assert!(!filter.certainly_absent_since(unknown, sequence));
         let sequence = filter.read_begin().unwrap();
@@ -620,7 +793,7 @@ mod tests {
 
     #[test]
     fn an_off_filter_counts_nothing_until_refusals_switch_it_on() {
-        let filter = IdFilter::off(2 * MIN_COUNTERS);
+        let filter = off(2 * MIN_COUNTERS);
         assert_eq!(filter.len(), 0);
         let ids: Vec<u64> = (0..300u64)
             .map(|id| id * id_placement::RUN_STRIDE)
@@ -641,7 +814,7 @@ mod tests {
         // Refusals switch it on, sized for the ids (300 at 8 counters
         // each), and it counts every remembered id in.
         assert!(filter.fit(ids.len() - 1, true, || ids[1..].iter().copied()));
-        assert_eq!(filter.len(), level_len(level_holding(299 * 8)));
+        assert_eq!(filter.len(), level_len(level_of(299 * 8)));
         let sequence = filter.read_begin().unwrap();
         for &id in &ids[1..] {
             assert!(!filter.certainly_absent_since(id, sequence));
@@ -656,7 +829,7 @@ mod tests {
         assert!(filter.fit(0, false, std::iter::empty));
         assert_eq!(filter.len(), 2 * MIN_COUNTERS);
         // A few ids switch on at least at that size.
-        let small = IdFilter::off(2 * MIN_COUNTERS);
+        let small = off(2 * MIN_COUNTERS);
         assert!(small.fit(1, true, || [7u64]));
         assert_eq!(small.len(), 2 * MIN_COUNTERS);
     }

@@ -10,7 +10,7 @@ use crate::error::BuildError;
 use crate::reservations::deadlines::{DeadlineIndex, Filed, Finished};
 use crate::reservations::extra_lines::{ExtraLines, MoreLines};
 use crate::reservations::held_lines::{HeldLine, HeldLines};
-use crate::reservations::id_filter::{IdFilter, REFUSALS_BEFORE_GROWING};
+use crate::reservations::id_filter::{self, IdFilter};
 use crate::reservations::id_placement::{IdHasher, KeyedId};
 use crate::reservations::id_table::{IdTable, Vacancy};
 use crate::reservations::slab::Slab;
@@ -509,7 +509,7 @@ impl ReservationShard {
     /// filter grow if it is crowded.
     pub(crate) fn refused_unproven(&mut self, ids: &IdFilter) {
         self.refused_unproven = self.refused_unproven.saturating_add(1);
-        if self.refused_unproven >= REFUSALS_BEFORE_GROWING {
+        if self.refused_unproven >= ids.refusals_before_growing() {
             self.fit_filter(ids, true);
         }
     }
@@ -559,20 +559,17 @@ pub(crate) struct Shard {
 }
 
 impl Shard {
-    /// A shard whose id filter has `filter_counters` counters, or the
-    /// allocation the system refused; with `filter_on` false the filter
-    /// starts off and takes that size when refusals switch it on. Its slabs
-    /// compact as `compaction` says.
+    /// A shard whose id filter has `filter_counters` counters, sized by
+    /// `filter_sizing`, or the allocation the system refused; with
+    /// `filter_on` false the filter starts off and takes that size when
+    /// refusals switch it on. Its slabs compact as `compaction` says.
     pub(crate) fn try_new(
         filter_counters: usize,
+        filter_sizing: id_filter::Sizing,
         filter_on: bool,
         compaction: Compaction,
     ) -> Result<Self, BuildError> {
-        let ids = if filter_on {
-            IdFilter::try_with_counters(filter_counters)?
-        } else {
-            IdFilter::off(filter_counters)
-        };
+        let ids = IdFilter::try_new(filter_counters, filter_sizing, filter_on)?;
         Ok(Shard {
             records: Mutex::new(ReservationShard {
                 compaction,
