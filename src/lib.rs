@@ -48,8 +48,9 @@
 //!   appears with its first restock, count or safety stock already done.
 //!   One exception to linearizability remains: a single-line online
 //!   reserve or sale reads the item's safety stock just before its
-//!   compare-and-swap, and a safety stock change landing between the two
-//!   is not seen by it.
+//!   compare-and-swap, and the level that `level`, `restock`,
+//!   `set_on_hand` and `sell` answer reads it just after; a safety stock
+//!   change landing between the two is not seen by that operation.
 //! - **Exactly once.** Everything naming a reservation id runs under that
 //!   id's shard lock (one of 256): the same id reserved twice at once holds
 //!   units once, and of commit, release, lazy expiry and the reaper exactly

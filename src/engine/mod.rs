@@ -34,10 +34,16 @@ const RESERVATION_SHARDS: usize = id_placement::SHARDS;
 /// `Inventory` is `Send + Sync`: share it through an `Arc` and call it from
 /// any number of threads. Every operation follows the contract in
 /// `docs/CONTRACT.md`, and no interleaving lets `reserved` pass `on_hand`
-/// on any item. Every operation is linearizable but one: a multi-line
-/// reserve that fails on a later line holds its earlier lines for a
-/// moment, and a concurrent request may be refused meanwhile (a known gap,
-/// see `docs/CORRECTNESS.md`).
+/// on any item. Every operation takes effect at one instant between its
+/// call and its return; none sees a multi-line reservation partly held,
+/// committed or returned. One exception: an operation on a single item
+/// reads its safety stock at another instant than its stock (a single-line
+/// online reserve or sale just before its change, the level answered by
+/// [`level`](Self::level), [`restock`](Self::restock),
+/// [`set_on_hand`](Self::set_on_hand) and [`sell`](Self::sell) just
+/// after), so a [`set_safety_stock`](Self::set_safety_stock) landing
+/// between the two is not seen by that call. It never oversells; see
+/// `docs/CORRECTNESS.md`.
 ///
 /// ```
 /// use omnistock::{Channel, Inventory, Line, ReservationId, ReservationState, Sku, StoreId};

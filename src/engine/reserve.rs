@@ -3,10 +3,11 @@
 //!
 //! Invariants: an id is counted into its shard's id filter before any of
 //! its units are held, so a refusal without the lock never refuses a known
-//! id; a cart's lines are held one at a time, in line order, and a cart
-//! that fails gives back every line it held before the lock is released
-//! (until then a concurrent request may see those units as reserved: the
-//! known gap in `docs/CORRECTNESS.md`).
+//! id; a cart of several lines is held or refused at one instant: its
+//! cells are claimed together (`src/stock/claims.rs`, in ascending cell
+//! index), every line is checked in the order given against the words
+//! taken out, and the words go back all held or all as they were, so no
+//! other operation sees the cart partly held.
 
 use super::{ack, zero_ttl, Inventory};
 use crate::clock::Clock;
@@ -257,9 +258,9 @@ impl Inventory {
     /// (`UnknownItem`, then `Insufficient` with what was available); on
     /// failure nothing stays held and the id stays free.
     ///
-    /// A cart of several lines holds them one at a time and gives them back
-    /// if a later line fails; meanwhile a concurrent request for those units
-    /// may be refused (a known gap, see `docs/CORRECTNESS.md`).
+    /// A cart of several lines is held, or refused, at one instant: no
+    /// concurrent operation sees it partly held, and a refusal reports what
+    /// was available at that instant (see `docs/CORRECTNESS.md`).
     ///
     /// # Errors
     ///

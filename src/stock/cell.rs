@@ -216,8 +216,9 @@ impl StockCell {
 
     /// Holds `qty` units for `channel` if that many are available to it.
     pub(crate) fn reserve(&self, qty: u32, channel: Channel) -> Result<Level, Short> {
-        // Safety stock is read before the word: a concurrent change of it
-        // linearizes either side of this reserve, never in the middle.
+        // Safety stock is read before the word: a change of it landing
+        // between the two is not seen here (the known exception in
+        // docs/CORRECTNESS.md); the word alone keeps reserved <= on_hand.
         let safety = self.safety_for(channel);
         self.update(|on_hand, reserved| {
             let available = (on_hand - reserved).saturating_sub(safety);
