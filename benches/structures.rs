@@ -5,9 +5,8 @@
 //!   a table of 1M items, from one thread and from two at once, against a
 //!   `parking_lot::RwLock<hashbrown::HashMap>` and a `dashmap::DashMap`
 //!   (cells in a separate `Vec`);
-//! - id table (a `hashbrown::HashTable` of positions): a shard's churn
-//!   (insert the newest id, find one in flight, remove the oldest) against
-//!   a `hashbrown::HashTable` that keeps each key beside its position and
+//! - id table: a shard's churn (insert the newest id, find one in flight,
+//!   remove the oldest) against `hashbrown::HashTable` on the same keys and
 //!   `hashbrown::HashMap<u64, u32>` with FxHash on the ids;
 //! - slab: insert and remove churn, oldest removed first, against the
 //!   `slab` crate; and the time of one insert where a slab grows (printed,
@@ -214,20 +213,18 @@ trait Churn {
     fn remove(&mut self, id: u64, key: u32, position: u32);
 }
 
-/// The shard's own table; the record's id and key (kept here by
-/// position) tell ids sharing a key apart and rehash, as the shard does.
-struct Ours(IdTable, Vec<(u64, u32)>);
+/// The shard's own table; the record's id (kept here by position) tells
+/// ids sharing a key apart, as the shard does.
+struct Ours(IdTable, Vec<u64>);
 
 impl Churn for Ours {
     fn insert(&mut self, id: u64, key: u32, position: u32) {
-        self.1[position as usize] = (id, key);
-        let records = &self.1;
-        self.0
-            .insert(key, position, |stored| records[stored as usize].1);
+        self.1[position as usize] = id;
+        self.0.insert(key, position);
     }
     fn find(&self, id: u64, key: u32, _: u32) -> bool {
         self.0
-            .find_or_vacancy(key, |p| self.1[p as usize].0 == id)
+            .find_or_vacancy(key, |p| self.1[p as usize] == id)
             .is_ok()
     }
     fn remove(&mut self, _: u64, key: u32, position: u32) {
@@ -305,17 +302,14 @@ fn id_table_churn(c: &mut Criterion) {
     };
     bench(
         "id_table",
-        &mut Ours(IdTable::default(), vec![(u64::MAX, 0); slots]),
+        &mut Ours(IdTable::default(), vec![u64::MAX; slots]),
     );
     bench(
         "hashbrown_hash_table",
         &mut Table(hashbrown::HashTable::new(), vec![u64::MAX; slots]),
     );
     bench("hashbrown_map_fxhash", &mut Map(FxMap::default()));
-    bench(
-        AGAIN,
-        &mut Ours(IdTable::default(), vec![(u64::MAX, 0); slots]),
-    );
+    bench(AGAIN, &mut Ours(IdTable::default(), vec![u64::MAX; slots]));
     group.finish();
 }
 
@@ -450,34 +444,72 @@ fn remembered() -> u64 {
     }
 }
 
+/// A shard's id table, as the 256-shard churn uses it.
+trait PlacedTable: Default {
+    fn insert(&mut self, key: u32, position: u32);
+    fn remove(&mut self, key: u32, position: u32) -> bool;
+}
+
+impl PlacedTable for IdTable {
+    fn insert(&mut self, key: u32, position: u32) {
+        IdTable::insert(self, key, position);
+    }
+    fn remove(&mut self, key: u32, position: u32) -> bool {
+        IdTable::remove(self, key, position)
+    }
+}
+
+/// `hashbrown::HashTable` of (key, position), homed by the key's low bits
+/// as the id table is (its top 7 bits, hashbrown's tag, from the key's
+/// high bits), so that a run's keys are neighbours here too.
+#[derive(Default)]
+struct PlacedHashTable(hashbrown::HashTable<(u32, u32)>);
+
+fn placed_hash(key: u32) -> u64 {
+    u64::from(key) | u64::from(key) << 32
+}
+
+impl PlacedTable for PlacedHashTable {
+    fn insert(&mut self, key: u32, position: u32) {
+        self.0
+            .insert_unique(placed_hash(key), (key, position), |e| placed_hash(e.0));
+    }
+    fn remove(&mut self, key: u32, position: u32) -> bool {
+        match self
+            .0
+            .find_entry(placed_hash(key), |e| *e == (key, position))
+        {
+            Ok(entry) => {
+                entry.remove();
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
+
 /// Ids in sequence recorded into and forgotten from 256 shards' tables (a
 /// million remembered in all), each id placed by `place` (its shard and
 /// id-table key). What a placement wins or loses in cache locality shows
 /// here, beside the cost of the hash itself.
-fn placed_churn(
+fn placed_churn<T: PlacedTable>(
     group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
     name: &str,
     place: impl Fn(u64) -> (usize, u32),
 ) {
     let live = remembered();
-    let mut tables: Vec<IdTable> = (0..SHARDS).map(|_| IdTable::default()).collect();
-    // The key stored at each position, for the tables' growth.
-    let mut keys = vec![0u32; 2 * live as usize];
+    let mut tables: Vec<T> = (0..SHARDS).map(|_| T::default()).collect();
     let position = |id: u64| (id % (2 * live)) as u32;
-    let mut insert = |tables: &mut [IdTable], id: u64| {
-        let (shard, key) = place(id);
-        keys[position(id) as usize] = key;
-        let keys = &keys;
-        tables[shard].insert(key, position(id), |p| keys[p as usize]);
-    };
     for id in 0..live {
-        insert(&mut tables, id);
+        let (shard, key) = place(id);
+        tables[shard].insert(key, position(id));
     }
     let mut id = live;
     group.bench_function(name, |b| {
         b.iter(|| {
             for _ in 0..BATCH {
-                insert(&mut tables, id);
+                let (shard, key) = place(id);
+                tables[shard].insert(key, position(id));
                 let old = id - live;
                 let (shard, key) = place(old);
                 black_box(tables[shard].remove(key, position(old)));
@@ -495,6 +527,15 @@ fn ours(hasher: IdHasher) -> impl Fn(u64) -> (usize, u32) {
     }
 }
 
+fn id_table_256_shards(c: &mut Criterion) {
+    let mut group = c.benchmark_group("id_table_256_shards");
+    let hasher = IdHasher::default();
+    placed_churn::<IdTable>(&mut group, "id_table", ours(hasher));
+    placed_churn::<PlacedHashTable>(&mut group, "hashbrown_hash_table", ours(hasher));
+    placed_churn::<IdTable>(&mut group, AGAIN, ours(hasher));
+    group.finish();
+}
+
 fn id_placement(c: &mut Criterion) {
     let mut group = c.benchmark_group("id_placement");
     // The shard from a hash's top 8 bits and the key from its low 32, as a
@@ -504,13 +545,13 @@ fn id_placement(c: &mut Criterion) {
     let std_hasher = std::collections::hash_map::RandomState::new();
     let fx = std::hash::BuildHasherDefault::<rustc_hash::FxHasher>::default();
     let ahash = hashbrown::hash_map::DefaultHashBuilder::default();
-    placed_churn(&mut group, "churn/id_hasher", ours(hasher));
-    placed_churn(&mut group, "churn/std_siphash", |id| {
+    placed_churn::<IdTable>(&mut group, "churn/id_hasher", ours(hasher));
+    placed_churn::<IdTable>(&mut group, "churn/std_siphash", |id| {
         split(std_hasher.hash_one(id))
     });
-    placed_churn(&mut group, "churn/fxhash", |id| split(fx.hash_one(id)));
-    placed_churn(&mut group, "churn/ahash", |id| split(ahash.hash_one(id)));
-    placed_churn(&mut group, "churn/again", ours(hasher));
+    placed_churn::<IdTable>(&mut group, "churn/fxhash", |id| split(fx.hash_one(id)));
+    placed_churn::<IdTable>(&mut group, "churn/ahash", |id| split(ahash.hash_one(id)));
+    placed_churn::<IdTable>(&mut group, "churn/again", ours(hasher));
     group.finish();
 }
 
@@ -537,9 +578,8 @@ fn id_filter(c: &mut Criterion) {
         filters[shard].add(id);
         let mut shard = locked[shard].lock();
         let position = shard.1.len() as u32;
+        shard.0.insert(keyed.key, position);
         shard.1.push(id);
-        let (table, ids) = &mut *shard;
-        table.insert(keyed.key, position, |p| hasher.keyed(ids[p as usize]).key);
     }
     let filtered = |id: u64| {
         let (shard, _) = hasher.place(id);
@@ -588,6 +628,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = structures;
     config = config();
-    targets = item_lookup, id_table_churn, slab_churn, slab_growth, id_placement, id_filter
+    targets = item_lookup, id_table_churn, id_table_256_shards, slab_churn, slab_growth, id_placement, id_filter
 }
 criterion_main!(structures);

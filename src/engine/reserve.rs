@@ -255,6 +255,7 @@ impl Inventory {
         let looked = if early {
             looked
         } else {
+            shard.prefetch_id(keyed);
             shard.touch_next_record();
             self.look_up_locked(lines)
         };

@@ -116,7 +116,8 @@ impl Reservation {
 #[derive(Debug)]
 pub(crate) struct ReservationShard {
     records: Slab<Reservation>,
-    /// Positions of every remembered reservation, by id key.
+    /// Positions of every remembered reservation, by id key: 8 bytes a
+    /// slot, at most half the slots full.
     by_id: IdTable,
     /// Lines after the first of multi-line reservations.
     extra: ExtraLines,
@@ -149,9 +150,9 @@ impl ReservationShard {
         self.find_or_vacancy(id).ok()
     }
 
-    /// [`find`](Self::find), or a [`Vacancy`] saying `id` is not
-    /// remembered: hand it to [`insert`](Self::insert) (nothing may change
-    /// the shard in between).
+    /// [`find`](Self::find), or where the id table takes `id`: hand it to
+    /// [`insert`](Self::insert), which then does not probe again (nothing
+    /// may change the shard in between).
     pub(crate) fn find_or_vacancy(&self, id: KeyedId) -> Result<u32, Vacancy> {
         debug_assert_eq!(id, self.hasher.keyed(id.id), "keyed by this shard's hasher");
         let records = &self.records;
@@ -168,6 +169,14 @@ impl ReservationShard {
         if let Some(at) = self.records.next_position() {
             std::hint::black_box(self.records.get(at).id);
         }
+    }
+
+    /// Starts loading the id-table slot where the lookup of `id` starts,
+    /// without waiting for it: a reserve that looks its items up first
+    /// would otherwise read the slot only once their lookups end (the
+    /// probe's last branch is not predictable), one miss after another.
+    pub(crate) fn prefetch_id(&self, id: KeyedId) {
+        self.by_id.prefetch(id.key);
     }
 
     /// The record at `at` (a position `find` or `insert` returned).
@@ -209,7 +218,7 @@ impl ReservationShard {
 
     /// Records a pending reservation whose units are already held, files
     /// its deadline, and returns its position. `id` must not be remembered
-    /// already (`_absent` is what [`find_or_vacancy`](Self::find_or_vacancy)
+    /// already (`vacancy` is what [`find_or_vacancy`](Self::find_or_vacancy)
     /// answered for it), and the caller has counted it into the shard's
     /// [`IdFilter`].
     pub(crate) fn insert(
@@ -218,7 +227,7 @@ impl ReservationShard {
         channel: Channel,
         (expires_at, overdue_at_once): (u64, bool),
         lines: &HeldLines,
-        _absent: Vacancy,
+        vacancy: Vacancy,
     ) -> u32 {
         let id = keyed.id;
         debug_assert!(
@@ -240,10 +249,7 @@ impl ReservationShard {
             filed: Filed::InOrder,
         };
         let at = self.records.insert(record);
-        let (records, hasher) = (&self.records, self.hasher);
-        self.by_id.insert(keyed.key, at, |stored| {
-            hasher.keyed(records.get(stored).id).key
-        });
+        self.by_id.insert_at(vacancy, keyed.key, at);
         self.records.get_mut(at).filed = self.index.schedule(record.index_deadline(), at);
         at
     }
@@ -467,10 +473,7 @@ impl ReservationShard {
             record.more = extra.store(self.extra.get(record.more));
             let to = records.insert(record);
             moved_to[at as usize] = to;
-            let hasher = self.hasher;
-            by_id.insert(hasher.keyed(record.id).key, to, |stored| {
-                hasher.keyed(records.get(stored).id).key
-            });
+            by_id.insert(self.hasher.keyed(record.id).key, to);
         }
         self.index.remap(
             |at| {
