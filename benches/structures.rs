@@ -9,7 +9,8 @@
 //!   remove the oldest) against `hashbrown::HashTable` on the same keys and
 //!   `hashbrown::HashMap<u64, u32>` with FxHash on the ids;
 //! - slab: insert and remove churn, oldest removed first, against the
-//!   `slab` crate;
+//!   `slab` crate; and the time of one insert where a slab grows (printed,
+//!   not a criterion group);
 //! - id placement: ids in sequence recorded into and forgotten from 256 id
 //!   tables (a million remembered), each placed by the crate's `IdHasher`
 //!   or by the top and low bits of SipHash (std), FxHash or aHash;
@@ -366,6 +367,74 @@ fn slab_churn(c: &mut Criterion) {
     group.finish();
 }
 
+/// What one insert costs where a slab grows, by number of records already
+/// stored: the crate's slab adds a chunk and never moves a record; the
+/// `slab` crate's `Vec` reallocates at each power of two (the copy, if the
+/// allocator cannot move the pages, under the shard lock). Fills each slab
+/// from empty, timing every insert, a few rounds; prints per slab the least
+/// time over the rounds of the insert made at each power of two (the
+/// crate's `Vec` grows there; noise only adds) and the median over the
+/// rounds of the worst single insert.
+fn slab_growth(_: &mut Criterion) {
+    /// The time of the insert at each size, and of the slowest one.
+    type Growth = (Vec<Duration>, Duration);
+    let (top, rounds) = if test_mode() { (14, 1) } else { (21, 5) };
+    let sizes: Vec<usize> = (10..=top).step_by(2).map(|bits| 1 << bits).collect();
+    let record = |n: usize| Record {
+        id: n as u64,
+        words: [n as u64; 3],
+    };
+    let fill = |insert: &mut dyn FnMut(usize)| -> Growth {
+        let mut at_sizes = Vec::new();
+        let mut worst = Duration::ZERO;
+        for n in 0..=1 << top {
+            let start = Instant::now();
+            insert(n);
+            let took = start.elapsed();
+            worst = worst.max(took);
+            if sizes.contains(&n) {
+                at_sizes.push(took);
+            }
+        }
+        (at_sizes, worst)
+    };
+    let ours = || {
+        let mut slab = reservations::slab::Slab::new(Record::default());
+        let measured = fill(&mut |n| {
+            black_box(slab.insert(record(n)));
+        });
+        drop(black_box(slab));
+        measured
+    };
+    let crate_slab = || {
+        let mut slab = slab::Slab::new();
+        let measured = fill(&mut |n| {
+            black_box(slab.insert(record(n)));
+        });
+        drop(black_box(slab));
+        measured
+    };
+    let runs: [(&str, &dyn Fn() -> Growth); 3] =
+        [("slab", &ours), ("slab_crate", &crate_slab), (AGAIN, &ours)];
+    for (name, run) in runs {
+        let measured: Vec<Growth> = (0..rounds).map(|_| run()).collect();
+        let at: Vec<String> = (0..sizes.len())
+            .map(|i| {
+                let least = measured.iter().map(|m| m.0[i]).min().unwrap_or_default();
+                format!("{}: {:.1?}", sizes[i], least)
+            })
+            .collect();
+        let mut worst: Vec<Duration> = measured.iter().map(|m| m.1).collect();
+        worst.sort_unstable();
+        println!(
+            "slab_growth/{name}: insert at {}; worst insert up to {}: {:.1?}",
+            at.join(", "),
+            1 << top,
+            worst[worst.len() / 2]
+        );
+    }
+}
+
 /// Reservations remembered over all shards in the placement bench.
 fn remembered() -> u64 {
     if test_mode() {
@@ -559,6 +628,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = structures;
     config = config();
-    targets = item_lookup, id_table_churn, id_table_256_shards, slab_churn, id_placement, id_filter
+    targets = item_lookup, id_table_churn, id_table_256_shards, slab_churn, slab_growth, id_placement, id_filter
 }
 criterion_main!(structures);

@@ -19,10 +19,10 @@
 //! linear-probing table at the same load, instead of interleaving into a
 //! long cluster that every insert and removal shifts.
 //!
-//! What it wins over `hashbrown::HashTable` on the same keys: not shown
-//! beyond the noise of benches/structures.rs (see docs/PERFORMANCE.md
-//! 'Structures'); the locality of runs, which it shares with a
-//! `HashTable` homed by the key's low bits, is `id_placement`'s.
+//! What it wins over `hashbrown::HashTable<u32>` in the engine (positions
+//! homed by the key's low bits, ids read back from the records): fewer
+//! instructions and L2 misses a cart in the spread load run's steady state
+//! (`tools/cg`; see docs/PERFORMANCE.md 'Structures').
 //!
 //! Each lane's cluster is kept ordered by home block (an insert takes the
 //! place of the first entry nearer its own home). The order lets a lookup
