@@ -29,8 +29,11 @@ use engines::atomic::AtomicLimit;
 use engines::dashmap::DashMapEngine;
 use engines::mutex::MutexEngine;
 use engines::omnistock::Omnistock;
+#[cfg(feature = "peers")]
 use engines::postgres::Postgres;
+#[cfg(feature = "peers")]
 use engines::redis::Redis;
+#[cfg(feature = "peers")]
 use engines::server::Unavailable;
 use omnistock::ManualClock;
 use std::io::IsTerminal;
@@ -228,6 +231,7 @@ fn run_engine(config: &Config, name: &str, workload: &Workload) -> Outcome {
     let s = &config.settings;
     let items = workload.items();
     // A hard bound on a server's life: the run plus generous setup time.
+    #[cfg(feature = "peers")]
     let limit = s.duration + Duration::from_secs(900);
     match name {
         "omnistock" => outcome(
@@ -243,6 +247,12 @@ fn run_engine(config: &Config, name: &str, workload: &Workload) -> Outcome {
             outcome(driver::run(&engine, workload, s, clock))
         }
         "atomic-limit" => outcome(driver::run(&AtomicLimit::new(items), workload, s, clock)),
+        #[cfg(not(feature = "peers"))]
+        "redis" | "postgres" => Outcome::Skipped(format!(
+            "the {name} peer is built only with the `peers` feature: \
+             cargo run --release --features peers --example flash_sale -- ..."
+        )),
+        #[cfg(feature = "peers")]
         "redis" | "postgres" => {
             let started = if name == "redis" {
                 Redis::start(

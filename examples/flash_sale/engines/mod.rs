@@ -19,8 +19,11 @@ pub mod books;
 pub mod dashmap;
 pub mod mutex;
 pub mod omnistock;
+#[cfg(feature = "peers")]
 pub mod postgres;
+#[cfg(feature = "peers")]
 pub mod redis;
+#[cfg(feature = "peers")]
 pub mod server;
 
 use crate::workload::ItemSpec;
@@ -136,11 +139,13 @@ pub trait Engine: Sync {
 }
 
 /// Thread `thread`'s share of `total` connections spread over `threads`.
+#[cfg(feature = "peers")]
 pub fn share(total: usize, threads: usize, thread: usize) -> usize {
     (total / threads + usize::from(thread < total % threads)).max(1)
 }
 
 /// Sorted by item: the canonical order the server engines store and lock in.
+#[cfg(feature = "peers")]
 pub fn sorted_lines(lines: &[(u32, u32)], out: &mut Vec<(u32, u32)>) {
     out.clear();
     out.extend_from_slice(lines);
