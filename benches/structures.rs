@@ -144,7 +144,7 @@ fn item_lookup(c: &mut Criterion) {
     let ours = |keys: &[ItemKey]| {
         for &key in keys {
             let index = table.find(key).expect("a present item");
-            black_box(table.cell(index).level());
+            black_box(table.cell(index).level(table.safety_changes()));
         }
     };
     let rwlock = |keys: &[ItemKey]| {

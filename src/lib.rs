@@ -46,11 +46,10 @@
 //!   available at that instant. Commit, release and expiry of a
 //!   multi-line reservation return its lines the same way, and a new item
 //!   appears with its first restock, count or safety stock already done.
-//!   One exception to linearizability remains: a single-line online
-//!   reserve or sale reads the item's safety stock just before its
-//!   compare-and-swap, and the level that `level`, `restock`,
-//!   `set_on_hand` and `sell` answer reads it just after; a safety stock
-//!   change landing between the two is not seen by that operation.
+//!   Safety stock changes under a claim too, and every operation that
+//!   reads it takes it at the same instant as the stock (under a claim of
+//!   the cell, or between two readings of a count of safety stock
+//!   changes).
 //! - **Exactly once.** Everything naming a reservation id runs under that
 //!   id's shard lock (one of 256): the same id reserved twice at once holds
 //!   units once, and of commit, release, lazy expiry and the reaper exactly

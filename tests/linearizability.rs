@@ -140,9 +140,8 @@ impl Rng {
 }
 
 /// A random operation; reserves (of 1 to 3 distinct items) are the most
-/// common, then the reads and sales that can observe them. Safety stock
-/// changes only with `safety_changes` (see `safety_stock_changes`).
-fn random_command(rng: &mut Rng, safety_changes: bool) -> Command {
+/// common, then the reads and sales that can observe them.
+fn random_command(rng: &mut Rng) -> Command {
     let sku = rng.sku();
     match rng.below(20) {
         0 => Command::Restock {
@@ -155,12 +154,12 @@ fn random_command(rng: &mut Rng, safety_changes: bool) -> Command {
             store: STORE,
             qty: rng.below(6) as u32,
         },
-        2 if safety_changes => Command::SetSafetyStock {
+        2 => Command::SetSafetyStock {
             sku,
             store: STORE,
             qty: rng.below(3) as u32,
         },
-        2..=4 => Command::Sell {
+        3..=4 => Command::Sell {
             sku,
             store: STORE,
             qty: rng.qty(),
@@ -211,7 +210,7 @@ fn setup(rng: &mut Rng) -> Vec<Command> {
 
 /// Runs one round on `subject` (already set up with `setup`); returns the
 /// history.
-fn record(subject: Arc<dyn Subject>, seed: u64, safety_changes: bool) -> Vec<Op> {
+fn record(subject: Arc<dyn Subject>, seed: u64) -> Vec<Op> {
     let ticks = Arc::new(AtomicU64::new(0));
     // A spinning rendezvous: a barrier's wake-ups are slower than a whole
     // thread's operations, which would run one thread after another.
@@ -221,7 +220,7 @@ fn record(subject: Arc<dyn Subject>, seed: u64, safety_changes: bool) -> Vec<Op>
             let (subject, ticks, arrived) = (subject.clone(), ticks.clone(), arrived.clone());
             let mut rng = Rng::new(seed ^ (thread as u64 + 1).wrapping_mul(0xA24B_AED4_963E_E407));
             let commands: Vec<Command> = (0..OPS_PER_THREAD)
-                .map(|_| random_command(&mut rng, safety_changes))
+                .map(|_| random_command(&mut rng))
                 .collect();
             thread::spawn(move || {
                 arrived.fetch_add(1, Ordering::SeqCst);
@@ -270,21 +269,6 @@ fn new_inventory(filters: bool) -> Inventory {
 /// One round: a fresh subject, set up, raced; returns the starting model and
 /// the history.
 fn round(seed: u64, broken: bool) -> (ReferenceModel, Vec<Op>) {
-    round_with(seed, broken, safety_stock_changes())
-}
-
-/// Whether rounds change safety stock while they run:
-/// `OMNISTOCK_LIN_SAFETY=1`. Off by default: a single-line online reserve
-/// or sale reads an item's safety stock and then writes its cell word, two
-/// instants, and a safety stock change that falls between them (the
-/// thread preempted there) makes a history with no legal order, about once
-/// in thousands of rounds. Multi-line operations read it under their
-/// claims and are not affected.
-fn safety_stock_changes() -> bool {
-    env_or("OMNISTOCK_LIN_SAFETY", 0) != 0
-}
-
-fn round_with(seed: u64, broken: bool, safety_changes: bool) -> (ReferenceModel, Vec<Op>) {
     let mut rng = Rng::new(seed);
     let commands = setup(&mut rng);
     let mut model = ReferenceModel::new();
@@ -301,7 +285,7 @@ fn round_with(seed: u64, broken: bool, safety_changes: bool) -> (ReferenceModel,
     } else {
         Arc::new(inventory)
     };
-    (model, record(subject, rng.next(), safety_changes))
+    (model, record(subject, rng.next()))
 }
 
 /// Whether some order of `history` that respects real time gives every

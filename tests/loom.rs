@@ -828,3 +828,85 @@ fn replay_races_a_filter_rebuild(build: Build) {
         Err(Error::UnknownReservation { id: refused })
     );
 }
+
+/// A single-line online reserve races a safety stock change on its item
+/// (the reserve counts safety stock, the change answers the reserved units
+/// it saw): the two answers come from one order. Reserve first: it holds
+/// both units and the change sees them reserved. Change first: the reserve
+/// is refused with the one unit left above the new safety stock. Never a
+/// reserve that held both units against the old safety stock while the
+/// change saw none reserved. With the id filters on, the reserve is also
+/// refused by loads alone where it can be; with them off, under the lock.
+#[test]
+fn online_reserve_races_a_safety_stock_change() {
+    for build in [inventory_with, inventory_with_filters_off] {
+        loom::model(move || {
+            let (inventory, _) = build(&[(X, 2)]);
+            let reserve = {
+                let inventory = inventory.clone();
+                thread::spawn(move || {
+                    inventory.reserve(ReservationId(1), Channel::Online, &[line(X, 2)])
+                })
+            };
+            let change = inventory.set_safety_stock(X, STORE, 1);
+            match reserve.join().unwrap() {
+                Ok(_) => assert_eq!(
+                    (change.on_hand, change.reserved),
+                    (2, 2),
+                    "held against the old safety stock after the change"
+                ),
+                Err(Error::Insufficient { available: 1, .. }) => {
+                    assert_eq!((change.on_hand, change.reserved), (2, 0))
+                }
+                other => panic!("not a serial outcome: {other:?}"),
+            }
+        });
+    }
+}
+
+/// A sale (which answers the level after it, safety stock included) races
+/// a safety stock change on its item: the change's answer says whether
+/// the sale came first (one unit left) or after (two), and the sale's level
+/// carries the old (0) or the new (1) safety stock to match.
+#[test]
+fn sale_races_a_safety_stock_change() {
+    loom::model(|| {
+        let (inventory, _) = inventory_with(&[(X, 2)]);
+        let sale = {
+            let inventory = inventory.clone();
+            thread::spawn(move || inventory.sell(X, STORE, 1, Channel::InStore))
+        };
+        let change = inventory.set_safety_stock(X, STORE, 1);
+        let sale = sale.join().unwrap().unwrap();
+        let before = change.on_hand == 1;
+        assert_eq!(
+            sale.safety_stock,
+            if before { 0 } else { 1 },
+            "sale {sale:?}, change {change:?}"
+        );
+    });
+}
+
+/// A reader races a sale followed by a safety stock change on its item
+/// (one thread, in that order): the stock and safety stock it answers
+/// are those of one instant, (2, 0), (1, 0) or (1, 1); never the stock
+/// from before the sale with the safety stock from after the change.
+#[test]
+fn level_races_a_sale_then_a_safety_stock_change() {
+    loom::model(|| {
+        let (inventory, _) = inventory_with(&[(X, 2)]);
+        let writer = {
+            let inventory = inventory.clone();
+            thread::spawn(move || {
+                inventory.sell(X, STORE, 1, Channel::InStore).unwrap();
+                inventory.set_safety_stock(X, STORE, 1);
+            })
+        };
+        let read = inventory.level(X, STORE).unwrap();
+        writer.join().unwrap();
+        assert!(
+            [(2, 0), (1, 0), (1, 1)].contains(&(read.on_hand, read.safety_stock)),
+            "read {read:?}, no instant's level"
+        );
+    });
+}

@@ -36,13 +36,8 @@ const RESERVATION_SHARDS: usize = id_placement::SHARDS;
 /// `docs/CONTRACT.md`, and no interleaving lets `reserved` pass `on_hand`
 /// on any item. Every operation takes effect at one instant between its
 /// call and its return; none sees a multi-line reservation partly held,
-/// committed or returned. One exception: an operation on a single item
-/// reads its safety stock at another instant than its stock (a single-line
-/// online reserve or sale just before its change, the level answered by
-/// [`level`](Self::level), [`restock`](Self::restock),
-/// [`set_on_hand`](Self::set_on_hand) and [`sell`](Self::sell) just
-/// after), so a [`set_safety_stock`](Self::set_safety_stock) landing
-/// between the two is not seen by that call. It never oversells; see
+/// committed or returned, and every answer that carries or counts safety
+/// stock takes it at the same instant as the stock; see
 /// `docs/CORRECTNESS.md`.
 ///
 /// ```
@@ -168,7 +163,7 @@ impl Inventory {
     pub fn items(&self) -> Vec<(ItemKey, Level)> {
         let mut all = Vec::new();
         self.items
-            .for_each(|key, cell| all.push((key, cell.level())));
+            .for_each(|key, cell| all.push((key, cell.level(self.items.safety_changes()))));
         all
     }
 

@@ -148,9 +148,11 @@ impl Inventory {
         let mut failing = cells.len();
         for (n, (line, &cell)) in lines.iter().zip(cells).enumerate() {
             // Nothing is held yet: a claimed cell is waited for.
-            if let Err(cell::Short { available }) =
-                self.items.cell(cell).check_available(line.qty, channel)
-            {
+            if let Err(cell::Short { available }) = self.items.cell(cell).check_available(
+                line.qty,
+                channel,
+                self.items.safety_changes(),
+            ) {
                 if n == 0 {
                     return Some(insufficient(line, available)); // that load's instant
                 }
@@ -174,7 +176,11 @@ impl Inventory {
             }
         }
         match cells.get(failing) {
-            Some(&cell) => match self.items.cell(cell).peek_available(line.qty, channel)? {
+            Some(&cell) => match self.items.cell(cell).peek_available(
+                line.qty,
+                channel,
+                self.items.safety_changes(),
+            )? {
                 Err(cell::Short { available }) => Some(insufficient(line, available)),
                 Ok(()) => None,
             },
@@ -376,14 +382,13 @@ impl Inventory {
         channel: Channel,
         effects: &mut EffectLog,
     ) -> Result<HeldLines, Error> {
-        let held = match lines {
+        let mut held = HeldLines::new();
+        match lines {
             // The common single-line cart: one compare-and-swap, no
             // allocation, failed or not.
-            [line] => {
-                smallvec::smallvec![self.hold_line(line, looked.first().copied(), channel)?]
-            }
-            _ => self.hold_together(lines, looked, channel)?,
-        };
+            [line] => held.push(self.hold_line(line, looked.first().copied(), channel)?),
+            _ => self.hold_together(lines, looked, channel, &mut held)?,
+        }
         for line in lines {
             effects.push(|| Effect::Stock {
                 item: line.item(),
@@ -411,7 +416,8 @@ impl Inventory {
         lines: &[Line],
         looked: &LookedUp,
         channel: Channel,
-    ) -> Result<HeldLines, Error> {
+        held: &mut HeldLines,
+    ) -> Result<(), Error> {
         loop {
             let mut cells: SmallVec<[u32; 8]> = SmallVec::with_capacity(lines.len());
             for (n, line) in lines.iter().enumerate() {
@@ -455,16 +461,14 @@ impl Inventory {
                 claims.undo();
             }
             drop(claims);
-            return verdict.map(|()| {
-                let mut held = HeldLines::new();
-                for (line, &cell) in lines.iter().zip(&cells) {
-                    held.push(HeldLine {
-                        cell,
-                        qty: line.qty,
-                    });
-                }
-                held
-            });
+            verdict?;
+            for (line, &cell) in lines.iter().zip(&cells) {
+                held.push(HeldLine {
+                    cell,
+                    qty: line.qty,
+                });
+            }
+            return Ok(());
         }
     }
 
@@ -482,14 +486,15 @@ impl Inventory {
                 sku: line.sku,
                 store: line.store,
             })?;
-        self.items.cell(index).reserve(line.qty, channel).map_err(
-            |cell::Short { available }| Error::Insufficient {
+        self.items
+            .cell(index)
+            .reserve(line.qty, channel, self.items.safety_changes())
+            .map_err(|cell::Short { available }| Error::Insufficient {
                 sku: line.sku,
                 store: line.store,
                 requested: line.qty,
                 available,
-            },
-        )?;
+            })?;
         Ok(HeldLine {
             cell: index,
             qty: line.qty,

@@ -110,8 +110,9 @@ impl Inventory {
     pub fn set_safety_stock(&self, sku: Sku, store: StoreId, qty: u32) -> Level {
         let key = ItemKey::new(sku, store);
         let mut effects = self.effects();
-        let (level, delta) =
-            self.on_cell_or_create(key, &mut effects, |cell| cell.set_safety_stock(qty));
+        let (level, delta) = self.on_cell_or_create(key, &mut effects, |cell| {
+            cell.set_safety_stock(qty, self.items.safety_changes())
+        });
         if delta != 0 {
             effects.push(|| Effect::SafetyStock { item: key, delta });
         }
@@ -138,14 +139,15 @@ impl Inventory {
         if qty == 0 {
             return Err(zero_qty());
         }
-        let level = self.known_cell(sku, store)?.sell(qty, channel).map_err(
-            |cell::Short { available }| Error::Insufficient {
+        let level = self
+            .known_cell(sku, store)?
+            .sell(qty, channel, self.items.safety_changes())
+            .map_err(|cell::Short { available }| Error::Insufficient {
                 sku,
                 store,
                 requested: qty,
                 available,
-            },
-        )?;
+            })?;
         let mut effects = self.effects();
         effects.push(|| Effect::Stock {
             item: ItemKey::new(sku, store),
@@ -162,6 +164,8 @@ impl Inventory {
     ///
     /// [`Error::UnknownItem`] if the item was never created.
     pub fn level(&self, sku: Sku, store: StoreId) -> Result<Level, Error> {
-        Ok(self.known_cell(sku, store)?.level())
+        Ok(self
+            .known_cell(sku, store)?
+            .level(self.items.safety_changes()))
     }
 }

@@ -175,6 +175,7 @@ impl IdTable {
     /// key), or where `key`'s entry would go: a vacancy
     /// that [`insert_at`](Self::insert_at) fills without probing again,
     /// as long as the table has not changed in between.
+    #[inline]
     pub(crate) fn find_or_vacancy(
         &self,
         key: u32,
@@ -200,6 +201,7 @@ impl IdTable {
     /// Stores `position` under `key`, whose lookup found `vacancy` and no
     /// entry, with nothing inserted or removed since. Where the table must
     /// grow first, the vacancy is void and the entry is placed afresh.
+    #[inline]
     pub(crate) fn insert_at(&mut self, vacancy: Vacancy, key: u32, position: u32) {
         debug_assert!(position != u32::MAX);
         if vacancy.slots != self.slots.len()
@@ -260,6 +262,7 @@ impl IdTable {
     }
 
     /// Removes `position`, stored under `key`; false if it is not there.
+    #[inline]
     pub(crate) fn remove(&mut self, key: u32, position: u32) -> bool {
         let Ok(mut hole) = self.index_of(key, |stored| stored == position) else {
             return false;

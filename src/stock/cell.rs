@@ -74,10 +74,59 @@ fn available(word: u64, safety: u32, qty: u32) -> Result<(), Short> {
     }
 }
 
+/// Counts the safety stock changes of a table's cells, so that a reader
+/// can take a cell's word and its safety stock at one instant without
+/// claiming the cell: `finished << IN_PROGRESS_BITS | in progress`. A
+/// change counts itself in progress before it claims its cell and
+/// finished after it releases it, so a reader that finds nothing in
+/// progress before its two loads and the same count after them knows
+/// that no safety stock changed in between (a seqlock, with every change
+/// its own writer). Its own cache line: written only by safety stock
+/// changes, read by every reader of safety stock.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+pub(crate) struct SafetyChanges {
+    count: AtomicU64,
+}
+
+/// Low bits of [`SafetyChanges::count`]: changes in progress (fewer than
+/// 2^20 at once: one per thread).
+const IN_PROGRESS_BITS: u32 = 20;
+const IN_PROGRESS: u64 = (1 << IN_PROGRESS_BITS) - 1;
+/// What one finished change adds to [`SafetyChanges::count`].
+const FINISHED_ONE: u64 = 1 << IN_PROGRESS_BITS;
+
+impl SafetyChanges {
+    fn begin(&self) {
+        self.count.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn end(&self) {
+        self.count.fetch_add(FINISHED_ONE - 1, Ordering::AcqRel);
+    }
+
+    /// The count, if no change is in progress.
+    #[inline]
+    fn settled(&self) -> Option<u64> {
+        let count = self.count.load(Ordering::Acquire);
+        (count & IN_PROGRESS == 0).then_some(count)
+    }
+
+    /// Whether no change began since `settled` returned `count`.
+    #[inline]
+    fn unchanged_since(&self, count: u64) -> bool {
+        self.count.load(Ordering::Acquire) == count
+    }
+}
+
 /// One item's counters.
 #[derive(Debug, Default)]
 pub(crate) struct StockCell {
     word: AtomicU64,
+    /// Changed only under a claim of the word (see
+    /// [`set_safety_stock`](StockCell::set_safety_stock)): read either
+    /// under a claim, or between two readings of the table's
+    /// [`SafetyChanges`].
     safety_stock: AtomicU32,
     /// Not a counter: the item table (`src/stock/item_table.rs`) keeps the item's
     /// interned store here, in what would otherwise be padding after
@@ -112,14 +161,38 @@ impl StockCell {
         }
     }
 
-    fn level_of(&self, word: u64) -> Level {
-        let (on_hand, reserved) = unpack(word);
-        Level::new(on_hand, reserved, self.safety_stock.load(Ordering::Acquire))
+    /// The word and the safety stock at one instant, by loads alone: both
+    /// read between two readings of `changes` that show no safety stock
+    /// change begun or in progress. `None` where a change is in progress,
+    /// or began meanwhile, and `wait` is false, or where the word is
+    /// claimed and `wait` is false; with `wait`, waits for them instead.
+    /// The instant is that of the word's load.
+    #[inline]
+    fn read(&self, changes: &SafetyChanges, wait: bool) -> Option<(u64, u32)> {
+        let mut rounds = 0;
+        loop {
+            if let Some(count) = changes.settled() {
+                let word = self.word.load(Ordering::Acquire);
+                if word != CLAIMED {
+                    let safety = self.safety_stock.load(Ordering::Acquire);
+                    if changes.unchanged_since(count) {
+                        return Some((word, safety));
+                    }
+                }
+            }
+            if !wait {
+                return None;
+            }
+            wait_a_little(&mut rounds);
+        }
     }
 
-    /// A consistent reading of the cell (`on_hand` and `reserved` from one load).
-    pub(crate) fn level(&self) -> Level {
-        self.level_of(self.load())
+    /// A consistent reading of the cell: `on_hand`, `reserved` and safety
+    /// stock at one instant, by loads alone.
+    pub(crate) fn level(&self, changes: &SafetyChanges) -> Level {
+        let (word, safety) = self.read(changes, true).expect("read waits");
+        let (on_hand, reserved) = unpack(word);
+        Level::new(on_hand, reserved, safety)
     }
 
     /// The word, once no claim holds it. The single-line operations pay
@@ -147,12 +220,14 @@ impl StockCell {
         }
     }
 
-    /// Claims the cell for a multi-line operation: waits while another
-    /// claim holds it, then swaps its word for [`CLAIMED`]; returns the
-    /// word it took out. Until [`unclaim`](Self::unclaim), nobody else
-    /// reads or writes the word. Only `src/stock/claims.rs` calls this,
-    /// claiming a set of cells in ascending index, so that two claimants
-    /// never wait for each other in a cycle.
+    /// Claims the cell: waits while another claim holds it, then swaps its
+    /// word for [`CLAIMED`]; returns the word it took out. Until
+    /// [`unclaim`](Self::unclaim), nobody else reads or writes the word,
+    /// nor changes the safety stock. A multi-line operation claims through
+    /// `src/stock/claims.rs`, a set of cells in ascending index, so that
+    /// two claimants never wait for each other in a cycle; a single-line
+    /// operation claims its one cell here, waiting for nothing else while
+    /// it holds it.
     #[inline]
     pub(crate) fn claim(&self) -> Word {
         let mut current = self.load();
@@ -192,9 +267,10 @@ impl StockCell {
     }
 
     /// Runs `step` on the current word until it either declines (returns
-    /// `Err`) or its proposed word is installed. A declined step costs one
-    /// load and no write: a sold-out item answers without touching shared
-    /// memory. A claimed word is waited for, never stepped on.
+    /// `Err`) or its proposed word is installed: one compare-and-swap when
+    /// uncontended. A declined step costs one load and no write. A claimed
+    /// word is waited for, never stepped on. For the changes that read
+    /// no safety stock.
     #[inline]
     fn update<E>(&self, mut step: impl FnMut(u32, u32) -> Result<u64, E>) -> Result<u64, E> {
         let mut current = self.load();
@@ -214,41 +290,112 @@ impl StockCell {
         }
     }
 
-    /// Holds `qty` units for `channel` if that many are available to it.
-    pub(crate) fn reserve(&self, qty: u32, channel: Channel) -> Result<Level, Short> {
-        // Safety stock is read before the word: a change of it landing
-        // between the two is not seen here (the known exception in
-        // docs/CORRECTNESS.md); the word alone keeps reserved <= on_hand.
-        let safety = self.safety_for(channel);
-        self.update(|on_hand, reserved| {
-            let available = (on_hand - reserved).saturating_sub(safety);
-            if qty > available {
-                return Err(Short { available });
+    /// Runs `step` on the word and the safety stock under a claim of the
+    /// cell, and installs the word it proposes (or puts back the word
+    /// taken, if it declines); its answer is then the cell at one instant,
+    /// safety stock included. A compare-and-swap to claim and a store to
+    /// release. For the changes that read safety stock: a plain
+    /// compare-and-swap would be stepped against a safety stock read at
+    /// another instant, which a change of it may pass.
+    #[inline]
+    fn update_claimed<T, E>(
+        &self,
+        step: impl FnOnce(u32, u32, u32) -> Result<(u64, T), E>,
+    ) -> Result<T, E> {
+        let taken = self.claim();
+        let (on_hand, reserved) = unpack(taken.0);
+        // Under the claim: set_safety_stock changes it only under one.
+        let safety = self.safety_stock.load(Ordering::Acquire);
+        match step(on_hand, reserved, safety) {
+            Ok((next, answer)) => {
+                self.unclaim(Word(next));
+                Ok(answer)
             }
-            Ok(pack(on_hand, reserved + qty))
-        })
-        .map(|word| self.level_of(word))
+            Err(refusal) => {
+                self.unclaim(taken);
+                Err(refusal)
+            }
+        }
+    }
+
+    /// Holds `qty` units for `channel` if that many are available to it.
+    /// In store: one compare-and-swap. Online, where safety stock counts:
+    /// refused by loads alone where that can be proven (see
+    /// [`check_available`](Self::check_available)), else held under a
+    /// claim of the cell, so that the safety stock it is checked against
+    /// is the one at that instant.
+    #[inline]
+    pub(crate) fn reserve(
+        &self,
+        qty: u32,
+        channel: Channel,
+        changes: &SafetyChanges,
+    ) -> Result<(), Short> {
+        match channel {
+            Channel::InStore => self
+                .update(|on_hand, reserved| {
+                    let available = on_hand - reserved;
+                    if qty > available {
+                        return Err(Short { available });
+                    }
+                    Ok(pack(on_hand, reserved + qty))
+                })
+                .map(drop),
+            Channel::Online => {
+                if let Some(Err(short)) = self.peek_available(qty, channel, changes) {
+                    return Err(short);
+                }
+                self.update_claimed(|on_hand, reserved, safety| {
+                    let available = (on_hand - reserved).saturating_sub(safety);
+                    if qty > available {
+                        return Err(Short { available });
+                    }
+                    Ok((pack(on_hand, reserved + qty), ()))
+                })
+            }
+        }
     }
 
     /// Whether `qty` units are available to `channel` now, by loads alone:
     /// what a refused reserve would report, without writing anything. A
-    /// claimed word is waited for.
+    /// claimed word, or a safety stock change in progress, is waited for:
+    /// the caller holds no claim.
     #[inline]
-    pub(crate) fn check_available(&self, qty: u32, channel: Channel) -> Result<(), Short> {
-        let safety = self.safety_for(channel);
-        available(self.load(), safety, qty)
+    pub(crate) fn check_available(
+        &self,
+        qty: u32,
+        channel: Channel,
+        changes: &SafetyChanges,
+    ) -> Result<(), Short> {
+        match channel {
+            Channel::InStore => available(self.load(), 0, qty),
+            Channel::Online => {
+                let (word, safety) = self.read(changes, true).expect("read waits");
+                available(word, safety, qty)
+            }
+        }
     }
 
     /// As [`check_available`](Self::check_available), but `None`, without
-    /// waiting, while the word is claimed.
+    /// waiting, while the word is claimed or a safety stock change is in
+    /// progress (the caller may hold claims such a change waits for).
     #[inline]
-    pub(crate) fn peek_available(&self, qty: u32, channel: Channel) -> Option<Result<(), Short>> {
-        let safety = self.safety_for(channel);
-        let word = self.word.load(Ordering::Acquire);
-        if word == CLAIMED {
-            return None;
+    pub(crate) fn peek_available(
+        &self,
+        qty: u32,
+        channel: Channel,
+        changes: &SafetyChanges,
+    ) -> Option<Result<(), Short>> {
+        match channel {
+            Channel::InStore => {
+                let word = self.word.load(Ordering::Acquire);
+                (word != CLAIMED).then(|| available(word, 0, qty))
+            }
+            Channel::Online => {
+                let (word, safety) = self.read(changes, false)?;
+                Some(available(word, safety, qty))
+            }
         }
-        Some(available(word, safety, qty))
     }
 
     /// Returns `qty` held units. The caller owns that hold (its reservation
@@ -274,51 +421,69 @@ impl StockCell {
         }
     }
 
-    /// An immediate sale of `qty` units available to `channel`.
-    pub(crate) fn sell(&self, qty: u32, channel: Channel) -> Result<Level, Short> {
-        let safety = self.safety_for(channel);
-        self.update(|on_hand, reserved| {
-            let available = (on_hand - reserved).saturating_sub(safety);
+    /// An immediate sale of `qty` units available to `channel`, under a
+    /// claim (its level answers safety stock); a sale proven refused by
+    /// loads alone writes nothing.
+    pub(crate) fn sell(
+        &self,
+        qty: u32,
+        channel: Channel,
+        changes: &SafetyChanges,
+    ) -> Result<Level, Short> {
+        if let Some(Err(short)) = self.peek_available(qty, channel, changes) {
+            return Err(short);
+        }
+        self.update_claimed(|on_hand, reserved, safety| {
+            let floor = match channel {
+                Channel::Online => safety,
+                Channel::InStore => 0,
+            };
+            let available = (on_hand - reserved).saturating_sub(floor);
             if qty > available {
                 return Err(Short { available });
             }
-            Ok(pack(on_hand - qty, reserved))
+            let next = pack(on_hand - qty, reserved);
+            Ok((next, Level::new(on_hand - qty, reserved, safety)))
         })
-        .map(|word| self.level_of(word))
     }
 
-    /// Receives `qty` units.
+    /// Receives `qty` units, under a claim (its level answers safety stock).
     pub(crate) fn restock(&self, qty: u32) -> Result<Level, WouldOverflow> {
-        self.update(|on_hand, reserved| match on_hand.checked_add(qty) {
-            Some(next) => Ok(pack(next, reserved)),
+        self.update_claimed(|on_hand, reserved, safety| match on_hand.checked_add(qty) {
+            Some(next) => Ok((pack(next, reserved), Level::new(next, reserved, safety))),
             None => Err(WouldOverflow { on_hand }),
         })
-        .map(|word| self.level_of(word))
     }
 
-    /// A cycle count: `on_hand = qty`, refused below the units reserved.
-    /// Returns the new level and the change of `on_hand` it caused.
+    /// A cycle count: `on_hand = qty`, refused below the units reserved,
+    /// under a claim (its level answers safety stock). Returns the new
+    /// level and the change of `on_hand` it caused.
     pub(crate) fn set_on_hand(&self, qty: u32) -> Result<(Level, i64), BelowReserved> {
-        let mut previous = 0;
-        let word = self.update(|on_hand, reserved| {
+        self.update_claimed(|on_hand, reserved, safety| {
             if qty < reserved {
                 return Err(BelowReserved { reserved });
             }
-            previous = on_hand;
-            Ok(pack(qty, reserved))
-        })?;
-        Ok((self.level_of(word), i64::from(qty) - i64::from(previous)))
+            let delta = i64::from(qty) - i64::from(on_hand);
+            Ok((
+                pack(qty, reserved),
+                (Level::new(qty, reserved, safety), delta),
+            ))
+        })
     }
 
-    /// Sets the safety stock; returns the new level and the change it caused.
-    /// The change happens under a claim of the word, so that a multi-line
-    /// operation, which reads safety stock under its own claim, sees it
-    /// wholly before or wholly after, and the level returned is the word
-    /// at that instant.
-    pub(crate) fn set_safety_stock(&self, qty: u32) -> (Level, i64) {
+    /// Sets the safety stock; returns the new level and the change it
+    /// caused. The change happens under a claim of the word, so that every
+    /// operation that reads safety stock under a claim sees it wholly
+    /// before or wholly after, and the level returned is the word at that
+    /// instant; it is counted in progress in `changes` around the claim,
+    /// so that a reader by loads alone (see `read`) that overlaps it
+    /// reads again.
+    pub(crate) fn set_safety_stock(&self, qty: u32, changes: &SafetyChanges) -> (Level, i64) {
+        changes.begin();
         let word = self.claim();
         let previous = self.safety_stock.swap(qty, Ordering::AcqRel);
         self.unclaim(word);
+        changes.end();
         let (on_hand, reserved) = unpack(word.0);
         (
             Level::new(on_hand, reserved, qty),
@@ -340,23 +505,31 @@ mod tests {
 
     #[test]
     fn commit_subtracts_both_halves_without_borrow() {
-        let cell = StockCell::default();
+        let (cell, changes) = (StockCell::default(), SafetyChanges::default());
         cell.restock(u32::MAX).unwrap();
-        cell.reserve(u32::MAX, Channel::InStore).unwrap();
+        cell.reserve(u32::MAX, Channel::InStore, &changes).unwrap();
         cell.commit(u32::MAX);
-        assert_eq!(cell.level(), Level::new(0, 0, 0));
+        assert_eq!(cell.level(&changes), Level::new(0, 0, 0));
     }
 
     #[test]
     fn online_reserve_respects_safety_stock() {
-        let cell = StockCell::default();
+        let (cell, changes) = (StockCell::default(), SafetyChanges::default());
         cell.restock(10).unwrap();
-        cell.set_safety_stock(4);
+        cell.set_safety_stock(4, &changes);
         assert_eq!(
-            cell.reserve(7, Channel::Online),
+            cell.reserve(7, Channel::Online, &changes),
             Err(Short { available: 6 })
         );
-        assert!(cell.reserve(7, Channel::InStore).is_ok());
-        assert_eq!(cell.level().available_online, 0);
+        assert!(cell.reserve(7, Channel::InStore, &changes).is_ok());
+        assert_eq!(cell.level(&changes).available_online, 0);
+        assert_eq!(
+            cell.sell(1, Channel::Online, &changes),
+            Err(Short { available: 0 })
+        );
+        assert_eq!(
+            cell.sell(3, Channel::InStore, &changes),
+            Ok(Level::new(7, 7, 4))
+        );
     }
 }

@@ -128,29 +128,46 @@ mod tests {
                 claims.set(cell, held);
             }
         }
-        assert_eq!(items.cell(cells[0]).level(), Level::new(3, 2, 0));
-        assert_eq!(items.cell(cells[1]).level(), Level::new(5, 2, 0));
+        assert_eq!(
+            items.cell(cells[0]).level(items.safety_changes()),
+            Level::new(3, 2, 0)
+        );
+        assert_eq!(
+            items.cell(cells[1]).level(items.safety_changes()),
+            Level::new(5, 2, 0)
+        );
         {
             let mut claims = Claims::take(&items, cells.iter().copied());
             let (_, taken) = claims.taken(cells[0]);
             claims.set(cells[0], taken.committed(2));
             claims.undo();
         }
-        assert_eq!(items.cell(cells[0]).level(), Level::new(3, 2, 0));
+        assert_eq!(
+            items.cell(cells[0]).level(items.safety_changes()),
+            Level::new(3, 2, 0)
+        );
         let mut claims = Claims::take(&items, cells.iter().copied());
         for &cell in &cells {
             let (_, taken) = claims.taken(cell);
             claims.set(cell, taken.committed(2));
         }
         drop(claims);
-        assert_eq!(items.cell(cells[0]).level(), Level::new(1, 0, 0));
-        assert_eq!(items.cell(cells[1]).level(), Level::new(3, 0, 0));
+        assert_eq!(
+            items.cell(cells[0]).level(items.safety_changes()),
+            Level::new(1, 0, 0)
+        );
+        assert_eq!(
+            items.cell(cells[1]).level(items.safety_changes()),
+            Level::new(3, 0, 0)
+        );
     }
 
     #[test]
     fn a_short_line_is_refused_with_what_was_available() {
         let (items, cells) = table_of(&[4]);
-        items.cell(cells[0]).set_safety_stock(3);
+        items
+            .cell(cells[0])
+            .set_safety_stock(3, items.safety_changes());
         let claims = Claims::take(&items, cells.iter().copied());
         let (stock, taken) = claims.taken(cells[0]);
         assert_eq!(

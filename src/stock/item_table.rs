@@ -45,7 +45,7 @@
 //! never emptied.
 
 use crate::error::BuildError;
-use crate::stock::cell::StockCell;
+use crate::stock::cell::{SafetyChanges, StockCell};
 use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Mutex, Ordering, RwLock};
 use crate::types::{ItemKey, Sku, StoreId};
 use std::collections::HashMap;
@@ -178,6 +178,8 @@ pub(crate) struct ItemTable {
     /// Serializes item creation (not a hot path: lookups never take it) and
     /// holds the store numbers.
     creating: Mutex<HashMap<StoreId, u32>>,
+    /// The cells' safety stock changes, for readers by loads alone.
+    safety_changes: SafetyChanges,
 }
 
 impl ItemTable {
@@ -196,7 +198,15 @@ impl ItemTable {
             stores: (0..SEGMENTS).map(|_| OnceLock::new()).collect(),
             published: AtomicU32::new(0),
             creating: Mutex::new(HashMap::new()),
+            safety_changes: SafetyChanges::default(),
         })
+    }
+
+    /// The count of the cells' safety stock changes, which the cells'
+    /// readers of safety stock by loads alone, and its changes, take.
+    #[inline]
+    pub(crate) fn safety_changes(&self) -> &SafetyChanges {
+        &self.safety_changes
     }
 
     /// `try_new` for tests, which ask for little.
