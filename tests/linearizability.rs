@@ -154,6 +154,7 @@ fn random_command(rng: &mut Rng, safety_changes: bool) -> Command {
             sku,
             store: STORE,
             qty: rng.below(6) as u32,
+            expect: None,
         },
         2 if safety_changes => Command::SetSafetyStock {
             sku,
@@ -167,7 +168,10 @@ fn random_command(rng: &mut Rng, safety_changes: bool) -> Command {
             channel: rng.channel(),
         },
         5..=7 => Command::Level { sku, store: STORE },
-        8..=9 => Command::Commit { id: rng.id() },
+        8..=9 => Command::Commit {
+            id: rng.id(),
+            lines: None,
+        },
         10..=11 => Command::Release { id: rng.id() },
         12 => Command::Get { id: rng.id() },
         _ => {
@@ -197,6 +201,7 @@ fn setup(rng: &mut Rng) -> Vec<Command> {
             sku,
             store: STORE,
             qty: 2 + rng.below(4) as u32,
+            expect: None,
         });
         if rng.below(2) == 0 {
             commands.push(Command::SetSafetyStock {
@@ -563,6 +568,7 @@ fn a_refusal_for_units_a_failing_cart_held_is_caught() {
             sku: a,
             store: STORE,
             qty: 2,
+            expect: None,
         })
         .unwrap();
     start
@@ -570,6 +576,7 @@ fn a_refusal_for_units_a_failing_cart_held_is_caught() {
             sku: c,
             store: STORE,
             qty: 1,
+            expect: None,
         })
         .unwrap();
     let sell = Command::Sell {

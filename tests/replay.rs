@@ -60,7 +60,8 @@ fn every_v1_op_parses_with_exact_field_names() {
         Command::SetOnHand {
             sku: Sku(1),
             store: StoreId(2),
-            qty: 0
+            qty: 0,
+            expect: None
         }
     );
     assert_eq!(
@@ -104,7 +105,8 @@ fn every_v1_op_parses_with_exact_field_names() {
     assert_eq!(
         command(r#"{"op":"commit","id":7}"#),
         Command::Commit {
-            id: ReservationId(7)
+            id: ReservationId(7),
+            lines: None
         }
     );
     assert_eq!(
@@ -1254,7 +1256,8 @@ mod format_request_round_trip {
             item.prop_map(|(s, t, q)| Command::SetOnHand {
                 sku: Sku(s),
                 store: StoreId(t),
-                qty: q
+                qty: q,
+                expect: None
             }),
             item.prop_map(|(s, t, q)| Command::SetSafetyStock {
                 sku: Sku(s),
@@ -1284,7 +1287,8 @@ mod format_request_round_trip {
                     lines
                 }),
             any::<u64>().prop_map(|id| Command::Commit {
-                id: ReservationId(id)
+                id: ReservationId(id),
+                lines: None
             }),
             any::<u64>().prop_map(|id| Command::Release {
                 id: ReservationId(id)

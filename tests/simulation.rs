@@ -149,6 +149,7 @@ fn execute(engine: &mut dyn Engine, request: &Request) -> Step {
     let answer = match request {
         Request::Command(command) => Answer::Engine(engine.apply(command)),
         Request::Advance { ms } => Answer::Now(engine.advance(*ms)),
+        Request::Refused(_) => unreachable!("the simulator writes no refused request"),
     };
     Step {
         request: request.clone(),
@@ -227,7 +228,7 @@ impl Books {
         // Lazy expiry of the id named, unless refused as invalid first.
         let named = match command {
             Command::Reserve { id, .. }
-            | Command::Commit { id }
+            | Command::Commit { id, .. }
             | Command::Release { id }
             | Command::Extend { id, .. }
             | Command::Get { id } => Some(*id),
@@ -250,7 +251,7 @@ impl Books {
                 let deadline = self.deadline(ttl_ms.unwrap_or(DEFAULT_TTL_MS));
                 self.holds.insert(*id, deadline);
             }
-            (Command::Commit { id }, Ok(_)) if ok_ack.is_some_and(|a| !a.replayed) => {
+            (Command::Commit { id, .. }, Ok(_)) if ok_ack.is_some_and(|a| !a.replayed) => {
                 self.holds
                     .remove(id)
                     .ok_or_else(|| format!("{id} committed but the books hold no such hold"))?;
@@ -509,6 +510,7 @@ impl Actor {
                     sku,
                     store,
                     qty: counted,
+                    expect: None,
                 });
             }
             Actor::Reaper => {
@@ -623,7 +625,10 @@ fn shop(state: Shopper, w: &mut World) -> Shopper {
                 }
             }
             _ => match intent {
-                Intent::Commit => match w.run(Command::Commit { id: cart.id }) {
+                Intent::Commit => match w.run(Command::Commit {
+                    id: cart.id,
+                    lines: None,
+                }) {
                     Ok(_) => Shopper::Paid(cart.id),
                     Err(_) => Shopper::Browsing,
                 },
@@ -637,7 +642,7 @@ fn shop(state: Shopper, w: &mut World) -> Shopper {
         Shopper::Paid(id) => {
             match w.rng.below(10) {
                 0 => {
-                    let _ = w.run(Command::Commit { id });
+                    let _ = w.run(Command::Commit { id, lines: None });
                 }
                 1 => {
                     let _ = w.run(Command::Release { id });
@@ -845,6 +850,7 @@ fn report(
         let expected = match &step.request {
             Request::Command(command) => format_outcome(&model.apply(command)),
             Request::Advance { ms } => format!(r#"{{"ok":true,"now_ms":{}}}"#, model.advance(*ms)),
+            Request::Refused(_) => unreachable!("the simulator writes no refused request"),
         };
         let engine = step.answer.json();
         let mark = if expected == engine { " " } else { "!" };
@@ -986,7 +992,7 @@ struct Planted(Real);
 impl Engine for Planted {
     fn apply(&mut self, command: &Command) -> Result<Outcome, Error> {
         let lines = match command {
-            Command::Commit { id } => self.0.inventory.get(*id).map(|info| info.lines).ok(),
+            Command::Commit { id, .. } => self.0.inventory.get(*id).map(|info| info.lines).ok(),
             _ => None,
         };
         let result = self.0.apply(command);

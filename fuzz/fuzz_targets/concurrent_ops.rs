@@ -161,7 +161,10 @@ fn command(op: &Op, base: u64) -> Option<Command> {
                 })
                 .collect(),
         },
-        Op::Commit(id) => Command::Commit { id: id.id(base) },
+        Op::Commit(id) => Command::Commit {
+            id: id.id(base),
+            lines: None,
+        },
         Op::Release(id) => Command::Release { id: id.id(base) },
         Op::Extend(id, ttl) => Command::Extend {
             id: id.id(base),
@@ -258,7 +261,7 @@ fn terminal_seen(command: &Command, result: &Result<Outcome, Error>) -> Option<R
 fn command_id(command: &Command) -> Option<ReservationId> {
     match *command {
         Command::Reserve { id, .. }
-        | Command::Commit { id }
+        | Command::Commit { id, .. }
         | Command::Release { id }
         | Command::Extend { id, .. }
         | Command::Get { id } => Some(id),
@@ -348,7 +351,7 @@ fuzz_target!(|schedule: Schedule| {
             (Command::Reserve { id, lines, .. }, Ok(_)) => {
                 acknowledged.entry(*id).or_default().push(line_set(lines));
             }
-            (Command::Commit { id }, Ok(Outcome::Reservation(ack))) => {
+            (Command::Commit { id, .. }, Ok(Outcome::Reservation(ack))) => {
                 assert_eq!(
                     ack.state,
                     ReservationState::Committed,
@@ -382,7 +385,7 @@ fuzz_target!(|schedule: Schedule| {
                 (Command::Reserve { id, lines, .. }, Ok(_)) => {
                     latest.insert(*id, line_set(lines));
                 }
-                (Command::Commit { id }, Ok(Outcome::Reservation(ack))) if !ack.replayed => {
+                (Command::Commit { id, .. }, Ok(Outcome::Reservation(ack))) if !ack.replayed => {
                     let lines = if forgetful {
                         latest.get(id)
                     } else {

@@ -2,7 +2,8 @@
 //! `model`): the reference model of the contract, one seeded random
 //! generator, one conservation checker and one engine-against-model driver.
 //!
-//! - [`ReferenceModel`] restates the v1 contract (`docs/CONTRACT.md`)
+//! - [`ReferenceModel`] restates the contract (`docs/CONTRACT.md`: v1 and
+//!   the v2 fulfilment operations)
 //!   plainly: single-threaded, `BTreeMap`s, no code shared with the engine
 //!   beyond the public vocabulary types. It is meant to be obviously
 //!   correct, not fast. Time is its own counter, starting at 0 and moved by
