@@ -18,6 +18,8 @@
 //!   received (setup + acknowledged restocks) = on_hand + units committed
 //!   (by the commits acknowledged) + units sold;
 //! - reserved per item = the units of the pending reservations;
+//! - every `check` a thread ran while the other ran was consistent, and a
+//!   POS basket's lines count as sold;
 //! - once every hold has ended (clock moved past every deadline, `expire`),
 //!   nothing is reserved and nothing is pending.
 //!
@@ -94,6 +96,11 @@ enum Op {
     Expire,
     Advance(u16),
     Spin(u8),
+    // v2: fulfilment.
+    /// A POS basket.
+    SellBasket(Vec<(Item, u8)>, bool),
+    /// The consistency check, while the other thread runs.
+    Check,
 }
 
 #[derive(Arbitrary, Debug)]
@@ -172,6 +179,18 @@ fn command(op: &Op, base: u64) -> Option<Command> {
         },
         Op::Get(id) => Command::Get { id: id.id(base) },
         Op::Expire => Command::Expire,
+        Op::SellBasket(ref lines, in_store) => Command::SellLines {
+            lines: lines
+                .iter()
+                .take(MAX_CART)
+                .map(|&(item, qty)| {
+                    let (sku, store) = item.key();
+                    Line::new(sku, store, u32::from(qty % 8))
+                })
+                .collect(),
+            channel: common::channel(in_store),
+        },
+        Op::Check => Command::Check,
         Op::Advance(_) | Op::Spin(_) => return None,
     })
 }
@@ -348,6 +367,14 @@ fuzz_target!(|schedule: Schedule| {
                 },
                 Ok(_),
             ) => books.sold(ItemKey::new(*sku, *store), *qty),
+            (Command::SellLines { lines, .. }, Ok(_)) => {
+                for line in lines {
+                    books.sold(line.item(), line.qty);
+                }
+            }
+            (Command::Check, Ok(Outcome::Check(report))) => {
+                assert!(report.consistent, "check during the run: {report:?}");
+            }
             (Command::Reserve { id, lines, .. }, Ok(_)) => {
                 acknowledged.entry(*id).or_default().push(line_set(lines));
             }

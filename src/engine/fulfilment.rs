@@ -25,6 +25,7 @@ use crate::reservations::shard::{deadline_after, ReservationShard};
 use crate::stock::cell::{self, CountRefused};
 use crate::stock::claims::Claims;
 use crate::types::{Channel, ItemKey, Level, Line, ReservationId, ReservationState, Sku, StoreId};
+use smallvec::SmallVec;
 use std::collections::HashMap;
 
 impl Inventory {
@@ -402,8 +403,8 @@ impl Inventory {
     /// the cells of the stores where the item exists, decides on their
     /// words, and stores them back held or as they were.
     fn hold_any(&self, request: &SourceRequest<'_>, channel: Channel) -> Result<HeldLines, Error> {
-        let mut found: Vec<Option<u32>> = Vec::with_capacity(request.stores.len());
-        let mut take: Vec<u32> = Vec::with_capacity(request.stores.len());
+        let mut found: SmallVec<[Option<u32>; 8]> = SmallVec::with_capacity(request.stores.len());
+        let mut take: SmallVec<[u32; 8]> = SmallVec::with_capacity(request.stores.len());
         loop {
             found.clear();
             found.extend(
@@ -637,9 +638,17 @@ fn validate_sourcing(request: &SourceRequest<'_>) -> Result<(), Error> {
             reason: "reserve_any takes at most 256 candidate stores",
         });
     }
-    let mut sorted = stores.to_vec();
-    sorted.sort_unstable();
-    if sorted.windows(2).any(|pair| pair[0] == pair[1]) {
+    let repeated = if stores.len() <= 16 {
+        stores
+            .iter()
+            .enumerate()
+            .any(|(i, store)| stores[..i].contains(store))
+    } else {
+        let mut sorted = stores.to_vec();
+        sorted.sort_unstable();
+        sorted.windows(2).any(|pair| pair[0] == pair[1])
+    };
+    if repeated {
         return Err(Error::Invalid {
             reason: "the same store appears twice among the candidates",
         });
