@@ -28,6 +28,10 @@
 //!   0 stands for the contract's default (900,000 ms), as in
 //!   [`InventoryBuilder::default_ttl_ms`](crate::InventoryBuilder::default_ttl_ms),
 //!   so a reserve without a ttl is never `invalid` for its ttl.
+//! - Fulfilment: `get` reports a partially committed reservation's lines as
+//!   reserved; a replayed partial commit answers what was committed the
+//!   first time; `check` counts overdue pending reservations as live and,
+//!   the model being its own bookkeeping, is always consistent.
 //! - `Error::Invalid` carries a reason text of the model's own; compare
 //!   errors by [`Error::name`](crate::Error::name) and their other fields
 //!   ([`same_answer`]).
