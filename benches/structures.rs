@@ -40,6 +40,7 @@ mod stock {
     pub(crate) mod cell;
     pub(crate) mod huge_pages;
     pub(crate) mod item_table;
+    pub(crate) mod sku_index;
 }
 #[path = "../src/reservations"]
 mod reservations {

@@ -38,6 +38,14 @@ pub enum Command {
         store: StoreId,
         /// Units counted.
         qty: u32,
+        /// Compare and set: the `on_hand` the count was based on; refused
+        /// as stale when the item holds another. `None`: count as is.
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            deserialize_with = "present"
+        )]
+        expect: Option<u32>,
     },
     /// `safety_stock = qty`, creating the item if new.
     SetSafetyStock {
@@ -88,6 +96,15 @@ pub enum Command {
     Commit {
         /// The reservation.
         id: ReservationId,
+        /// A partial commit: the units picked per line (lines not listed
+        /// commit 0; the rest of every line is released). `None`: every
+        /// line in full.
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            deserialize_with = "present"
+        )]
+        lines: Option<Vec<Line>>,
     },
     /// Give a pending reservation's units back.
     Release {
@@ -108,6 +125,45 @@ pub enum Command {
     },
     /// Expire overdue reservations and forget old terminal ones.
     Expire,
+    // ----- v2: fulfilment -----
+    /// A POS basket: several lines sold at once, all or nothing, without a
+    /// reservation. Its request line is a `sell` with `lines`.
+    #[serde(rename(serialize = "sell", deserialize = "sell_lines"))]
+    SellLines {
+        /// The lines, 1 to 256, each item at most once.
+        lines: Vec<Line>,
+        /// The channel selling (in store for a till).
+        #[serde(default = "in_store")]
+        channel: Channel,
+    },
+    /// Reserve one SKU from the first candidate store that can serve it
+    /// (or, with `split`, from the stores in order).
+    ReserveAny {
+        /// The idempotency key.
+        id: ReservationId,
+        /// The SKU.
+        sku: Sku,
+        /// Units wanted, at least 1.
+        qty: u32,
+        /// The candidate stores, most preferred first.
+        stores: Vec<StoreId>,
+        /// Take from several stores in order when no single one suffices.
+        #[serde(default, skip_serializing_if = "is_false")]
+        split: bool,
+        /// The channel reserving.
+        #[serde(default)]
+        channel: Channel,
+        /// Time to live; `None` takes the inventory's default.
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            deserialize_with = "present"
+        )]
+        ttl_ms: Option<u64>,
+    },
+    /// Recompute every item's reserved units from the live reservations
+    /// and report the items that disagree.
+    Check,
 }
 
 /// The answer to reserve, commit, release and extend. Its serde form leaves
@@ -149,6 +205,9 @@ pub enum Outcome {
     /// Stock operations answer with the item's level after the operation.
     #[serde(with = "level_member")]
     Level(Level),
+    /// A partial commit and `reserve_any`: the acknowledgement and the
+    /// lines (committed quantities, or the lines reserved).
+    ReservationLines(ReservationLines),
     /// Reserve, commit, release and extend.
     Reservation(ReservationAck),
     /// Get.
@@ -156,6 +215,50 @@ pub enum Outcome {
     /// Expire: how many reservations it expired.
     #[serde(with = "expired_member")]
     Expired(u64),
+    /// A POS basket: each line's level after the sale, in line order.
+    #[serde(with = "levels_member")]
+    Levels(Vec<Level>),
+    /// The consistency check.
+    Check(CheckReport),
+}
+
+/// A reservation's acknowledgement with lines: the answer to a partial
+/// commit (the units committed per line of the reservation, in its line
+/// order) and to `reserve_any` (the lines it reserved). Its serde form is
+/// the acknowledgement's members, then `lines`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReservationLines {
+    /// The acknowledgement, as for reserve and commit.
+    #[serde(flatten)]
+    pub ack: ReservationAck,
+    /// The lines.
+    pub lines: Vec<Line>,
+}
+
+/// The answer to the consistency check: `consistent`, and the items whose
+/// reserved units disagree with their live reservations (left out of the
+/// serde form when there are none).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckReport {
+    /// True when every item's reserved units are what its live
+    /// reservations hold.
+    pub consistent: bool,
+    /// The items that disagree, by SKU then store.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub items: Vec<Mismatch>,
+}
+
+/// An item whose reserved units disagree with its live reservations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mismatch {
+    /// The SKU.
+    pub sku: Sku,
+    /// The store.
+    pub store: StoreId,
+    /// The units the item's cell says are reserved.
+    pub reserved: u32,
+    /// The units its live (pending) reservations hold.
+    pub expected: u64,
 }
 
 /// The default channel of `sell`.
@@ -165,8 +268,15 @@ fn in_store() -> Channel {
 
 /// An optional field that, when given, must hold a value: `null` is a wrong
 /// type in the replay format, not a way to leave the field out.
-fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
-    u64::deserialize(deserializer).map(Some)
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(deserializer).map(Some)
+}
+
+/// `split` is left out of a request line when false.
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 /// [`Outcome::Level`] as `{"level":{...}}`.
@@ -195,6 +305,35 @@ mod level_member {
         deserializer: D,
     ) -> Result<Level, D::Error> {
         OwnedMember::deserialize(deserializer).map(|member| member.level)
+    }
+}
+
+/// [`Outcome::Levels`] as `{"levels":[...]}`.
+mod levels_member {
+    use crate::types::Level;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize)]
+    struct Member<'a> {
+        levels: &'a [Level],
+    }
+
+    #[derive(Deserialize)]
+    struct OwnedMember {
+        levels: Vec<Level>,
+    }
+
+    pub(super) fn serialize<S: Serializer>(
+        levels: &[Level],
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        Member { levels }.serialize(serializer)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<Level>, D::Error> {
+        OwnedMember::deserialize(deserializer).map(|member| member.levels)
     }
 }
 

@@ -101,6 +101,33 @@ pub enum Error {
         /// The reservation.
         id: ReservationId,
     },
+    /// A compare-and-set cycle count expected another `on_hand` than the
+    /// item holds (0 for an unknown item): someone changed the stock since
+    /// the count was read. Read the level again and decide anew.
+    Stale {
+        /// Units on hand now.
+        on_hand: u32,
+    },
+    /// `reserve_any`: the SKU is stocked at none of the candidate stores.
+    /// Its name in the contract is `unknown_item`, without a store.
+    #[serde(rename(serialize = "unknown_item", deserialize = "unknown_sku"))]
+    UnknownSku {
+        /// The SKU.
+        sku: Sku,
+    },
+    /// `reserve_any`: no candidate store (without `split`), or all of them
+    /// together (with `split`), had `requested` units available to the
+    /// channel. Its name in the contract is `insufficient`, without a store.
+    #[serde(rename(serialize = "insufficient", deserialize = "insufficient_across"))]
+    InsufficientAcross {
+        /// The SKU.
+        sku: Sku,
+        /// Units asked for.
+        requested: u32,
+        /// Without `split`, the most one candidate store had; with it, what
+        /// they had together.
+        available: u32,
+    },
 }
 
 /// The item of a deserialized [`Error::BelowReserved`] that does not name one.
@@ -128,6 +155,9 @@ impl Error {
             Error::AlreadyReleased { .. } => "already_released",
             Error::Expired { .. } => "expired",
             Error::IdConflict { .. } => "id_conflict",
+            Error::Stale { .. } => "stale",
+            Error::UnknownSku { .. } => "unknown_item",
+            Error::InsufficientAcross { .. } => "insufficient",
         }
     }
 }
@@ -167,6 +197,17 @@ impl fmt::Display for Error {
             Error::IdConflict { id } => write!(
                 f,
                 "{id} is already used by a different request; use a new id for a different order"
+            ),
+            Error::Stale { on_hand } => write!(
+                f,
+                "the count expected another on-hand quantity: {on_hand} units are on hand now; read the level and count again"
+            ),
+            Error::UnknownSku { sku } => {
+                write!(f, "{sku} is not stocked at any of the candidate stores")
+            }
+            Error::InsufficientAcross { sku, requested, available } => write!(
+                f,
+                "only {available} units of {sku} available for this channel at the candidate stores, {requested} requested"
             ),
         }
     }

@@ -109,9 +109,14 @@ mod sync;
 mod types;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use command::{Command, Outcome, ReservationAck, ReservationInfo};
+pub use command::{
+    CheckReport, Command, Mismatch, Outcome, ReservationAck, ReservationInfo, ReservationLines,
+};
 pub use effect::{Effect, EffectObserver};
-pub use engine::{Inventory, InventoryBuilder, DEFAULT_EXPECTED_ITEMS};
+pub use engine::{
+    FewestStores, GivenOrder, Inventory, InventoryBuilder, MostAvailableFirst, SourceRequest,
+    Sourcing, DEFAULT_EXPECTED_ITEMS,
+};
 pub use error::{BuildError, Error};
 pub use limits::{DEFAULT_RETENTION_MS, DEFAULT_TTL_MS, MAX_LINES};
 pub use types::{Channel, ItemKey, Level, Line, ReservationId, ReservationState, Sku, StoreId};

@@ -1210,7 +1210,8 @@ fn apply_dispatches_every_command() {
         run(Command::SetOnHand {
             sku: A,
             store: S,
-            qty: 9
+            qty: 9,
+            expect: None
         }),
         Ok(Outcome::Level(Level::new(9, 0, 0)))
     );
@@ -1263,7 +1264,10 @@ fn apply_dispatches_every_command() {
         }))
     );
     assert_eq!(
-        run(Command::Commit { id: id(1) }),
+        run(Command::Commit {
+            id: id(1),
+            lines: None
+        }),
         Ok(Outcome::Reservation(ack(1, Committed, false, None)))
     );
     assert_eq!(

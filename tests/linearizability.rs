@@ -4,7 +4,8 @@
 //! Each round builds an inventory on a manual clock that never moves (so
 //! lazy expiry plays no part), stocks a few items, and lets a few threads
 //! run about a hundred random operations on those items and a few ids at
-//! once. Every operation is recorded with its input, its answer, and the
+//! once, the fulfilment ones included (baskets, `reserve_any` over two
+//! stores, partial commits, compare-and-set counts, `check`). Every operation is recorded with its input, its answer, and the
 //! ticks of one shared counter taken just before the call and just after
 //! the return. The checker (Wing and Gong's search, remembering the
 //! (operations done, model state) pairs it has visited) then looks for one
@@ -33,6 +34,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 const STORE: StoreId = StoreId(1);
+/// A second store of the stocked SKUs, for `reserve_any` and baskets.
+const STORE2: StoreId = StoreId(2);
 /// Items stocked before each round; `ABSENT` starts unknown and may be
 /// created by a stock operation during the round.
 const STOCKED: [Sku; 3] = [Sku(1), Sku(2), Sku(3)];
@@ -143,7 +146,7 @@ impl Rng {
 /// common, then the reads and sales that can observe them.
 fn random_command(rng: &mut Rng) -> Command {
     let sku = rng.sku();
-    match rng.below(20) {
+    match rng.below(25) {
         0 => Command::Restock {
             sku,
             store: STORE,
@@ -153,6 +156,7 @@ fn random_command(rng: &mut Rng) -> Command {
             sku,
             store: STORE,
             qty: rng.below(6) as u32,
+            expect: None,
         },
         2 => Command::SetSafetyStock {
             sku,
@@ -166,9 +170,50 @@ fn random_command(rng: &mut Rng) -> Command {
             channel: rng.channel(),
         },
         5..=7 => Command::Level { sku, store: STORE },
-        8..=9 => Command::Commit { id: rng.id() },
+        8..=9 => Command::Commit {
+            id: rng.id(),
+            lines: None,
+        },
         10..=11 => Command::Release { id: rng.id() },
         12 => Command::Get { id: rng.id() },
+        // Fulfilment.
+        20 => {
+            let count = 1 + rng.below(2) as usize;
+            Command::SellLines {
+                lines: random_lines(rng, count, |rng| rng.qty()),
+                channel: rng.channel(),
+            }
+        }
+        21 => {
+            let mut stores = vec![STORE, STORE2];
+            if rng.below(2) == 0 {
+                stores.reverse();
+            }
+            stores.truncate(1 + rng.below(2) as usize);
+            Command::ReserveAny {
+                id: rng.id(),
+                sku,
+                qty: rng.qty(),
+                stores,
+                split: rng.below(2) == 0,
+                channel: rng.channel(),
+                ttl_ms: None,
+            }
+        }
+        22 => {
+            let count = rng.below(3) as usize;
+            Command::Commit {
+                id: rng.id(),
+                lines: Some(random_lines(rng, count, |rng| rng.below(3) as u32)),
+            }
+        }
+        23 => Command::SetOnHand {
+            sku,
+            store: STORE,
+            qty: rng.below(6) as u32,
+            expect: Some(rng.below(6) as u32),
+        },
+        24 => Command::Check,
         _ => {
             let count = 1 + rng.below(3) as usize;
             let mut lines: Vec<Line> = Vec::new();
@@ -188,6 +233,22 @@ fn random_command(rng: &mut Rng) -> Command {
     }
 }
 
+/// `count` lines on distinct items at either store, quantities from `qty`.
+fn random_lines(rng: &mut Rng, count: usize, qty: impl Fn(&mut Rng) -> u32) -> Vec<Line> {
+    let mut lines: Vec<Line> = Vec::new();
+    while lines.len() < count {
+        let sku = rng.sku();
+        let store = if rng.below(2) == 0 { STORE } else { STORE2 };
+        if lines
+            .iter()
+            .all(|line| line.item() != Line::new(sku, store, 0).item())
+        {
+            lines.push(Line::new(sku, store, qty(rng)));
+        }
+    }
+    lines
+}
+
 /// The commands that stock a round's items before its threads start.
 fn setup(rng: &mut Rng) -> Vec<Command> {
     let mut commands = Vec::new();
@@ -196,6 +257,7 @@ fn setup(rng: &mut Rng) -> Vec<Command> {
             sku,
             store: STORE,
             qty: 2 + rng.below(4) as u32,
+            expect: None,
         });
         if rng.below(2) == 0 {
             commands.push(Command::SetSafetyStock {
@@ -204,6 +266,12 @@ fn setup(rng: &mut Rng) -> Vec<Command> {
                 qty: 1,
             });
         }
+        commands.push(Command::SetOnHand {
+            sku,
+            store: STORE2,
+            qty: 1 + rng.below(3) as u32,
+            expect: None,
+        });
     }
     commands
 }
@@ -547,6 +615,7 @@ fn a_refusal_for_units_a_failing_cart_held_is_caught() {
             sku: a,
             store: STORE,
             qty: 2,
+            expect: None,
         })
         .unwrap();
     start
@@ -554,6 +623,7 @@ fn a_refusal_for_units_a_failing_cart_held_is_caught() {
             sku: c,
             store: STORE,
             qty: 1,
+            expect: None,
         })
         .unwrap();
     let sell = Command::Sell {

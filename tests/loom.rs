@@ -910,3 +910,91 @@ fn level_races_a_sale_then_a_safety_stock_change() {
         );
     });
 }
+
+// ----- fulfilment
+
+/// `reserve_any` splitting two units over two stores races a sale of the
+/// one unit of the first store: either the reservation takes one unit from
+/// each store and the sale is refused, or the sale wins and the
+/// reservation is refused with the one unit left; never more than a store
+/// had, never both.
+#[test]
+fn reserve_any_split_races_a_sale_at_one_of_its_stores() {
+    const NEAR: StoreId = StoreId(1);
+    const FAR: StoreId = StoreId(2);
+    loom::model(|| {
+        let inventory = Inventory::new();
+        inventory.set_on_hand(X, NEAR, 1).unwrap();
+        inventory.set_on_hand(X, FAR, 1).unwrap();
+        let inventory = Arc::new(inventory);
+        let sourcing = {
+            let inventory = inventory.clone();
+            thread::spawn(move || {
+                let stores = [NEAR, FAR];
+                let request = omnistock::SourceRequest::new(X, 2, &stores).split();
+                let answer =
+                    inventory.reserve_any(ReservationId(1), Channel::Online, &request, 60_000);
+                assert_never_oversold(&inventory);
+                answer
+            })
+        };
+        let pos = {
+            let inventory = inventory.clone();
+            thread::spawn(move || inventory.sell(X, NEAR, 1, Channel::InStore))
+        };
+        assert_never_oversold(&inventory);
+        let (held, sold) = (sourcing.join().unwrap(), pos.join().unwrap());
+        match (&held, &sold) {
+            (Ok(held), Err(Error::Insufficient { available: 0, .. })) => {
+                assert_eq!(held.lines, [Line::new(X, NEAR, 1), Line::new(X, FAR, 1)]);
+            }
+            (
+                Err(Error::InsufficientAcross {
+                    available: 1,
+                    requested: 2,
+                    ..
+                }),
+                Ok(_),
+            ) => {}
+            other => panic!("{other:?}"),
+        }
+        let (near, far) = (
+            inventory.level(X, NEAR).unwrap(),
+            inventory.level(X, FAR).unwrap(),
+        );
+        assert!(near.reserved <= near.on_hand && far.reserved <= far.on_hand);
+        assert_eq!(
+            near.reserved + far.reserved,
+            if held.is_ok() { 2 } else { 0 }
+        );
+        assert!(inventory.check().consistent);
+    });
+}
+
+/// `check` while a two-line cart is held and another is released: every
+/// check, at any point of the race, finds the cells' reserved units equal
+/// to what the live reservations hold (never a cart partly held or partly
+/// returned).
+#[test]
+fn check_during_concurrent_reserves_is_consistent() {
+    loom::model(|| {
+        let (inventory, _) = inventory_with(&[(X, 2), (Y, 2)]);
+        inventory
+            .reserve(ReservationId(1), Channel::Online, &[line(X, 1), line(Y, 1)])
+            .unwrap();
+        let carts = {
+            let inventory = inventory.clone();
+            thread::spawn(move || {
+                inventory
+                    .reserve(ReservationId(2), Channel::Online, &[line(X, 1), line(Y, 1)])
+                    .unwrap();
+                inventory.release(ReservationId(1)).unwrap();
+            })
+        };
+        let report = inventory.check();
+        assert!(report.consistent, "{report:?}");
+        carts.join().unwrap();
+        assert!(inventory.check().consistent);
+        assert_eq!(inventory.level(X, STORE).unwrap().reserved, 1);
+    });
+}

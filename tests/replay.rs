@@ -60,7 +60,8 @@ fn every_v1_op_parses_with_exact_field_names() {
         Command::SetOnHand {
             sku: Sku(1),
             store: StoreId(2),
-            qty: 0
+            qty: 0,
+            expect: None
         }
     );
     assert_eq!(
@@ -104,7 +105,8 @@ fn every_v1_op_parses_with_exact_field_names() {
     assert_eq!(
         command(r#"{"op":"commit","id":7}"#),
         Command::Commit {
-            id: ReservationId(7)
+            id: ReservationId(7),
+            lines: None
         }
     );
     assert_eq!(
@@ -1254,7 +1256,8 @@ mod format_request_round_trip {
             item.prop_map(|(s, t, q)| Command::SetOnHand {
                 sku: Sku(s),
                 store: StoreId(t),
-                qty: q
+                qty: q,
+                expect: None
             }),
             item.prop_map(|(s, t, q)| Command::SetSafetyStock {
                 sku: Sku(s),
@@ -1284,7 +1287,8 @@ mod format_request_round_trip {
                     lines
                 }),
             any::<u64>().prop_map(|id| Command::Commit {
-                id: ReservationId(id)
+                id: ReservationId(id),
+                lines: None
             }),
             any::<u64>().prop_map(|id| Command::Release {
                 id: ReservationId(id)
@@ -1311,4 +1315,123 @@ mod format_request_round_trip {
             prop_assert_eq!(parse_request(line.as_bytes()).unwrap(), Some(request), "{}", line);
         }
     }
+}
+
+// ------------------------------------------------------ v2: fulfilment
+
+/// The fulfilment golden script (`tests/replay/fulfilment.jsonl`): every
+/// answer checked by hand against the contract's v2 section. Keys must be
+/// exactly those expected (the contract says which appear, such as no
+/// `store` in `reserve_any`'s refusals); only `message` may differ.
+#[test]
+fn fulfilment_script_gives_the_answers_derived_from_the_contract() {
+    let script = include_bytes!("replay/fulfilment.jsonl");
+    let expected = include_str!("replay/fulfilment.expected.jsonl");
+    let mut output = Vec::new();
+    run(&script[..], &mut output).unwrap();
+    let output = String::from_utf8(output).unwrap();
+    let without_message = |line: &str| {
+        let mut value: Value = serde_json::from_str(line).unwrap();
+        if let Value::Object(members) = &mut value {
+            members.remove("message");
+        }
+        value
+    };
+    let answers: Vec<&str> = output.lines().collect();
+    let expected: Vec<&str> = expected.lines().collect();
+    assert_eq!(answers.len(), expected.len(), "number of answers");
+    for (index, (expected, actual)) in expected.iter().zip(&answers).enumerate() {
+        assert_eq!(
+            without_message(actual),
+            without_message(expected),
+            "answer {}",
+            index + 1
+        );
+    }
+}
+
+#[test]
+fn fulfilment_ops_parse_with_exact_field_names() {
+    assert_eq!(
+        command(r#"{"op":"commit","id":7,"lines":[{"sku":1,"store":2,"qty":0}]}"#),
+        Command::Commit {
+            id: ReservationId(7),
+            lines: Some(vec![Line::new(Sku(1), StoreId(2), 0)]),
+        }
+    );
+    assert_eq!(
+        command(r#"{"op":"set_on_hand","sku":1,"store":2,"qty":8,"expect":4294967295}"#),
+        Command::SetOnHand {
+            sku: Sku(1),
+            store: StoreId(2),
+            qty: 8,
+            expect: Some(u32::MAX),
+        }
+    );
+    assert_eq!(
+        command(r#"{"op":"sell","lines":[{"sku":1,"store":2,"qty":3}]}"#),
+        Command::SellLines {
+            lines: vec![Line::new(Sku(1), StoreId(2), 3)],
+            channel: Channel::InStore,
+        }
+    );
+    assert_eq!(
+        command(
+            r#"{"op":"reserve_any","id":7,"sku":1,"qty":2,"stores":[3,18446744073709551615],"split":true,"channel":"in_store","ttl_ms":5}"#
+        ),
+        Command::ReserveAny {
+            id: ReservationId(7),
+            sku: Sku(1),
+            qty: 2,
+            stores: vec![StoreId(3), StoreId(u64::MAX)],
+            split: true,
+            channel: Channel::InStore,
+            ttl_ms: Some(5),
+        }
+    );
+    assert_eq!(command(r#"{"op":"check","sku":"x"}"#), Command::Check);
+}
+
+#[test]
+fn fulfilment_fields_of_the_wrong_type_are_parse_errors() {
+    for line in [
+        r#"{"op":"commit","id":7,"lines":null}"#,
+        r#"{"op":"commit","id":7,"lines":[{"sku":1,"store":2}]}"#,
+        r#"{"op":"set_on_hand","sku":1,"store":2,"qty":8,"expect":null}"#,
+        r#"{"op":"set_on_hand","sku":1,"store":2,"qty":8,"expect":4294967296}"#,
+        r#"{"op":"sell","lines":{}}"#,
+        r#"{"op":"sell","lines":[],"channel":"web"}"#,
+        r#"{"op":"reserve_any","id":7,"sku":1,"qty":2,"stores":[1],"split":"yes"}"#,
+        r#"{"op":"reserve_any","id":7,"sku":1,"qty":2,"stores":[1.0]}"#,
+        r#"{"op":"reserve_any","id":7,"sku":1,"qty":2,"stores":3}"#,
+        r#"{"op":"reserve_any","id":7,"sku":1,"stores":[1]}"#,
+    ] {
+        assert_parse_error(line);
+    }
+}
+
+#[test]
+fn stray_fields_beside_a_basket_or_on_reserve_any_are_invalid_whatever_their_value() {
+    for line in [
+        r#"{"op":"sell","lines":[{"sku":1,"store":2,"qty":3}],"sku":1}"#,
+        r#"{"op":"sell","lines":[{"sku":1,"store":2,"qty":3}],"store":null}"#,
+        r#"{"op":"sell","lines":[],"qty":"x"}"#,
+        r#"{"op":"reserve_any","id":7,"sku":1,"qty":2,"stores":[1],"campaign":1}"#,
+        r#"{"op":"reserve_any","id":7,"sku":1,"qty":2,"stores":[1],"customer":[]}"#,
+    ] {
+        let request = parse_request(line.as_bytes()).unwrap().unwrap();
+        assert!(matches!(request, Request::Refused(_)), "{line}");
+        // Written back, it reads as the same refusal.
+        let written = format_request(&request);
+        assert_eq!(
+            parse_request(written.as_bytes()),
+            Ok(Some(request)),
+            "{written}"
+        );
+        let answer = Replayer::new().handle_line(line.as_bytes()).unwrap();
+        let answer: Value = serde_json::from_str(&answer).unwrap();
+        assert_eq!(answer["error"], "invalid", "{line}");
+    }
+    // A malformed basket is a parse error before the stray field counts.
+    assert_parse_error(r#"{"op":"sell","lines":[1],"sku":1}"#);
 }

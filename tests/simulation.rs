@@ -9,7 +9,11 @@
 //! terminals sell over the counter, the restock job receives deliveries, the
 //! cycle counter reads a level and corrects it (shrinkage, found units,
 //! safety stock), the reaper calls `expire`, and the clock jumps by
-//! milliseconds, minutes, a whole ttl or a whole retention window.
+//! milliseconds, minutes, a whole ttl or a whole retention window. The
+//! fulfilment operations take part too: a quarter of the shoppers source
+//! one SKU from the stores near them (`reserve_any`, split or not), a
+//! commit is now and then partial, tills sell baskets, cycle counts are
+//! often compare-and-set, and the auditor runs `check`.
 //!
 //! The engine runs single-threaded on a [`ManualClock`], so a seed replays
 //! exactly. Every step is recorded as a replay-format request line (see
@@ -149,6 +153,7 @@ fn execute(engine: &mut dyn Engine, request: &Request) -> Step {
     let answer = match request {
         Request::Command(command) => Answer::Engine(engine.apply(command)),
         Request::Advance { ms } => Answer::Now(engine.advance(*ms)),
+        Request::Refused(_) => unreachable!("the simulator writes no refused request"),
     };
     Step {
         request: request.clone(),
@@ -227,7 +232,8 @@ impl Books {
         // Lazy expiry of the id named, unless refused as invalid first.
         let named = match command {
             Command::Reserve { id, .. }
-            | Command::Commit { id }
+            | Command::ReserveAny { id, .. }
+            | Command::Commit { id, .. }
             | Command::Release { id }
             | Command::Extend { id, .. }
             | Command::Get { id } => Some(*id),
@@ -240,17 +246,21 @@ impl Books {
         }
         let ok_ack = match result {
             Ok(Outcome::Reservation(ack)) => Some(*ack),
+            Ok(Outcome::ReservationLines(answer)) => Some(answer.ack),
             _ => None,
         };
         match (command, result) {
-            (Command::Reserve { id, ttl_ms, .. }, Ok(_)) if ok_ack.is_some_and(|a| !a.replayed) => {
+            (
+                Command::Reserve { id, ttl_ms, .. } | Command::ReserveAny { id, ttl_ms, .. },
+                Ok(_),
+            ) if ok_ack.is_some_and(|a| !a.replayed) => {
                 if self.holds.contains_key(id) {
                     return Err(format!("{id} reserved anew while the books hold it"));
                 }
                 let deadline = self.deadline(ttl_ms.unwrap_or(DEFAULT_TTL_MS));
                 self.holds.insert(*id, deadline);
             }
-            (Command::Commit { id }, Ok(_)) if ok_ack.is_some_and(|a| !a.replayed) => {
+            (Command::Commit { id, .. }, Ok(_)) if ok_ack.is_some_and(|a| !a.replayed) => {
                 self.holds
                     .remove(id)
                     .ok_or_else(|| format!("{id} committed but the books hold no such hold"))?;
@@ -417,16 +427,43 @@ struct Cart {
     channel: Channel,
     ttl_ms: Option<u64>,
     lines: Vec<Line>,
+    /// Sourced with `reserve_any` from these stores (its one line's store
+    /// is ignored), split or not.
+    sourcing: Option<(Vec<StoreId>, bool)>,
+    /// The lines held, once reserved.
+    held: Vec<Line>,
 }
 
 impl Cart {
     fn reserve(&self) -> Command {
-        Command::Reserve {
-            id: self.id,
-            channel: self.channel,
-            ttl_ms: self.ttl_ms,
-            lines: self.lines.clone(),
+        match &self.sourcing {
+            None => Command::Reserve {
+                id: self.id,
+                channel: self.channel,
+                ttl_ms: self.ttl_ms,
+                lines: self.lines.clone(),
+            },
+            Some((stores, split)) => Command::ReserveAny {
+                id: self.id,
+                sku: self.lines[0].sku,
+                qty: self.lines[0].qty,
+                stores: stores.clone(),
+                split: *split,
+                channel: self.channel,
+                ttl_ms: self.ttl_ms,
+            },
         }
+    }
+
+    /// The picker's finds: each held line in part, some left out.
+    fn picked(&self, rng: &mut Rng) -> Vec<Line> {
+        let mut picked = Vec::new();
+        for line in &self.held {
+            if rng.percent(80) {
+                picked.push(Line::new(line.sku, line.store, rng.qty(0, line.qty)));
+            }
+        }
+        picked
     }
 }
 
@@ -471,6 +508,18 @@ impl Actor {
                     Channel::Online
                 };
                 let qty = w.rng.qty(1, 3);
+                if w.rng.percent(30) {
+                    // A basket: a few of the store's items (maybe repeated,
+                    // maybe never stocked there), all or nothing.
+                    let lines = (0..w.rng.range(1, 4))
+                        .map(|_| {
+                            let sku = w.skus[w.rng.index(w.skus.len())];
+                            Line::new(sku, *store, w.rng.qty(1, 3))
+                        })
+                        .collect();
+                    let _ = w.run(Command::SellLines { lines, channel });
+                    return;
+                }
                 let _ = w.run(Command::Sell {
                     sku,
                     store: *store,
@@ -494,8 +543,15 @@ impl Actor {
                     let _ = w.run(Command::SetSafetyStock { sku, store, qty });
                     return;
                 }
+                let mut expect = None;
                 let counted = match w.run(Command::Level { sku, store }) {
                     Ok(Outcome::Level(level)) => match w.rng.below(4) {
+                        // A compare-and-set sync: the count read, or one
+                        // that another sync changed since.
+                        _ if w.rng.percent(40) => {
+                            expect = Some(level.on_hand + u32::from(w.rng.percent(20)));
+                            level.on_hand.saturating_sub(w.rng.qty(0, 2))
+                        }
                         0 => level.reserved,
                         1 => level.reserved.saturating_sub(1),
                         _ => {
@@ -509,6 +565,7 @@ impl Actor {
                     sku,
                     store,
                     qty: counted,
+                    expect,
                 });
             }
             Actor::Reaper => {
@@ -524,7 +581,9 @@ impl Actor {
                 w.exec(Request::Advance { ms });
             }
             Actor::Auditor => {
-                if w.rng.percent(50) || w.used_ids.is_empty() {
+                if w.rng.percent(10) {
+                    let _ = w.run(Command::Check);
+                } else if w.rng.percent(50) || w.used_ids.is_empty() {
                     let (sku, store) = w.item();
                     let _ = w.run(Command::Level { sku, store });
                 } else {
@@ -550,16 +609,47 @@ fn shop(state: Shopper, w: &mut World) -> Shopper {
             } else {
                 Channel::InStore
             };
-            let cart = Cart {
+            let mut cart = Cart {
                 id,
                 channel,
                 ttl_ms: w.ttl(),
                 lines: w.cart(),
+                sourcing: None,
+                held: Vec::new(),
             };
+            if w.rng.percent(25) {
+                // Buy online, pick up in store: the stores near the
+                // shopper, nearest first (now and then one that never
+                // stocked anything).
+                let mut stores: Vec<StoreId> = w
+                    .stores
+                    .iter()
+                    .copied()
+                    .filter(|_| w.rng.percent(70))
+                    .collect();
+                if w.rng.percent(10) {
+                    stores.push(StoreId(99));
+                }
+                for n in (1..stores.len()).rev() {
+                    stores.swap(n, w.rng.index(n + 1));
+                }
+                cart.lines.truncate(1);
+                cart.sourcing = Some((stores, w.rng.percent(50)));
+            }
             Shopper::Checkout(cart)
         }
         Shopper::Checkout(mut cart) => match w.run(cart.reserve()) {
+            Ok(Outcome::ReservationLines(done)) if done.ack.state == ReservationState::Pending => {
+                cart.held = done.lines;
+                let intent = match w.rng.below(10) {
+                    0..=5 => Intent::Commit,
+                    6..=7 => Intent::Release,
+                    _ => Intent::WalkAway,
+                };
+                Shopper::Holding(cart, intent)
+            }
             Ok(Outcome::Reservation(ack)) if ack.state == ReservationState::Pending => {
+                cart.held = cart.lines.clone();
                 let intent = match w.rng.below(10) {
                     0..=5 => Intent::Commit,
                     6..=7 => Intent::Release,
@@ -602,6 +692,9 @@ fn shop(state: Shopper, w: &mut World) -> Shopper {
             0 => {
                 if w.rng.percent(50) {
                     cart.lines.reverse();
+                    if let Some((stores, _)) = &mut cart.sourcing {
+                        stores.reverse();
+                    }
                 }
                 match w.run(cart.reserve()) {
                     Ok(_) => Shopper::Holding(cart, intent),
@@ -623,10 +716,14 @@ fn shop(state: Shopper, w: &mut World) -> Shopper {
                 }
             }
             _ => match intent {
-                Intent::Commit => match w.run(Command::Commit { id: cart.id }) {
-                    Ok(_) => Shopper::Paid(cart.id),
-                    Err(_) => Shopper::Browsing,
-                },
+                Intent::Commit => {
+                    // The picker found fewer units now and then.
+                    let lines = w.rng.percent(30).then(|| cart.picked(&mut w.rng));
+                    match w.run(Command::Commit { id: cart.id, lines }) {
+                        Ok(_) => Shopper::Paid(cart.id),
+                        Err(_) => Shopper::Browsing,
+                    }
+                }
                 Intent::Release => {
                     let _ = w.run(Command::Release { id: cart.id });
                     Shopper::Browsing
@@ -637,7 +734,7 @@ fn shop(state: Shopper, w: &mut World) -> Shopper {
         Shopper::Paid(id) => {
             match w.rng.below(10) {
                 0 => {
-                    let _ = w.run(Command::Commit { id });
+                    let _ = w.run(Command::Commit { id, lines: None });
                 }
                 1 => {
                     let _ = w.run(Command::Release { id });
@@ -845,6 +942,7 @@ fn report(
         let expected = match &step.request {
             Request::Command(command) => format_outcome(&model.apply(command)),
             Request::Advance { ms } => format!(r#"{{"ok":true,"now_ms":{}}}"#, model.advance(*ms)),
+            Request::Refused(_) => unreachable!("the simulator writes no refused request"),
         };
         let engine = step.answer.json();
         let mark = if expected == engine { " " } else { "!" };
@@ -986,7 +1084,7 @@ struct Planted(Real);
 impl Engine for Planted {
     fn apply(&mut self, command: &Command) -> Result<Outcome, Error> {
         let lines = match command {
-            Command::Commit { id } => self.0.inventory.get(*id).map(|info| info.lines).ok(),
+            Command::Commit { id, .. } => self.0.inventory.get(*id).map(|info| info.lines).ok(),
             _ => None,
         };
         let result = self.0.apply(command);

@@ -17,7 +17,7 @@
 use omnistock::model::{Conservation, Lockstep, ReferenceModel, Rng};
 use omnistock::{
     Channel, Command, Effect, Error, Inventory, ItemKey, Level, Line, Outcome, ReservationId,
-    ReservationState, Sku, StoreId, DEFAULT_RETENTION_MS, DEFAULT_TTL_MS, MAX_LINES,
+    ReservationState, Sku, SourceRequest, StoreId, DEFAULT_RETENTION_MS, DEFAULT_TTL_MS, MAX_LINES,
 };
 use proptest::prelude::*;
 use std::collections::BTreeMap;
@@ -119,10 +119,21 @@ fn lines() -> BoxedStrategy<Vec<Line>> {
     .boxed()
 }
 
+/// Candidate stores of a `reserve_any`: distinct in any order (store 2
+/// never stocked), or now and then one repeated.
+fn stores() -> BoxedStrategy<Vec<StoreId>> {
+    let all = vec![StoreId(0), StoreId(1), StoreId(2)];
+    prop_oneof![
+        9 => prop::sample::subsequence(all, 0..=3).prop_shuffle(),
+        1 => prop::collection::vec(store(), 2..3),
+    ]
+    .boxed()
+}
+
 fn command() -> BoxedStrategy<Command> {
     prop_oneof![
         4 => (sku(), store(), qty()).prop_map(|(sku, store, qty)| Command::Restock { sku, store, qty }),
-        1 => (sku(), store(), qty()).prop_map(|(sku, store, qty)| Command::SetOnHand { sku, store, qty }),
+        1 => (sku(), store(), qty()).prop_map(|(sku, store, qty)| Command::SetOnHand { sku, store, qty, expect: None }),
         1 => (sku(), store(), qty()).prop_map(|(sku, store, qty)| Command::SetSafetyStock { sku, store, qty }),
         2 => (sku(), store(), qty(), channel())
             .prop_map(|(sku, store, qty, channel)| Command::Sell { sku, store, qty, channel }),
@@ -130,7 +141,17 @@ fn command() -> BoxedStrategy<Command> {
         7 => (rid(), channel(), prop::option::weighted(0.7, ttl()), lines()).prop_map(
             |(id, channel, ttl_ms, lines)| Command::Reserve { id, channel, ttl_ms, lines }
         ),
-        3 => rid().prop_map(|id| Command::Commit { id }),
+        3 => rid().prop_map(|id| Command::Commit { id, lines: None }),
+        // v2: fulfilment.
+        2 => (rid(), prop::collection::vec((sku(), store(), 0u32..4), 0..3)).prop_map(|(id, picked)| {
+            let lines = picked.into_iter().map(|(k, s, q)| Line::new(k, s, q)).collect();
+            Command::Commit { id, lines: Some(lines) }
+        }),
+        1 => (sku(), store(), qty(), qty()).prop_map(|(sku, store, qty, expect)| Command::SetOnHand { sku, store, qty, expect: Some(expect % 8) }),
+        2 => (lines(), channel()).prop_map(|(lines, channel)| Command::SellLines { lines, channel }),
+        4 => (rid(), sku(), qty(), stores(), any::<bool>(), channel(), prop::option::weighted(0.7, ttl()))
+            .prop_map(|(id, sku, qty, stores, split, channel, ttl_ms)| Command::ReserveAny { id, sku, qty, stores, split, channel, ttl_ms }),
+        1 => Just(Command::Check),
         3 => rid().prop_map(|id| Command::Release { id }),
         2 => (rid(), ttl()).prop_map(|(id, ttl_ms)| Command::Extend { id, ttl_ms }),
         2 => rid().prop_map(|id| Command::Get { id }),
@@ -166,9 +187,20 @@ type Log = Arc<Mutex<Vec<Vec<Effect>>>>;
 fn typed(inv: &Inventory, command: &Command) -> Result<Outcome, Error> {
     match command {
         Command::Restock { sku, store, qty } => inv.restock(*sku, *store, *qty).map(Outcome::Level),
-        Command::SetOnHand { sku, store, qty } => {
-            inv.set_on_hand(*sku, *store, *qty).map(Outcome::Level)
-        }
+        Command::SetOnHand {
+            sku,
+            store,
+            qty,
+            expect: None,
+        } => inv.set_on_hand(*sku, *store, *qty).map(Outcome::Level),
+        Command::SetOnHand {
+            sku,
+            store,
+            qty,
+            expect: Some(expect),
+        } => inv
+            .set_on_hand_expecting(*sku, *store, *qty, *expect)
+            .map(Outcome::Level),
         Command::SetSafetyStock { sku, store, qty } => {
             Ok(Outcome::Level(inv.set_safety_stock(*sku, *store, *qty)))
         }
@@ -193,11 +225,40 @@ fn typed(inv: &Inventory, command: &Command) -> Result<Outcome, Error> {
         } => inv
             .reserve_with_ttl(*id, *channel, lines, *ttl)
             .map(Outcome::Reservation),
-        Command::Commit { id } => inv.commit(*id).map(Outcome::Reservation),
+        Command::Commit { id, lines: None } => inv.commit(*id).map(Outcome::Reservation),
+        Command::Commit {
+            id,
+            lines: Some(lines),
+        } => inv.commit_lines(*id, lines).map(Outcome::ReservationLines),
         Command::Release { id } => inv.release(*id).map(Outcome::Reservation),
         Command::Extend { id, ttl_ms } => inv.extend(*id, *ttl_ms).map(Outcome::Reservation),
         Command::Get { id } => inv.get(*id).map(Outcome::Info),
         Command::Expire => Ok(Outcome::Expired(inv.expire())),
+        Command::SellLines { lines, channel } => {
+            inv.sell_lines(lines, *channel).map(Outcome::Levels)
+        }
+        Command::ReserveAny {
+            id,
+            sku,
+            qty,
+            stores,
+            split,
+            channel,
+            ttl_ms,
+        } => {
+            let mut request = SourceRequest::new(*sku, *qty, stores);
+            if *split {
+                request = request.split();
+            }
+            inv.reserve_any(
+                *id,
+                *channel,
+                &request,
+                ttl_ms.unwrap_or(inv.default_ttl_ms()),
+            )
+            .map(Outcome::ReservationLines)
+        }
+        Command::Check => Ok(Outcome::Check(inv.check())),
     }
 }
 
@@ -249,7 +310,8 @@ fn apply_effects(
 fn names_id(command: &Command) -> Option<ReservationId> {
     match command {
         Command::Reserve { id, .. }
-        | Command::Commit { id }
+        | Command::ReserveAny { id, .. }
+        | Command::Commit { id, .. }
         | Command::Release { id }
         | Command::Extend { id, .. }
         | Command::Get { id } => Some(*id),
@@ -526,6 +588,7 @@ fn fixed_run_covers_every_rule() {
         }),
         cmd(Command::Commit {
             id: ReservationId(2),
+            lines: None,
         }),
         cmd(Command::Expire),
         Op::Advance(9),
@@ -540,6 +603,7 @@ fn fixed_run_covers_every_rule() {
             sku: Sku(0),
             store: StoreId(0),
             qty: 0,
+            expect: None,
         }),
         restock(0, 0, u32::MAX),
         cmd(Command::Extend {
@@ -590,7 +654,8 @@ fn model_answers_the_documented_examples() {
         m.apply(&Command::SetOnHand {
             sku: k,
             store: s,
-            qty: 8
+            qty: 8,
+            expect: None
         }),
         Ok(Outcome::Level(Level::new(8, 0, 0)))
     );
@@ -694,6 +759,7 @@ fn many_items_and_ids_match_model() {
         match next() % 4 {
             0 => ops.push(cmd(Command::Commit {
                 id: ReservationId(id),
+                lines: None,
             })),
             1 => ops.push(cmd(Command::Release {
                 id: ReservationId(id),

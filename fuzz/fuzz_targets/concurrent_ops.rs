@@ -18,6 +18,8 @@
 //!   received (setup + acknowledged restocks) = on_hand + units committed
 //!   (by the commits acknowledged) + units sold;
 //! - reserved per item = the units of the pending reservations;
+//! - every `check` a thread ran while the other ran was consistent, and a
+//!   POS basket's lines count as sold;
 //! - once every hold has ended (clock moved past every deadline, `expire`),
 //!   nothing is reserved and nothing is pending.
 //!
@@ -94,6 +96,11 @@ enum Op {
     Expire,
     Advance(u16),
     Spin(u8),
+    // v2: fulfilment.
+    /// A POS basket.
+    SellBasket(Vec<(Item, u8)>, bool),
+    /// The consistency check, while the other thread runs.
+    Check,
 }
 
 #[derive(Arbitrary, Debug)]
@@ -161,7 +168,10 @@ fn command(op: &Op, base: u64) -> Option<Command> {
                 })
                 .collect(),
         },
-        Op::Commit(id) => Command::Commit { id: id.id(base) },
+        Op::Commit(id) => Command::Commit {
+            id: id.id(base),
+            lines: None,
+        },
         Op::Release(id) => Command::Release { id: id.id(base) },
         Op::Extend(id, ttl) => Command::Extend {
             id: id.id(base),
@@ -169,6 +179,18 @@ fn command(op: &Op, base: u64) -> Option<Command> {
         },
         Op::Get(id) => Command::Get { id: id.id(base) },
         Op::Expire => Command::Expire,
+        Op::SellBasket(ref lines, in_store) => Command::SellLines {
+            lines: lines
+                .iter()
+                .take(MAX_CART)
+                .map(|&(item, qty)| {
+                    let (sku, store) = item.key();
+                    Line::new(sku, store, u32::from(qty % 8))
+                })
+                .collect(),
+            channel: common::channel(in_store),
+        },
+        Op::Check => Command::Check,
         Op::Advance(_) | Op::Spin(_) => return None,
     })
 }
@@ -258,7 +280,7 @@ fn terminal_seen(command: &Command, result: &Result<Outcome, Error>) -> Option<R
 fn command_id(command: &Command) -> Option<ReservationId> {
     match *command {
         Command::Reserve { id, .. }
-        | Command::Commit { id }
+        | Command::Commit { id, .. }
         | Command::Release { id }
         | Command::Extend { id, .. }
         | Command::Get { id } => Some(id),
@@ -345,10 +367,18 @@ fuzz_target!(|schedule: Schedule| {
                 },
                 Ok(_),
             ) => books.sold(ItemKey::new(*sku, *store), *qty),
+            (Command::SellLines { lines, .. }, Ok(_)) => {
+                for line in lines {
+                    books.sold(line.item(), line.qty);
+                }
+            }
+            (Command::Check, Ok(Outcome::Check(report))) => {
+                assert!(report.consistent, "check during the run: {report:?}");
+            }
             (Command::Reserve { id, lines, .. }, Ok(_)) => {
                 acknowledged.entry(*id).or_default().push(line_set(lines));
             }
-            (Command::Commit { id }, Ok(Outcome::Reservation(ack))) => {
+            (Command::Commit { id, .. }, Ok(Outcome::Reservation(ack))) => {
                 assert_eq!(
                     ack.state,
                     ReservationState::Committed,
@@ -382,7 +412,7 @@ fuzz_target!(|schedule: Schedule| {
                 (Command::Reserve { id, lines, .. }, Ok(_)) => {
                     latest.insert(*id, line_set(lines));
                 }
-                (Command::Commit { id }, Ok(Outcome::Reservation(ack))) if !ack.replayed => {
+                (Command::Commit { id, .. }, Ok(Outcome::Reservation(ack))) if !ack.replayed => {
                     let lines = if forgetful {
                         latest.get(id)
                     } else {

@@ -1,4 +1,4 @@
-//! `ops`: an arbitrary sequence of v1 operations run on the engine and on the
+//! `ops`: an arbitrary sequence of operations (v1 and fulfilment) run on the engine and on the
 //! reference model side by side (`omnistock::model::Lockstep`). Every answer
 //! must match (`invalid` errors match whatever their reason text), the item
 //! levels and the numbers of remembered and pending reservations must match
@@ -11,7 +11,9 @@
 //! near `u32::MAX`, ttls of 0 and `u64::MAX`, clock jumps of a ttl, of the
 //! retention window (and one ms less), and up to saturation, multi-line
 //! carts with repeated items, more than 256 lines, and exact retries of the
-//! last reserve (in the same or reversed line order).
+//! last reserve (in the same or reversed line order); partial commits, POS
+//! baskets, compare-and-set counts, `reserve_any` over the stores and one
+//! never stocked, and the consistency check.
 //!
 //! The engine runs with the contract's defaults (the replay tool's), so the
 //! script printed on a failure reproduces with
@@ -173,6 +175,24 @@ enum Op {
     Get(Id),
     Expire,
     Advance(Jump),
+    // v2: fulfilment.
+    /// A compare-and-set cycle count.
+    CountExpecting(Item, Qty, Qty),
+    /// A partial commit (the picked lines, repeats and strangers included).
+    CommitLines(Id, Vec<(Item, Qty)>),
+    /// A POS basket.
+    SellBasket(Vec<(Item, Qty)>, bool),
+    /// Sourcing among the stores (and one never stocked), in any order.
+    ReserveAny {
+        id: Id,
+        sku: u8,
+        qty: Qty,
+        stores: Vec<u8>,
+        split: bool,
+        in_store: bool,
+        ttl: Option<Ttl>,
+    },
+    Check,
 }
 
 fn to_request(op: &Op, wide: bool, last_reserve: &mut Option<Command>) -> Request {
@@ -191,6 +211,7 @@ fn to_request(op: &Op, wide: bool, last_reserve: &mut Option<Command>) -> Reques
                 sku,
                 store,
                 qty: qty.value(),
+                expect: None,
             }
         }
         Op::SetSafetyStock(item, qty) => {
@@ -267,7 +288,10 @@ fn to_request(op: &Op, wide: bool, last_reserve: &mut Option<Command>) -> Reques
             }
             _ => Command::Expire,
         },
-        Op::Commit(id) => Command::Commit { id: id.id() },
+        Op::Commit(id) => Command::Commit {
+            id: id.id(),
+            lines: None,
+        },
         Op::Release(id) => Command::Release { id: id.id() },
         Op::Extend(id, ttl) => Command::Extend {
             id: id.id(),
@@ -276,8 +300,60 @@ fn to_request(op: &Op, wide: bool, last_reserve: &mut Option<Command>) -> Reques
         Op::Get(id) => Command::Get { id: id.id() },
         Op::Expire => Command::Expire,
         Op::Advance(jump) => return Request::Advance { ms: jump.value() },
+        Op::CountExpecting(item, qty, expect) => {
+            let (sku, store) = item.key(wide);
+            Command::SetOnHand {
+                sku,
+                store,
+                qty: qty.value(),
+                expect: Some(expect.value()),
+            }
+        }
+        Op::CommitLines(id, ref picked) => Command::Commit {
+            id: id.id(),
+            lines: Some(lines_of(picked, wide)),
+        },
+        Op::SellBasket(ref lines, in_store) => Command::SellLines {
+            lines: lines_of(lines, wide),
+            channel: common::channel(in_store),
+        },
+        Op::ReserveAny {
+            id,
+            sku,
+            qty,
+            ref stores,
+            split,
+            in_store,
+            ttl,
+        } => Command::ReserveAny {
+            id: id.id(),
+            sku: Sku(SKUS[usize::from(sku) % SKUS.len()]),
+            qty: qty.value(),
+            // Store 11 is never stocked.
+            stores: stores
+                .iter()
+                .take(4)
+                .map(|&n| StoreId([10, u64::MAX, 11][usize::from(n) % 3]))
+                .collect(),
+            split,
+            channel: common::channel(in_store),
+            ttl_ms: ttl.map(Ttl::value),
+        },
+        Op::Check => Command::Check,
     };
     Request::Command(command)
+}
+
+/// Lines of a basket or a partial commit, at most `MAX_CART`.
+fn lines_of(lines: &[(Item, Qty)], wide: bool) -> Vec<Line> {
+    lines
+        .iter()
+        .take(MAX_CART)
+        .map(|&(item, qty)| {
+            let (sku, store) = item.key(wide);
+            Line::new(sku, store, qty.value())
+        })
+        .collect()
 }
 
 /// The script so far, in the replay format, with the engine's answers.
@@ -348,6 +424,7 @@ fuzz_target!(|input: Input| {
                     disagree(&history, &broken);
                 }
             }
+            Request::Refused(_) => unreachable!("no refused request is generated"),
         }
         if let Err(d) = run.check_state() {
             disagree(&history, &format!("after the last request: {d}"));

@@ -5,13 +5,16 @@
 //! reservation id take that id's shard lock, never a global one.
 
 mod builder;
+mod fulfilment;
 mod lifecycle;
 mod reserve;
+mod sourcing;
 mod stock_ops;
 #[cfg(all(test, feature = "model", not(omnistock_loom)))]
 mod tests;
 
 pub use builder::{InventoryBuilder, DEFAULT_EXPECTED_ITEMS};
+pub use sourcing::{FewestStores, GivenOrder, MostAvailableFirst, SourceRequest, Sourcing};
 
 use crate::clock::Clock;
 use crate::command::{Command, Outcome, ReservationAck};
@@ -125,9 +128,16 @@ impl Inventory {
             Command::Restock { sku, store, qty } => {
                 self.restock(sku, store, qty).map(Outcome::Level)
             }
-            Command::SetOnHand { sku, store, qty } => {
-                self.set_on_hand(sku, store, qty).map(Outcome::Level)
+            Command::SetOnHand {
+                sku,
+                store,
+                qty,
+                expect,
+            } => match expect {
+                None => self.set_on_hand(sku, store, qty),
+                Some(expect) => self.set_on_hand_expecting(sku, store, qty, expect),
             }
+            .map(Outcome::Level),
             Command::SetSafetyStock { sku, store, qty } => {
                 Ok(Outcome::Level(self.set_safety_stock(sku, store, qty)))
             }
@@ -146,11 +156,37 @@ impl Inventory {
             } => self
                 .reserve_with_ttl(id, channel, lines, ttl_ms.unwrap_or(self.default_ttl_ms))
                 .map(Outcome::Reservation),
-            Command::Commit { id } => self.commit(id).map(Outcome::Reservation),
+            Command::Commit { id, ref lines } => match lines {
+                None => self.commit(id).map(Outcome::Reservation),
+                Some(lines) => self.commit_lines(id, lines).map(Outcome::ReservationLines),
+            },
             Command::Release { id } => self.release(id).map(Outcome::Reservation),
             Command::Extend { id, ttl_ms } => self.extend(id, ttl_ms).map(Outcome::Reservation),
             Command::Get { id } => self.get(id).map(Outcome::Info),
             Command::Expire => Ok(Outcome::Expired(self.expire())),
+            Command::SellLines { ref lines, channel } => {
+                self.sell_lines(lines, channel).map(Outcome::Levels)
+            }
+            Command::ReserveAny {
+                id,
+                sku,
+                qty,
+                ref stores,
+                split,
+                channel,
+                ttl_ms,
+            } => {
+                let request = SourceRequest {
+                    sku,
+                    qty,
+                    stores,
+                    split,
+                };
+                let ttl = ttl_ms.unwrap_or(self.default_ttl_ms);
+                self.reserve_any(id, channel, &request, ttl)
+                    .map(Outcome::ReservationLines)
+            }
+            Command::Check => Ok(Outcome::Check(self.check())),
         }
     }
 

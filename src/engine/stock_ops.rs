@@ -11,7 +11,7 @@ impl Inventory {
     /// Runs `op` on the item's cell, creating the item if new (recording
     /// that): a new item is published with `op` already done, so nobody
     /// sees it empty first.
-    fn on_cell_or_create<T>(
+    pub(super) fn on_cell_or_create<T>(
         &self,
         key: ItemKey,
         effects: &mut EffectLog,

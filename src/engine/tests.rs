@@ -308,7 +308,7 @@ fn a_burst_is_compacted_away_and_what_is_left_behaves_the_same() {
         match n % 10 {
             0 => {}
             1 | 2 => both.run(Command::Release { id }),
-            _ => both.run(Command::Commit { id }),
+            _ => both.run(Command::Commit { id, lines: None }),
         }
     }
     let positions =
@@ -318,7 +318,7 @@ fn a_burst_is_compacted_away_and_what_is_left_behaves_the_same() {
     // when the rest of the burst is forgotten.
     both.advance(retention / 2);
     for &id in burst.iter().skip(50).step_by(60) {
-        both.run(Command::Commit { id });
+        both.run(Command::Commit { id, lines: None });
     }
     both.advance(retention / 2);
     both.run(Command::Expire);
@@ -332,7 +332,7 @@ fn a_burst_is_compacted_away_and_what_is_left_behaves_the_same() {
     for (n, &id) in burst.iter().enumerate().step_by(10) {
         match n % 60 {
             0 => both.run(Command::Extend { id, ttl_ms: 50 }),
-            10 => both.run(Command::Commit { id }),
+            10 => both.run(Command::Commit { id, lines: None }),
             20 => both.run(Command::Release { id }),
             _ => {}
         }
@@ -413,7 +413,7 @@ fn multi_line_carts_in_a_large_catalogue_answer_as_the_model_says() {
             lines,
         });
         match n % 4 {
-            0 => both.run(Command::Commit { id }),
+            0 => both.run(Command::Commit { id, lines: None }),
             1 => both.run(Command::Release { id }),
             _ => {} // left to expire
         }
@@ -462,7 +462,7 @@ fn extra_lines_of_a_forgotten_burst_are_compacted_away() {
             lines,
         });
         if n >= 1_200 {
-            both.run(Command::Commit { id });
+            both.run(Command::Commit { id, lines: None });
         }
     }
     let extra_positions = |inventory: &Inventory| {

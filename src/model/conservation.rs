@@ -111,12 +111,21 @@ impl Conservation {
         command: &Command,
         answer: &Result<Outcome, Error>,
     ) -> Result<(), String> {
-        let fresh = matches!(answer, Ok(Outcome::Reservation(ack)) if !ack.replayed);
+        let fresh = match answer {
+            Ok(Outcome::Reservation(ack)) => !ack.replayed,
+            Ok(Outcome::ReservationLines(answer)) => !answer.ack.replayed,
+            _ => false,
+        };
         match (command, answer) {
             (Command::Restock { sku, store, qty }, Ok(_)) => {
                 self.received(ItemKey::new(*sku, *store), *qty);
             }
-            (Command::SetOnHand { sku, store, qty }, Ok(_)) => {
+            (
+                Command::SetOnHand {
+                    sku, store, qty, ..
+                },
+                Ok(_),
+            ) => {
                 let item = ItemKey::new(*sku, *store);
                 let before = self.expected_on_hand(&item);
                 self.entry(item).received += i128::from(*qty) - before;
@@ -130,7 +139,20 @@ impl Conservation {
             (Command::Reserve { id, lines, .. }, Ok(_)) if fresh => {
                 self.lines.insert(*id, lines.clone());
             }
-            (Command::Commit { id }, Ok(_)) if fresh => {
+            (Command::Commit { lines: Some(_), .. }, Ok(Outcome::ReservationLines(done)))
+                if fresh =>
+            {
+                self.committed(&done.lines);
+            }
+            (Command::SellLines { lines, .. }, Ok(_)) => {
+                for line in lines {
+                    self.sold(line.item(), line.qty);
+                }
+            }
+            (Command::ReserveAny { id, .. }, Ok(Outcome::ReservationLines(held))) if fresh => {
+                self.lines.insert(*id, held.lines.clone());
+            }
+            (Command::Commit { id, lines: None }, Ok(_)) if fresh => {
                 let lines = self
                     .lines
                     .get(id)
@@ -298,7 +320,12 @@ mod tests {
                 level(Level::new(9, 0, 0)),
             ),
             (
-                Command::SetOnHand { sku, store, qty: 7 },
+                Command::SetOnHand {
+                    sku,
+                    store,
+                    qty: 7,
+                    expect: None,
+                },
                 level(Level::new(7, 0, 0)),
             ),
             (
@@ -320,11 +347,11 @@ mod tests {
                 ack(ReservationState::Pending, false),
             ),
             (
-                Command::Commit { id },
+                Command::Commit { id, lines: None },
                 ack(ReservationState::Committed, false),
             ),
             (
-                Command::Commit { id },
+                Command::Commit { id, lines: None },
                 ack(ReservationState::Committed, true),
             ),
             (

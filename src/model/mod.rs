@@ -2,7 +2,8 @@
 //! `model`): the reference model of the contract, one seeded random
 //! generator, one conservation checker and one engine-against-model driver.
 //!
-//! - [`ReferenceModel`] restates the v1 contract (`docs/CONTRACT.md`)
+//! - [`ReferenceModel`] restates the contract (`docs/CONTRACT.md`: v1 and
+//!   the v2 fulfilment operations)
 //!   plainly: single-threaded, `BTreeMap`s, no code shared with the engine
 //!   beyond the public vocabulary types. It is meant to be obviously
 //!   correct, not fast. Time is its own counter, starting at 0 and moved by
@@ -27,6 +28,10 @@
 //!   0 stands for the contract's default (900,000 ms), as in
 //!   [`InventoryBuilder::default_ttl_ms`](crate::InventoryBuilder::default_ttl_ms),
 //!   so a reserve without a ttl is never `invalid` for its ttl.
+//! - Fulfilment: `get` reports a partially committed reservation's lines as
+//!   reserved; a replayed partial commit answers what was committed the
+//!   first time; `check` counts overdue pending reservations as live and,
+//!   the model being its own bookkeeping, is always consistent.
 //! - `Error::Invalid` carries a reason text of the model's own; compare
 //!   errors by [`Error::name`](crate::Error::name) and their other fields
 //!   ([`same_answer`]).

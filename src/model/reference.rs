@@ -10,6 +10,8 @@ use crate::types::Level;
 use crate::types::{Channel, ItemKey, Line, ReservationId, ReservationState, Sku, StoreId};
 use std::collections::{BTreeMap, BTreeSet};
 
+mod fulfilment;
+
 /// The three counters of an item.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 struct Cell {
@@ -45,6 +47,8 @@ struct Reservation {
     state: ReservationState,
     /// The time it reached its terminal state.
     terminal_at: Option<u64>,
+    /// The units a partial commit took out of stock, per line.
+    committed: Option<Vec<u32>>,
 }
 
 impl Reservation {
@@ -67,7 +71,8 @@ fn line_set(lines: &[Line]) -> BTreeSet<(Sku, StoreId, u32)> {
     lines.iter().map(|l| (l.sku, l.store, l.qty)).collect()
 }
 
-/// A plain, single-threaded implementation of the v1 contract, written
+/// A plain, single-threaded implementation of the contract (v1 and the v2
+/// fulfilment operations), written
 /// straight from the contract (`docs/CONTRACT.md`). See the [`model`](crate::model) docs.
 ///
 /// ```
@@ -167,9 +172,14 @@ impl ReferenceModel {
             Command::Restock { sku, store, qty } => {
                 self.restock(*sku, *store, *qty).map(Outcome::Level)
             }
-            Command::SetOnHand { sku, store, qty } => {
-                self.set_on_hand(*sku, *store, *qty).map(Outcome::Level)
-            }
+            Command::SetOnHand {
+                sku,
+                store,
+                qty,
+                expect,
+            } => self
+                .set_on_hand_expecting(*sku, *store, *qty, *expect)
+                .map(Outcome::Level),
             Command::SetSafetyStock { sku, store, qty } => {
                 Ok(Outcome::Level(self.set_safety_stock(*sku, *store, *qty)))
             }
@@ -190,11 +200,18 @@ impl ReferenceModel {
                 self.reserve(*id, *channel, lines, ttl)
                     .map(Outcome::Reservation)
             }
-            Command::Commit { id } => self.commit(*id).map(Outcome::Reservation),
+            Command::Commit { id, lines: None } => self.commit(*id).map(Outcome::Reservation),
+            Command::Commit {
+                id,
+                lines: Some(lines),
+            } => self.commit_lines(*id, lines).map(Outcome::ReservationLines),
             Command::Release { id } => self.release(*id).map(Outcome::Reservation),
             Command::Extend { id, ttl_ms } => self.extend(*id, *ttl_ms).map(Outcome::Reservation),
             Command::Get { id } => self.get(*id).map(Outcome::Info),
             Command::Expire => Ok(Outcome::Expired(self.expire())),
+            Command::SellLines { .. } | Command::ReserveAny { .. } | Command::Check => {
+                self.apply_fulfilment(command)
+            }
         }
     }
 
@@ -401,6 +418,7 @@ impl ReferenceModel {
             overflowed,
             state: ReservationState::Pending,
             terminal_at: None,
+            committed: None,
         };
         let ack = r.ack(id, false);
         self.reservations.insert(id, r);
@@ -589,7 +607,8 @@ mod tests {
         assert!(ack(reserve(&mut m, 1, Channel::Online, 7, Some(5))).replayed);
         assert_eq!(
             ack(m.apply(&Command::Commit {
-                id: ReservationId(1)
+                id: ReservationId(1),
+                lines: None
             }))
             .state,
             ReservationState::Committed

@@ -9,6 +9,7 @@ use super::request::parse_request;
 use super::Request;
 use crate::clock::{Clock, ManualClock};
 use crate::engine::Inventory;
+use crate::error::Error;
 use std::ffi::OsString;
 use std::io::{self, BufRead, Write};
 use std::sync::Arc;
@@ -70,6 +71,9 @@ impl Replayer {
             Ok(None) => return None,
             Ok(Some(Request::Command(command))) => format_outcome(&self.inventory.apply(&command)),
             Ok(Some(Request::Advance { ms })) => format_now(self.clock.advance(ms)),
+            Ok(Some(Request::Refused(refused))) => format_outcome(&Err(Error::Invalid {
+                reason: refused.reason(),
+            })),
             Err(error) => format_parse_error(&error),
         };
         Some(answer)

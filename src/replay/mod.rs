@@ -25,6 +25,7 @@ mod request;
 mod strict;
 
 use crate::command::Command;
+use serde::ser::Error as _;
 use serde::{Serialize, Serializer};
 use std::fmt;
 
@@ -77,6 +78,35 @@ pub enum Request {
         /// Milliseconds to add to the clock.
         ms: u64,
     },
+    /// A request the format reads but the contract refuses as `invalid`
+    /// before it reaches the engine (nothing changes, not even by lazy
+    /// expiry): fields given that the op cannot take together.
+    Refused(Refused),
+}
+
+/// A request refused as `invalid` for fields that cannot go together: `sku`,
+/// `store` or `qty` beside a basket's `lines`, `campaign` or `customer` on
+/// a `reserve_any`. It serializes to the command's line with each stray
+/// field as `0`, which reads back as the same refusal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refused {
+    /// The request without the stray fields.
+    pub command: Command,
+    /// The stray fields given, in the format's order.
+    pub stray: Vec<&'static str>,
+}
+
+impl Refused {
+    /// The reason of the `invalid` answer.
+    #[must_use]
+    pub fn reason(&self) -> &'static str {
+        match self.command {
+            Command::SellLines { .. } => "a sale with lines takes no sku, store or qty of its own",
+            _ => {
+                "reserve_any takes no campaign or customer; reserve a campaign's item with reserve"
+            }
+        }
+    }
 }
 
 impl Serialize for Request {
@@ -93,6 +123,15 @@ impl Serialize for Request {
                 ms: *ms,
             }
             .serialize(serializer),
+            Request::Refused(refused) => {
+                let mut line = serde_json::to_value(&refused.command).map_err(S::Error::custom)?;
+                if let serde_json::Value::Object(members) = &mut line {
+                    for name in &refused.stray {
+                        members.insert((*name).to_string(), serde_json::Value::from(0));
+                    }
+                }
+                line.serialize(serializer)
+            }
         }
     }
 }

@@ -10,7 +10,7 @@
 //! format. Writing a request is its serde form.
 
 use super::strict::{self, Key, Kind};
-use super::{quoted_excerpt, ParseError, Request};
+use super::{quoted_excerpt, ParseError, Refused, Request};
 use crate::command::Command;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -61,7 +61,9 @@ pub fn parse_request(line: &[u8]) -> Result<Option<Request>, ParseError> {
         line: None,
     };
     let op = fields.op()?;
-    let Some(taken) = fields_of(&op) else {
+    let basket = op == "sell" && fields.get("lines").is_some();
+    let taken = if basket { Some(BASKET) } else { fields_of(&op) };
+    let Some(taken) = taken else {
         return Err(ParseError::new(format!(
             "unknown op {}",
             quoted_excerpt(&op)
@@ -70,7 +72,22 @@ pub fn parse_request(line: &[u8]) -> Result<Option<Request>, ParseError> {
     let mut object = Map::new();
     object.insert("op".to_string(), Value::String(op.clone()));
     fields.checked(taken, &mut object)?;
+    // Fields that the op cannot take together with the others: the line
+    // reads, and the request is refused as invalid before the engine.
+    let stray: Vec<&'static str> = stray_fields(&op, &object)
+        .iter()
+        .copied()
+        .filter(|name| fields.get(name).is_some())
+        .collect();
+    if basket {
+        object.insert("op".to_string(), Value::String("sell_lines".to_string()));
+    }
     let object = Value::Object(object);
+    if !stray.is_empty() {
+        return Command::deserialize(object)
+            .map(|command| Some(Request::Refused(Refused { command, stray })))
+            .map_err(|error| ParseError::new(error.to_string()));
+    }
     let request = if op == "advance" {
         Advance::deserialize(object).map(|advance| Request::Advance { ms: advance.ms })
     } else {
@@ -102,6 +119,17 @@ pub fn format_request(request: &Request) -> String {
     serde_json::to_string(request).expect("a request serializes: string keys, no custom errors")
 }
 
+/// The fields that make a request of `op` with these checked fields
+/// invalid when present, whatever their value: `sku`, `store` and `qty`
+/// beside a basket's `lines`, `campaign` and `customer` on `reserve_any`.
+fn stray_fields(op: &str, checked: &Map<String, Value>) -> &'static [&'static str] {
+    match op {
+        "sell" if checked.contains_key("lines") => &["sku", "store", "qty"],
+        "reserve_any" => &["campaign", "customer"],
+        _ => &[],
+    }
+}
+
 /// The fields of `advance`, the one request that is not a [`Command`].
 #[derive(Deserialize)]
 struct Advance {
@@ -119,6 +147,10 @@ enum Type {
     Channel,
     /// An array of `{"sku","store","qty"}` objects.
     Lines,
+    /// `true` or `false`.
+    Bool,
+    /// An array of store ids (`u64`).
+    Stores,
 }
 
 /// A field an op takes.
@@ -154,6 +186,13 @@ const TTL_MS: Field = required("ttl_ms", Type::U64);
 const OPTIONAL_TTL_MS: Field = optional("ttl_ms", Type::U64);
 const LINES: Field = required("lines", Type::Lines);
 const MS: Field = required("ms", Type::U64);
+const EXPECT: Field = optional("expect", Type::U32);
+const OPTIONAL_LINES: Field = optional("lines", Type::Lines);
+const STORES: Field = required("stores", Type::Stores);
+const SPLIT: Field = optional("split", Type::Bool);
+
+/// The fields of a `sell` with `lines` (a POS basket).
+const BASKET: &[Field] = &[LINES, CHANNEL];
 
 /// The fields of one entry of `lines`.
 const LINE: &[Field] = &[SKU, STORE, QTY];
@@ -162,14 +201,18 @@ const LINE: &[Field] = &[SKU, STORE, QTY];
 /// unknown op.
 fn fields_of(op: &str) -> Option<&'static [Field]> {
     Some(match op {
-        "restock" | "set_on_hand" | "set_safety_stock" => &[SKU, STORE, QTY],
+        "restock" | "set_safety_stock" => &[SKU, STORE, QTY],
         "sell" => &[SKU, STORE, QTY, CHANNEL],
+        "set_on_hand" => &[SKU, STORE, QTY, EXPECT],
         "level" => &[SKU, STORE],
         "reserve" => &[ID, CHANNEL, OPTIONAL_TTL_MS, LINES],
-        "commit" | "release" | "get" => &[ID],
+        "commit" => &[ID, OPTIONAL_LINES],
+        "release" | "get" => &[ID],
         "extend" => &[ID, TTL_MS],
         "expire" => &[],
         "advance" => &[MS],
+        "reserve_any" => &[ID, SKU, QTY, STORES, SPLIT, CHANNEL, OPTIONAL_TTL_MS],
+        "check" => &[],
         _ => return None,
     })
 }
@@ -233,7 +276,29 @@ impl<'raw> Fields<'_, 'raw> {
                 .map(|channel| Value::from(channel.as_str()))
                 .map_err(|_| self.error(name, "must be \"online\" or \"in_store\"")),
             Type::Lines => self.lines(name, value),
+            Type::Bool => match Kind::of(value) {
+                Kind::Bool => Ok(Value::Bool(value.get() == "true")),
+                other => Err(self.error(name, &format!("must be a boolean, not {}", other.name()))),
+            },
+            Type::Stores => self.stores(name, value),
         }
+    }
+
+    /// `stores`: an array of store ids.
+    fn stores(&self, name: &str, value: &RawValue) -> Result<Value, ParseError> {
+        let kind = Kind::of(value);
+        if kind != Kind::Array {
+            return Err(self.error(name, &format!("must be an array, not {}", kind.name())));
+        }
+        strict::elements(value)?
+            .into_iter()
+            .enumerate()
+            .map(|(index, entry)| {
+                self.unsigned(&format!("{name}[{index}]"), entry, u64::MAX)
+                    .map(Value::from)
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Value::Array)
     }
 
     /// The field as an unsigned integer of at most `max`. The contract allows

@@ -18,6 +18,7 @@ use crate::stock::claims::Claims;
 use crate::stock::item_table::ItemTable;
 use crate::sync::Mutex;
 use crate::types::{Channel, Line, ReservationId, ReservationState};
+use std::collections::HashMap;
 
 /// When a reservation made or extended at `now` with `ttl` is due: the
 /// reported deadline and whether `now + ttl` saturated, which the contract
@@ -129,6 +130,9 @@ pub(crate) struct ReservationShard {
     refused_unproven: u32,
     /// When `compact_if_sparse` compacts.
     compaction: Compaction,
+    /// The units committed per line by partial commits, by id, until the
+    /// reservation is forgotten (a full commit keeps nothing here).
+    committed_parts: HashMap<u64, Box<[u32]>>,
 }
 
 impl Default for ReservationShard {
@@ -141,6 +145,7 @@ impl Default for ReservationShard {
             hasher: IdHasher::default(),
             refused_unproven: 0,
             compaction: Compaction::DEFAULT,
+            committed_parts: HashMap::new(),
         }
     }
 }
@@ -268,7 +273,32 @@ impl ReservationShard {
         items: &ItemTable,
         effects: &mut EffectLog,
     ) -> bool {
+        self.finish_with(at, to, now, items, effects, None)
+    }
+
+    /// The units the partial commit of the reservation at `at` took per
+    /// line, in line order; `None` if it was not committed partially.
+    pub(crate) fn committed_parts(&self, at: u32) -> Option<&[u32]> {
+        self.committed_parts
+            .get(&self.records.get(at).id)
+            .map(|parts| &parts[..])
+    }
+
+    /// [`finish`](Self::finish), where a commit with `parts` takes only
+    /// `parts[n]` units of line `n` out of stock and returns the rest of
+    /// its hold (a partial commit; `parts` has one entry per line, each at
+    /// most the line's quantity, and is remembered with the reservation).
+    pub(crate) fn finish_with(
+        &mut self,
+        at: u32,
+        to: ReservationState,
+        now: u64,
+        items: &ItemTable,
+        effects: &mut EffectLog,
+        parts: Option<&[u32]>,
+    ) -> bool {
         debug_assert!(to.is_terminal());
+        debug_assert!(parts.is_none() || to == ReservationState::Committed);
         let record = self.records.get_mut(at);
         if record.state != ReservationState::Pending {
             return false;
@@ -289,31 +319,40 @@ impl ReservationShard {
             }
         }
         let commit = to == ReservationState::Committed;
+        // Units line `n` takes out of stock.
+        let take = |n: usize, held: HeldLine| match (commit, parts) {
+            (false, _) => 0,
+            (true, None) => held.qty,
+            (true, Some(parts)) => parts[n],
+        };
         if more == MoreLines::NONE {
             let first = self.records.get(at).first;
             let (cell, qty) = (items.cell(first.cell), first.qty);
-            if commit {
-                cell.commit(qty);
-            } else {
-                cell.unreserve(qty);
+            match (commit, parts) {
+                (true, None) => cell.commit(qty),
+                (true, Some(_)) => cell.commit_part(qty, take(0, first)),
+                (false, _) => cell.unreserve(qty),
             }
         } else {
             // Every line at one instant: nobody sees the reservation partly
             // returned (see src/stock/claims.rs).
             let mut claims = Claims::take(items, self.lines(at).map(|held| held.cell));
-            for held in self.lines(at) {
+            for (n, held) in self.lines(at).enumerate() {
                 let (_, taken) = claims.taken(held.cell);
                 let next = if commit {
-                    taken.committed(held.qty)
+                    taken.committed_part(held.qty, take(n, held))
                 } else {
                     taken.unreserved(held.qty)
                 };
                 claims.set(held.cell, next);
             }
         }
-        for held in self.lines(at) {
+        if let Some(parts) = parts {
+            self.committed_parts.insert(id, parts.into());
+        }
+        for (n, held) in self.lines(at).enumerate() {
             let qty = held.qty;
-            let on_hand = if commit { -i64::from(qty) } else { 0 };
+            let on_hand = -i64::from(take(n, held));
             effects.push(|| Effect::Stock {
                 item: items.key(held.cell),
                 on_hand,
@@ -447,6 +486,7 @@ impl ReservationShard {
             debug_assert!(removed, "a remembered reservation is in the id table");
             self.extra.free(more);
             self.records.remove(position);
+            self.committed_parts.remove(&id);
             // Counted out after it left the id table: see IdFilter.
             ids.remove(id);
             effects.push(|| Effect::Forgotten {
@@ -523,6 +563,16 @@ impl ReservationShard {
         });
         if rebuilt {
             self.refused_unproven = 0;
+        }
+    }
+
+    /// Visits every held line of every pending reservation (overdue ones not
+    /// yet expired included): the units the shard's reservations hold.
+    pub(crate) fn for_each_pending_line(&self, mut visit: impl FnMut(HeldLine)) {
+        for at in self.by_id.positions() {
+            if self.records.get(at).state == ReservationState::Pending {
+                self.lines(at).for_each(&mut visit);
+            }
         }
     }
 

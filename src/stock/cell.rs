@@ -52,6 +52,19 @@ impl Word {
         Word(pack(on_hand, reserved - qty))
     }
 
+    /// The word with a hold of `held` units ended by taking `taken` of them
+    /// out of stock (a partial commit: `on_hand -= taken`, `reserved -=
+    /// held`). The caller owns the hold and `taken <= held`.
+    #[inline]
+    pub(crate) fn committed_part(self, held: u32, taken: u32) -> Word {
+        let (on_hand, reserved) = unpack(self.0);
+        debug_assert!(
+            reserved >= held && held >= taken,
+            "committed more than was held"
+        );
+        Word(pack(on_hand - taken, reserved - held))
+    }
+
     /// The word with `qty` held units taken out of stock (both halves
     /// `-= qty`). The caller owns that hold, so `on_hand >= reserved >= qty`.
     #[inline]
@@ -145,6 +158,15 @@ pub(crate) struct WouldOverflow {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Short {
     pub(crate) available: u32,
+}
+
+/// Why a compare-and-set cycle count was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CountRefused {
+    /// `on_hand` was not the expected count.
+    Stale { on_hand: u32 },
+    /// The count is below the units reserved.
+    BelowReserved { reserved: u32 },
 }
 
 /// A cycle count below the units reserved.
@@ -419,6 +441,68 @@ impl StockCell {
             Ok(_) => {}
             Err(never) => match never {},
         }
+    }
+
+    /// What is available to `channel` in `word`, the word the caller's
+    /// claim took out of this cell. Safety stock is read now, inside the
+    /// claim.
+    #[inline]
+    pub(crate) fn available_on(&self, word: Word, channel: Channel) -> u32 {
+        let (on_hand, reserved) = unpack(word.0);
+        (on_hand - reserved).saturating_sub(self.safety_for(channel))
+    }
+
+    /// What selling `qty` units to `channel` makes of `word`, the word the
+    /// caller's claim took out of this cell; `Short` if the channel has
+    /// fewer available.
+    #[inline]
+    pub(crate) fn sell_on(&self, word: Word, qty: u32, channel: Channel) -> Result<Word, Short> {
+        let available = self.available_on(word, channel);
+        if qty > available {
+            return Err(Short { available });
+        }
+        let (on_hand, reserved) = unpack(word.0);
+        Ok(Word(pack(on_hand - qty, reserved)))
+    }
+
+    /// The level of `word` with this cell's safety stock.
+    pub(crate) fn level_on(&self, word: Word) -> Level {
+        let (on_hand, reserved) = unpack(word.0);
+        Level::new(on_hand, reserved, self.safety_stock.load(Ordering::Acquire))
+    }
+
+    /// Ends a hold of `held` units by taking `taken` of them out of stock
+    /// and returning the rest (a partial commit). The caller owns the hold.
+    pub(crate) fn commit_part(&self, held: u32, taken: u32) {
+        let step =
+            |on_hand, reserved| Ok(Word(pack(on_hand, reserved)).committed_part(held, taken).0);
+        match self.update::<Infallible>(step) {
+            Ok(_) => {}
+            Err(never) => match never {},
+        }
+    }
+
+    /// A compare-and-set cycle count: as [`set_on_hand`](Self::set_on_hand),
+    /// but refused as [`CountRefused::Stale`] when `on_hand` is not
+    /// `expect`, which is checked first; under a claim like `set_on_hand`.
+    pub(crate) fn set_on_hand_expecting(
+        &self,
+        qty: u32,
+        expect: u32,
+    ) -> Result<(Level, i64), CountRefused> {
+        self.update_claimed(|on_hand, reserved, safety| {
+            if on_hand != expect {
+                return Err(CountRefused::Stale { on_hand });
+            }
+            if qty < reserved {
+                return Err(CountRefused::BelowReserved { reserved });
+            }
+            let delta = i64::from(qty) - i64::from(on_hand);
+            Ok((
+                pack(qty, reserved),
+                (Level::new(qty, reserved, safety), delta),
+            ))
+        })
     }
 
     /// An immediate sale of `qty` units available to `channel`, under a

@@ -46,6 +46,7 @@
 
 use crate::error::BuildError;
 use crate::stock::cell::{SafetyChanges, StockCell};
+use crate::stock::sku_index::SkuIndex;
 use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Mutex, Ordering, RwLock};
 use crate::types::{ItemKey, Sku, StoreId};
 use std::collections::HashMap;
@@ -180,6 +181,9 @@ pub(crate) struct ItemTable {
     creating: Mutex<HashMap<StoreId, u32>>,
     /// The cells' safety stock changes, for readers by loads alone.
     safety_changes: SafetyChanges,
+    /// Each SKU's cells, appended under `creating` as items are created,
+    /// before they can be found.
+    by_sku: SkuIndex,
 }
 
 impl ItemTable {
@@ -199,6 +203,7 @@ impl ItemTable {
             published: AtomicU32::new(0),
             creating: Mutex::new(HashMap::new()),
             safety_changes: SafetyChanges::default(),
+            by_sku: SkuIndex::default(),
         })
     }
 
@@ -380,6 +385,9 @@ impl ItemTable {
         let created = self.published.load(Ordering::Relaxed);
         let index = if created < self.limit {
             init(&self.table[vacant].cell);
+            // Listed before the key is filled in: whoever finds the item
+            // finds it in its SKU's list too.
+            self.by_sku.add(key.sku, vacant as u32);
             fill(
                 &self.table[vacant],
                 key.sku,
@@ -396,8 +404,9 @@ impl ItemTable {
             let (segment, offset) = locate(past);
             let entry = &self.arena[segment].get_or_init(|| new_segment(segment))[offset];
             init(&entry.cell);
-            fill(entry, key.sku, self.intern(&mut numbers, key.store));
             let index = self.table.len() as u32 + past;
+            self.by_sku.add(key.sku, index);
+            fill(entry, key.sku, self.intern(&mut numbers, key.store));
             self.overflowed.store(true, Ordering::Release);
             self.overflow.write().insert(key, index);
             index
@@ -405,6 +414,12 @@ impl ItemTable {
         // Publishes the creation order (and the arena entry) to `for_each`.
         self.published.store(created + 1, Ordering::Release);
         (index, true)
+    }
+
+    /// Visits the cell index of every item of `sku`, oldest first, without
+    /// scanning the other items (`visit` must not create items).
+    pub(crate) fn for_each_of_sku(&self, sku: Sku, visit: impl FnMut(u32)) {
+        self.by_sku.for_each(sku, visit);
     }
 
     /// The item whose cell is at `index`.
@@ -430,6 +445,11 @@ impl ItemTable {
 
     /// Visits every item, in the order they were created.
     pub(crate) fn for_each(&self, mut visit: impl FnMut(ItemKey, &StockCell)) {
+        self.for_each_indexed(|_, key, cell| visit(key, cell));
+    }
+
+    /// [`for_each`](Self::for_each), with each item's cell index.
+    pub(crate) fn for_each_indexed(&self, mut visit: impl FnMut(u32, ItemKey, &StockCell)) {
         let published = self.published.load(Ordering::Acquire);
         let in_table = published.min(self.limit);
         let positions = self.order[..in_table as usize]
@@ -438,7 +458,7 @@ impl ItemTable {
         let past = (self.table.len() as u32)..(self.table.len() as u32 + published - in_table);
         for index in positions.chain(past) {
             let entry = self.entry(index);
-            visit(self.key_of(entry), &entry.cell);
+            visit(index, self.key_of(entry), &entry.cell);
         }
     }
 

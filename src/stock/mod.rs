@@ -13,3 +13,4 @@ pub(crate) mod claims;
 #[cfg(not(omnistock_loom))]
 pub(crate) mod huge_pages;
 pub(crate) mod item_table;
+pub(crate) mod sku_index;

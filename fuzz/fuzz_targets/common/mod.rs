@@ -12,6 +12,8 @@ use std::fmt::Write as _;
 pub fn request_json(request: &Request) -> String {
     let mut out = String::new();
     match request {
+        // Refusals and the fulfilment ops through the library's writer.
+        Request::Refused(_) => out.push_str(&omnistock::replay::format_request(request)),
         Request::Advance { ms } => {
             let _ = write!(out, r#"{{"op":"advance","ms":{ms}}}"#);
         }
@@ -19,9 +21,12 @@ pub fn request_json(request: &Request) -> String {
             Command::Restock { sku, store, qty } => {
                 item_op(&mut out, "restock", sku.0, store.0, Some(*qty))
             }
-            Command::SetOnHand { sku, store, qty } => {
-                item_op(&mut out, "set_on_hand", sku.0, store.0, Some(*qty))
-            }
+            Command::SetOnHand {
+                sku,
+                store,
+                qty,
+                expect: None,
+            } => item_op(&mut out, "set_on_hand", sku.0, store.0, Some(*qty)),
             Command::SetSafetyStock { sku, store, qty } => {
                 item_op(&mut out, "set_safety_stock", sku.0, store.0, Some(*qty))
             }
@@ -68,13 +73,14 @@ pub fn request_json(request: &Request) -> String {
                 }
                 out.push_str("]}");
             }
-            Command::Commit { id } => id_op(&mut out, "commit", id.0),
+            Command::Commit { id, lines: None } => id_op(&mut out, "commit", id.0),
             Command::Release { id } => id_op(&mut out, "release", id.0),
             Command::Get { id } => id_op(&mut out, "get", id.0),
             Command::Extend { id, ttl_ms } => {
                 let _ = write!(out, r#"{{"op":"extend","id":{},"ttl_ms":{ttl_ms}}}"#, id.0);
             }
             Command::Expire => out.push_str(r#"{"op":"expire"}"#),
+            _ => out.push_str(&omnistock::replay::format_request(request)),
         },
     }
     out

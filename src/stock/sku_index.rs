@@ -1,0 +1,55 @@
+//! The stores of each SKU: for every SKU, the cell indices of its items,
+//! in the order they were created. Network availability (a SKU across its
+//! stores) reads one SKU's list instead of scanning every item.
+//!
+//! Invariant: an item's index is appended under the item table's creation
+//! lock, before the item is published, so a reader that sees the item in
+//! the table finds it in its SKU's list too. Items are never removed, so a
+//! list only grows.
+
+use crate::sync::RwLock;
+use crate::types::Sku;
+use std::collections::HashMap;
+
+/// Every SKU's cell indices.
+#[derive(Debug, Default)]
+pub(crate) struct SkuIndex {
+    by_sku: RwLock<HashMap<Sku, Vec<u32>>>,
+}
+
+impl SkuIndex {
+    /// Records that the item of `sku` at cell `index` exists. Called once
+    /// per item, by its creation.
+    pub(crate) fn add(&self, sku: Sku, index: u32) {
+        self.by_sku.write().entry(sku).or_default().push(index);
+    }
+
+    /// Visits the cell index of every item of `sku`, oldest first, under
+    /// the index's read lock (`visit` must not create items).
+    pub(crate) fn for_each(&self, sku: Sku, mut visit: impl FnMut(u32)) {
+        if let Some(cells) = self.by_sku.read().get(&sku) {
+            for &cell in cells {
+                visit(cell);
+            }
+        }
+    }
+}
+
+#[cfg(all(test, not(omnistock_loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_each_skus_cells_in_creation_order() {
+        let index = SkuIndex::default();
+        index.add(Sku(1), 4);
+        index.add(Sku(2), 5);
+        index.add(Sku(1), 9);
+        let mut seen = Vec::new();
+        index.for_each(Sku(1), |cell| seen.push(cell));
+        assert_eq!(seen, [4, 9]);
+        let mut none = Vec::new();
+        index.for_each(Sku(3), |cell| none.push(cell));
+        assert!(none.is_empty());
+    }
+}
