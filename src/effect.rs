@@ -3,8 +3,14 @@
 //! consumer can apply effects written by concurrent operations in any order
 //! and reach the same stock. Records are only built when an observer is
 //! installed: an engine without one pays a single branch per operation.
+//!
+//! The log of one operation also carries two things the engine settles
+//! before it publishes: the items whose cells changed, which it reads for
+//! low-stock alerts (only kept while some item has a reorder point), and
+//! the units finished campaign reservations give back to their campaign's
+//! counters.
 
-use crate::types::{Channel, ItemKey, Line, ReservationId, ReservationState};
+use crate::types::{CampaignId, Channel, CustomerId, ItemKey, Line, ReservationId, ReservationState};
 use serde::{Deserialize, Serialize};
 
 /// One change made by a successful operation (or by expiry).
@@ -42,6 +48,12 @@ pub enum Effect {
         lines: Vec<Line>,
         /// Its deadline.
         expires_at_ms: u64,
+        /// The campaign it counts against, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        campaign: Option<CampaignId>,
+        /// The customer it counts against in that campaign, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        customer: Option<CustomerId>,
     },
     /// A pending reservation got a new deadline.
     Extended {
@@ -65,6 +77,44 @@ pub enum Effect {
         /// The reservation.
         id: ReservationId,
     },
+    /// A campaign was defined, or redefined with new limits (its counted
+    /// units stay counted).
+    CampaignDefined {
+        /// The campaign.
+        campaign: CampaignId,
+        /// The item it sells.
+        item: ItemKey,
+        /// Units it may count in all.
+        quota: u32,
+        /// Units one customer may count.
+        per_customer: u32,
+    },
+    /// A campaign ended: its counters are gone; its reservations stay as
+    /// they are and give nothing back to it.
+    CampaignEnded {
+        /// The campaign.
+        campaign: CampaignId,
+    },
+    /// An item's reorder point was set (0: alerts off).
+    ReorderPoint {
+        /// The item.
+        item: ItemKey,
+        /// The new reorder point.
+        reorder_point: u32,
+    },
+}
+
+/// Units a finished campaign reservation gives back to its campaign's
+/// counters: the campaign's table slot and generation (so that units of an
+/// ended campaign never reach a later one of the same id), the customer,
+/// and how many.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct CampaignUnits {
+    pub(crate) campaign: CampaignId,
+    pub(crate) customer: CustomerId,
+    pub(crate) slot: u32,
+    pub(crate) generation: u32,
+    pub(crate) qty: u32,
 }
 
 /// Receives the effects of every successful mutation, one call per operation
@@ -87,20 +137,59 @@ impl<F: Fn(&[Effect]) + Send + Sync> EffectObserver for F {
 #[derive(Debug)]
 pub(crate) struct EffectLog {
     records: Option<Vec<Effect>>,
+    /// The items whose cell or reorder point changed, when alerts are on.
+    touched: Option<Vec<ItemKey>>,
+    /// Units to give back to campaigns (allocated only when there are).
+    given_back: Vec<CampaignUnits>,
 }
 
 impl EffectLog {
-    pub(crate) fn new(listening: bool) -> Self {
+    /// A log that records effects when `listening`, and the items changed
+    /// when `alerting`.
+    pub(crate) fn new(listening: bool, alerting: bool) -> Self {
         EffectLog {
             records: listening.then(Vec::new),
+            touched: alerting.then(Vec::new),
+            given_back: Vec::new(),
         }
     }
 
-    /// Records the effect `make` builds; `make` never runs when no one listens.
+    /// Records the effect `make` builds; `make` never runs when no one
+    /// listens and no alert is watched.
     pub(crate) fn push(&mut self, make: impl FnOnce() -> Effect) {
-        if let Some(records) = &mut self.records {
-            records.push(make());
+        if self.records.is_none() && self.touched.is_none() {
+            return;
         }
+        let effect = make();
+        if let Some(touched) = &mut self.touched {
+            if let Effect::Stock { item, .. }
+            | Effect::SafetyStock { item, .. }
+            | Effect::ItemCreated { item }
+            | Effect::ReorderPoint { item, .. } = &effect
+            {
+                if !touched.contains(item) {
+                    touched.push(*item);
+                }
+            }
+        }
+        if let Some(records) = &mut self.records {
+            records.push(effect);
+        }
+    }
+
+    /// Notes units a finished campaign reservation gives back.
+    pub(crate) fn give_back(&mut self, units: CampaignUnits) {
+        self.given_back.push(units);
+    }
+
+    /// The units to give back, leaving none.
+    pub(crate) fn take_given_back(&mut self) -> Vec<CampaignUnits> {
+        std::mem::take(&mut self.given_back)
+    }
+
+    /// The items changed since the last call, leaving none.
+    pub(crate) fn take_touched(&mut self) -> Vec<ItemKey> {
+        self.touched.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     /// Hands what was recorded to `observer` and empties the log.

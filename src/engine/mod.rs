@@ -4,7 +4,9 @@
 //! operations touch one cell word with one atomic step; operations naming a
 //! reservation id take that id's shard lock, never a global one.
 
+mod alerts;
 mod builder;
+mod campaigns;
 mod fulfilment;
 mod lifecycle;
 mod reserve;
@@ -16,6 +18,8 @@ mod tests;
 pub use builder::{InventoryBuilder, DEFAULT_EXPECTED_ITEMS};
 pub use sourcing::{FewestStores, GivenOrder, MostAvailableFirst, SourceRequest, Sourcing};
 
+use crate::alerts::Alerts;
+use crate::campaigns::Campaigns;
 use crate::clock::Clock;
 use crate::command::{Command, Outcome, ReservationAck};
 use crate::effect::{EffectLog, EffectObserver};
@@ -68,6 +72,8 @@ pub struct Inventory {
     default_ttl_ms: u64,
     retention_ms: u64,
     observer: Option<Arc<dyn EffectObserver>>,
+    campaigns: Campaigns,
+    alerts: Alerts,
 }
 
 impl fmt::Debug for Inventory {
@@ -110,10 +116,18 @@ impl Inventory {
     }
 
     fn effects(&self) -> EffectLog {
-        EffectLog::new(self.observer.is_some())
+        EffectLog::new(self.observer.is_some(), self.alerts.watching())
     }
 
+    /// Settles an operation's log (under the shard lock, where the
+    /// operation took one): gives finished campaign reservations' units
+    /// back, evaluates the changed items for alerts, then hands the effect
+    /// records to the observer.
     fn publish(&self, effects: &mut EffectLog) {
+        for units in effects.take_given_back() {
+            self.campaigns.uncount(&units);
+        }
+        self.raise_alerts(effects.take_touched());
         effects.flush(self.observer.as_deref());
     }
 
@@ -187,6 +201,36 @@ impl Inventory {
                     .map(Outcome::ReservationLines)
             }
             Command::Check => Ok(Outcome::Check(self.check())),
+            Command::Campaign {
+                campaign,
+                sku,
+                store,
+                quota,
+                per_customer,
+            } => self
+                .define_campaign(campaign, sku, store, quota, per_customer)
+                .map(|()| Outcome::Done(crate::command::Done {})),
+            Command::ReserveCampaign {
+                id,
+                channel,
+                ttl_ms,
+                ref lines,
+                campaign,
+                customer,
+            } => self
+                .reserve_campaign_lines(
+                    id,
+                    channel,
+                    lines,
+                    campaign,
+                    customer,
+                    ttl_ms.unwrap_or(self.default_ttl_ms),
+                )
+                .map(Outcome::Reservation),
+            Command::SetReorderPoint { sku, store, qty } => {
+                Ok(Outcome::Level(self.set_reorder_point(sku, store, qty)))
+            }
+            Command::Alerts => Ok(Outcome::Alerts(self.take_alerts())),
         }
     }
 

@@ -5,7 +5,7 @@
 //! happens once, in [`ReservationShard::finish`], which is the only code that
 //! gives a reservation's units back or takes them out of stock.
 
-use crate::effect::{Effect, EffectLog};
+use crate::effect::{CampaignUnits, Effect, EffectLog};
 use crate::error::BuildError;
 use crate::reservations::deadlines::{DeadlineIndex, Filed, Finished};
 use crate::reservations::extra_lines::{ExtraLines, MoreLines};
@@ -17,7 +17,7 @@ use crate::reservations::slab::Slab;
 use crate::stock::claims::Claims;
 use crate::stock::item_table::ItemTable;
 use crate::sync::Mutex;
-use crate::types::{Channel, Line, ReservationId, ReservationState};
+use crate::types::{CampaignId, Channel, CustomerId, Line, ReservationId, ReservationState};
 use std::collections::HashMap;
 
 /// When a reservation made or extended at `now` with `ttl` is due: the
@@ -133,6 +133,9 @@ pub(crate) struct ReservationShard {
     /// The units committed per line by partial commits, by id, until the
     /// reservation is forgotten (a full commit keeps nothing here).
     committed_parts: HashMap<u64, Box<[u32]>>,
+    /// Campaign reservations by id, with the units they counted, until the
+    /// reservation is forgotten (a plain reservation keeps nothing here).
+    campaign_units: HashMap<u64, CampaignUnits>,
 }
 
 impl Default for ReservationShard {
@@ -146,6 +149,7 @@ impl Default for ReservationShard {
             refused_unproven: 0,
             compaction: Compaction::DEFAULT,
             committed_parts: HashMap::new(),
+            campaign_units: HashMap::new(),
         }
     }
 }
@@ -197,17 +201,37 @@ impl ReservationShard {
         std::iter::once(record.first).chain(more.iter().copied())
     }
 
+    /// The campaign and customer of the reservation at `at`, if it joined a
+    /// campaign.
+    pub(crate) fn campaign(&self, at: u32) -> Option<(CampaignId, CustomerId)> {
+        if self.campaign_units.is_empty() {
+            return None;
+        }
+        self.campaign_units
+            .get(&self.records.get(at).id)
+            .map(|units| (units.campaign, units.customer))
+    }
+
+    /// Records that the reservation at `at` counted `units` in a campaign.
+    pub(crate) fn join_campaign(&mut self, at: u32, units: CampaignUnits) {
+        self.campaign_units.insert(self.records.get(at).id, units);
+    }
+
     /// Whether a reserve request names the same lines on the same channel
-    /// as the reservation at `at` (order of lines ignored). Both sides are
-    /// free of repeated items.
+    /// in the same campaign (or none) as the reservation at `at` (order of
+    /// lines ignored). Both sides are free of repeated items.
     pub(crate) fn same_request(
         &self,
         at: u32,
         channel: Channel,
         lines: &[Line],
+        campaign: Option<(CampaignId, CustomerId)>,
         items: &ItemTable,
     ) -> bool {
-        if self.records.get(at).channel != channel || self.lines(at).count() != lines.len() {
+        if self.records.get(at).channel != channel
+            || self.lines(at).count() != lines.len()
+            || self.campaign(at) != campaign
+        {
             return false;
         }
         if lines.len() <= 8 {
@@ -350,6 +374,17 @@ impl ReservationShard {
         if let Some(parts) = parts {
             self.committed_parts.insert(id, parts.into());
         }
+        if !self.campaign_units.is_empty() {
+            if let Some(units) = self.campaign_units.get(&id) {
+                // A campaign reservation has one line: what it keeps
+                // counted is what it takes out of stock.
+                let kept = take(0, self.records.get(at).first);
+                effects.give_back(CampaignUnits {
+                    qty: units.qty - kept,
+                    ..*units
+                });
+            }
+        }
         for (n, held) in self.lines(at).enumerate() {
             let qty = held.qty;
             let on_hand = -i64::from(take(n, held));
@@ -487,6 +522,7 @@ impl ReservationShard {
             self.extra.free(more);
             self.records.remove(position);
             self.committed_parts.remove(&id);
+            self.campaign_units.remove(&id);
             // Counted out after it left the id table: see IdFilter.
             ids.remove(id);
             effects.push(|| Effect::Forgotten {
