@@ -10,7 +10,9 @@
 //! the units finished campaign reservations give back to their campaign's
 //! counters.
 
-use crate::types::{CampaignId, Channel, CustomerId, ItemKey, Line, ReservationId, ReservationState};
+use crate::types::{
+    CampaignId, Channel, CustomerId, ItemKey, Line, ReservationId, ReservationState,
+};
 use serde::{Deserialize, Serialize};
 
 /// One change made by a successful operation (or by expiry).
@@ -189,7 +191,10 @@ impl EffectLog {
 
     /// The items changed since the last call, leaving none.
     pub(crate) fn take_touched(&mut self) -> Vec<ItemKey> {
-        self.touched.as_mut().map(std::mem::take).unwrap_or_default()
+        self.touched
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     /// Hands what was recorded to `observer` and empties the log.

@@ -1497,7 +1497,9 @@ fn campaigns_script_gives_the_answers_derived_from_the_contract() {
 fn campaign_ops_parse_with_exact_field_names() {
     use omnistock::{CampaignId, CustomerId};
     assert_eq!(
-        command(r#"{"op":"campaign","campaign":5,"sku":1,"store":2,"quota":4294967295,"per_customer":0}"#),
+        command(
+            r#"{"op":"campaign","campaign":5,"sku":1,"store":2,"quota":4294967295,"per_customer":0}"#
+        ),
         Command::Campaign {
             campaign: CampaignId(5),
             sku: Sku(1),
@@ -1507,7 +1509,9 @@ fn campaign_ops_parse_with_exact_field_names() {
         }
     );
     assert_eq!(
-        command(r#"{"op":"reserve","id":7,"lines":[{"sku":1,"store":2,"qty":1}],"campaign":5,"customer":18446744073709551615}"#),
+        command(
+            r#"{"op":"reserve","id":7,"lines":[{"sku":1,"store":2,"qty":1}],"campaign":5,"customer":18446744073709551615}"#
+        ),
         Command::ReserveCampaign {
             id: ReservationId(7),
             channel: Channel::Online,
@@ -1533,7 +1537,11 @@ fn campaign_ops_parse_with_exact_field_names() {
     ] {
         let request = parse_request(line.as_bytes()).unwrap().unwrap();
         let written = format_request(&request);
-        assert_eq!(parse_request(written.as_bytes()), Ok(Some(request)), "{written}");
+        assert_eq!(
+            parse_request(written.as_bytes()),
+            Ok(Some(request)),
+            "{written}"
+        );
     }
 }
 

@@ -16,8 +16,9 @@
 
 use omnistock::model::{Conservation, Lockstep, ReferenceModel, Rng};
 use omnistock::{
-    CampaignId, Channel, Command, CustomerId, Effect, Error, Inventory, ItemKey, Level, Line, Outcome, ReservationId,
-    ReservationState, Sku, SourceRequest, StoreId, DEFAULT_RETENTION_MS, DEFAULT_TTL_MS, MAX_LINES,
+    CampaignId, Channel, Command, CustomerId, Effect, Error, Inventory, ItemKey, Level, Line,
+    Outcome, ReservationId, ReservationState, Sku, SourceRequest, StoreId, DEFAULT_RETENTION_MS,
+    DEFAULT_TTL_MS, MAX_LINES,
 };
 use proptest::prelude::*;
 use std::collections::BTreeMap;

@@ -284,10 +284,8 @@ impl CampaignTable {
             slot.live.store(false, Ordering::Release);
             let word = slot.counted.load(Ordering::Acquire);
             ended = generation(word);
-            slot.counted.store(
-                u64::from(ended.wrapping_add(1)) << 32,
-                Ordering::Release,
-            );
+            slot.counted
+                .store(u64::from(ended.wrapping_add(1)) << 32, Ordering::Release);
         });
         then(at, ended);
         true
@@ -314,7 +312,10 @@ mod tests {
             table.count(&terms, 2),
             Err(NotCounted::Exhausted { remaining: 1 })
         );
-        assert_eq!(table.define(CampaignId(9), item(2), 3, 2), Defined::OtherItem);
+        assert_eq!(
+            table.define(CampaignId(9), item(2), 3, 2),
+            Defined::OtherItem
+        );
         // Redefining keeps the count.
         assert_eq!(table.define(CampaignId(9), item(1), 1, 1), Defined::Ok);
         let lower = table.terms(CampaignId(9)).unwrap();

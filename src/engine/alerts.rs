@@ -53,7 +53,8 @@ impl Inventory {
         // items while some reorder point is set).
         effects.take_touched();
         let alert = self.alerts.set(key, qty, || self.level(sku, store).ok());
-        self.alerts.deliver(&mut alert.into_iter().collect::<Vec<_>>());
+        self.alerts
+            .deliver(&mut alert.into_iter().collect::<Vec<_>>());
         self.publish(&mut effects);
         self.level(sku, store)
             .expect("the item exists: it was created above")

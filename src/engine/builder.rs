@@ -357,8 +357,7 @@ impl InventoryBuilder {
             campaigns: Campaigns::new(self.max_campaigns),
             alerts: Alerts::new(
                 self.alert_observer.clone(),
-                self.keep_alerts
-                    .unwrap_or(self.alert_observer.is_none()),
+                self.keep_alerts.unwrap_or(self.alert_observer.is_none()),
             ),
         })
     }

@@ -58,9 +58,9 @@ impl ReferenceModel {
                 self.reserve_campaign(*id, *channel, lines, *campaign, *customer, ttl)
                     .map(Outcome::Reservation)
             }
-            Command::SetReorderPoint { sku, store, qty } => Ok(Outcome::Level(
-                self.set_reorder_point(*sku, *store, *qty),
-            )),
+            Command::SetReorderPoint { sku, store, qty } => {
+                Ok(Outcome::Level(self.set_reorder_point(*sku, *store, *qty)))
+            }
             Command::Alerts => Ok(Outcome::Alerts(std::mem::take(&mut self.alerts))),
             other => unreachable!("not a campaign command: {other:?}"),
         }
