@@ -21,8 +21,11 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-/// Lock shards of the reorder points.
+/// Lock shards of the reorder points (two under loom).
+#[cfg(not(omnistock_loom))]
 const SHARDS: usize = 16;
+#[cfg(omnistock_loom)]
+const SHARDS: usize = 2;
 
 /// A low-stock alert: the item's `available_online` fell below its reorder
 /// point. Carries what a replenishment order needs.

@@ -78,7 +78,12 @@ impl Default for InventoryBuilder {
             observer: None,
             alert_observer: None,
             keep_alerts: None,
-            max_campaigns: DEFAULT_MAX_CAMPAIGNS,
+            // Under loom every slot's atomics are modelled: a few slots.
+            max_campaigns: if cfg!(omnistock_loom) {
+                4
+            } else {
+                DEFAULT_MAX_CAMPAIGNS
+            },
         }
     }
 }
