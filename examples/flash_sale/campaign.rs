@@ -94,19 +94,32 @@ impl Tally {
     }
 }
 
-/// Runs `threads` shoppers on `sku` for at most `duration` or `ops`
-/// attempts in all; `campaign` makes them campaign reserves. Returns the
-/// merged tally and the attempts per second.
-fn phase(
-    inventory: &Arc<Inventory>,
-    sku: Sku,
-    campaign: Option<u64>,
+/// How long a phase runs: shopper threads, at most `ops` attempts in
+/// all, at most `duration`; `seed` draws customers and outcomes.
+#[derive(Clone, Copy, Debug)]
+struct Budget {
     threads: usize,
     ops: u64,
     duration: Duration,
     seed: u64,
+}
+
+/// Runs the budget's shoppers on `sku`, cart ids from `first_id`;
+/// `campaign` (the number of customers) makes them campaign reserves.
+/// Returns the merged tally and the attempts per second.
+fn phase(
+    inventory: &Arc<Inventory>,
+    sku: Sku,
+    campaign: Option<u64>,
+    budget: Budget,
     first_id: u64,
 ) -> (Tally, f64) {
+    let Budget {
+        threads,
+        ops,
+        duration,
+        seed,
+    } = budget;
     let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let workers: Vec<_> = (0..threads)
@@ -212,20 +225,17 @@ pub fn run(
             .map_err(|e| e.to_string())?;
     }
     // 1. Plain hot, 2. the campaign: same threads, budget and stock.
-    let (plain, plain_rate) = phase(&inventory, plain_sku, None, threads, ops, duration, seed, 0);
-    inventory
-        .define_campaign(SALE, sale_sku, STORE, terms.quota, terms.per_customer)
-        .map_err(|e| e.to_string())?;
-    let (sale, sale_rate) = phase(
-        &inventory,
-        sale_sku,
-        Some(terms.customers),
+    let budget = Budget {
         threads,
         ops,
         duration,
         seed,
-        1 << 40,
-    );
+    };
+    let (plain, plain_rate) = phase(&inventory, plain_sku, None, budget, 0);
+    inventory
+        .define_campaign(SALE, sale_sku, STORE, terms.quota, terms.per_customer)
+        .map_err(|e| e.to_string())?;
+    let (sale, sale_rate) = phase(&inventory, sale_sku, Some(terms.customers), budget, 1 << 40);
 
     // The proof by counting.
     let mut failures = Vec::new();

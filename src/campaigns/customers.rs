@@ -37,10 +37,13 @@ pub(crate) enum NotRaised {
     Ended,
 }
 
+/// One lock shard of the counters.
+type CountShard = CachePadded<Mutex<HashMap<CustomerKey, u32>>>;
+
 /// Every customer counter, in lock shards.
 #[derive(Debug)]
 pub(crate) struct CustomerCounts {
-    shards: Box<[CachePadded<Mutex<HashMap<CustomerKey, u32>>>]>,
+    shards: Box<[CountShard]>,
 }
 
 impl Default for CustomerCounts {
