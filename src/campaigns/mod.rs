@@ -25,6 +25,8 @@
 mod customers;
 mod table;
 
+pub(crate) use customers::MixState;
+
 use crate::effect::CampaignUnits;
 use crate::error::Error;
 use crate::types::{CampaignId, CustomerId, ItemKey};

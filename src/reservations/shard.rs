@@ -5,6 +5,7 @@
 //! happens once, in [`ReservationShard::finish`], which is the only code that
 //! gives a reservation's units back or takes them out of stock.
 
+use crate::campaigns::MixState;
 use crate::effect::{CampaignUnits, Effect, EffectLog};
 use crate::error::BuildError;
 use crate::reservations::deadlines::{DeadlineIndex, Filed, Finished};
@@ -135,7 +136,7 @@ pub(crate) struct ReservationShard {
     committed_parts: HashMap<u64, Box<[u32]>>,
     /// Campaign reservations by id, with the units they counted, until the
     /// reservation is forgotten (a plain reservation keeps nothing here).
-    campaign_units: HashMap<u64, CampaignUnits>,
+    campaign_units: HashMap<u64, CampaignUnits, MixState>,
 }
 
 impl Default for ReservationShard {
@@ -149,7 +150,7 @@ impl Default for ReservationShard {
             refused_unproven: 0,
             compaction: Compaction::DEFAULT,
             committed_parts: HashMap::new(),
-            campaign_units: HashMap::new(),
+            campaign_units: HashMap::default(),
         }
     }
 }
