@@ -79,7 +79,7 @@ fn line_set(lines: &[Line]) -> BTreeSet<(Sku, StoreId, u32)> {
 }
 
 /// A plain, single-threaded implementation of the contract (v1 and the v2
-/// fulfilment operations), written
+/// fulfilment, campaign and alert operations), written
 /// straight from the contract (`docs/CONTRACT.md`). See the [`model`](crate::model) docs.
 ///
 /// ```
