@@ -14,6 +14,7 @@ use crate::types::{
     CampaignId, Channel, CustomerId, ItemKey, Line, ReservationId, ReservationState,
 };
 use serde::{Deserialize, Serialize};
+use std::mem::ManuallyDrop;
 
 /// One change made by a successful operation (or by expiry).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,68 +139,107 @@ impl<F: Fn(&[Effect]) + Send + Sync> EffectObserver for F {
 /// The effects of one operation, collected only when someone listens.
 #[derive(Debug)]
 pub(crate) struct EffectLog {
-    records: Option<Vec<Effect>>,
-    /// The items whose cell or reorder point changed, when alerts are on.
-    touched: Option<Vec<ItemKey>>,
-    /// Units to give back to campaigns (allocated only when there are).
-    given_back: Vec<CampaignUnits>,
+    /// Dropped by hand (see `Drop`): an operation's log is made and dropped
+    /// on every call, and the compiler's drop of two owning fields is an
+    /// out-of-line call where one inlined test of both suffices.
+    records: ManuallyDrop<Option<Vec<Effect>>>,
+    /// Note the items whose cell or reorder point changed (alerts are on).
+    alerting: bool,
+    /// What waits to be settled, allocated only when there is something.
+    settle: ManuallyDrop<Option<Box<Settlement>>>,
+}
+
+impl Drop for EffectLog {
+    #[inline]
+    fn drop(&mut self) {
+        if self.records.is_some() || self.settle.is_some() {
+            self.drop_contents();
+        }
+    }
+}
+
+/// What an operation leaves for the engine to settle before it publishes.
+#[derive(Debug, Default)]
+pub(crate) struct Settlement {
+    /// The items whose cell or reorder point changed.
+    pub(crate) touched: Vec<ItemKey>,
+    /// Units to give back to campaigns.
+    pub(crate) given_back: Vec<CampaignUnits>,
 }
 
 impl EffectLog {
     /// A log that records effects when `listening`, and the items changed
     /// when `alerting`.
+    #[inline]
     pub(crate) fn new(listening: bool, alerting: bool) -> Self {
         EffectLog {
-            records: listening.then(Vec::new),
-            touched: alerting.then(Vec::new),
-            given_back: Vec::new(),
+            records: ManuallyDrop::new(listening.then(Vec::new)),
+            alerting,
+            settle: ManuallyDrop::new(None),
         }
     }
 
+    /// Drops what the log owns, leaving both fields `None` (so that
+    /// nothing is left for the fields' own drop, which never runs).
+    #[cold]
+    #[inline(never)]
+    fn drop_contents(&mut self) {
+        drop(self.records.take());
+        drop(self.settle.take());
+    }
+
     /// Records the effect `make` builds; `make` never runs when no one
-    /// listens and no alert is watched.
+    /// listens and no alert is watched (one branch, inlined).
+    #[inline]
     pub(crate) fn push(&mut self, make: impl FnOnce() -> Effect) {
-        if self.records.is_none() && self.touched.is_none() {
-            return;
+        if self.records.is_some() || self.alerting {
+            self.record(make());
         }
-        let effect = make();
-        if let Some(touched) = &mut self.touched {
+    }
+
+    /// [`push`](Self::push)'s work, out of line.
+    #[inline(never)]
+    fn record(&mut self, effect: Effect) {
+        if self.alerting {
             if let Effect::Stock { item, .. }
             | Effect::SafetyStock { item, .. }
             | Effect::ItemCreated { item }
             | Effect::ReorderPoint { item, .. } = &effect
             {
+                let touched = &mut self.settle.get_or_insert_with(Box::default).touched;
                 if !touched.contains(item) {
                     touched.push(*item);
                 }
             }
         }
-        if let Some(records) = &mut self.records {
+        if let Some(records) = &mut *self.records {
             records.push(effect);
         }
     }
 
+    /// Whether campaign units or changed items wait to be settled.
+    #[inline]
+    pub(crate) fn needs_settling(&self) -> bool {
+        self.settle.is_some()
+    }
+
     /// Notes units a finished campaign reservation gives back.
     pub(crate) fn give_back(&mut self, units: CampaignUnits) {
-        self.given_back.push(units);
+        self.settle
+            .get_or_insert_with(Box::default)
+            .given_back
+            .push(units);
     }
 
-    /// The units to give back, leaving none.
-    pub(crate) fn take_given_back(&mut self) -> Vec<CampaignUnits> {
-        std::mem::take(&mut self.given_back)
-    }
-
-    /// The items changed since the last call, leaving none.
-    pub(crate) fn take_touched(&mut self) -> Vec<ItemKey> {
-        self.touched
-            .as_mut()
-            .map(std::mem::take)
-            .unwrap_or_default()
+    /// What waits to be settled, leaving nothing.
+    pub(crate) fn take_settlement(&mut self) -> Settlement {
+        self.settle.take().map(|settle| *settle).unwrap_or_default()
     }
 
     /// Hands what was recorded to `observer` and empties the log.
+    #[inline]
     pub(crate) fn flush(&mut self, observer: Option<&dyn EffectObserver>) {
-        if let (Some(records), Some(observer)) = (&mut self.records, observer) {
+        if let (Some(records), Some(observer)) = (&mut *self.records, observer) {
             if !records.is_empty() {
                 observer.on_effects(records);
                 records.clear();

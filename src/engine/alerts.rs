@@ -51,7 +51,7 @@ impl Inventory {
         });
         // The item is evaluated here, not from the log (which only notes
         // items while some reorder point is set).
-        effects.take_touched();
+        effects.take_settlement();
         let alert = self.alerts.set(key, qty, || self.level(sku, store).ok());
         self.alerts
             .deliver(&mut alert.into_iter().collect::<Vec<_>>());

@@ -123,12 +123,24 @@ impl Inventory {
     /// operation took one): gives finished campaign reservations' units
     /// back, evaluates the changed items for alerts, then hands the effect
     /// records to the observer.
+    #[inline]
     fn publish(&self, effects: &mut EffectLog) {
-        for units in effects.take_given_back() {
-            self.campaigns.uncount(&units);
+        if effects.needs_settling() {
+            self.settle(effects);
         }
-        self.raise_alerts(effects.take_touched());
         effects.flush(self.observer.as_deref());
+    }
+
+    /// The campaign and alert part of [`publish`](Self::publish), out of
+    /// line: most operations have nothing to settle.
+    #[cold]
+    #[inline(never)]
+    fn settle(&self, effects: &mut EffectLog) {
+        let settlement = effects.take_settlement();
+        for units in &settlement.given_back {
+            self.campaigns.uncount(units);
+        }
+        self.raise_alerts(settlement.touched);
     }
 
     /// Runs one [`Command`]; the dispatcher behind the replay tool and the

@@ -476,6 +476,7 @@ impl Inventory {
 
     /// Reserves one line: `UnknownItem`, then `Insufficient`, as the contract
     /// orders them. `found`: the item's cell index, if already looked up.
+    #[inline(always)]
     pub(super) fn hold_line(
         &self,
         line: &Line,

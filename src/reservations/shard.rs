@@ -157,6 +157,7 @@ impl Default for ReservationShard {
 
 impl ReservationShard {
     /// The position of reservation `id`, if it is remembered.
+    #[inline]
     pub(crate) fn find(&self, id: KeyedId) -> Option<u32> {
         self.find_or_vacancy(id).ok()
     }
@@ -164,6 +165,7 @@ impl ReservationShard {
     /// [`find`](Self::find), or where the id table takes `id`: hand it to
     /// [`insert`](Self::insert), which then does not probe again (nothing
     /// may change the shard in between).
+    #[inline]
     pub(crate) fn find_or_vacancy(&self, id: KeyedId) -> Result<u32, Vacancy> {
         debug_assert_eq!(id, self.hasher.keyed(id.id), "keyed by this shard's hasher");
         let records = &self.records;
@@ -196,6 +198,7 @@ impl ReservationShard {
     }
 
     /// The held lines of the reservation at `at`, in request order.
+    #[inline]
     pub(crate) fn lines(&self, at: u32) -> impl Iterator<Item = HeldLine> + '_ {
         let record = self.records.get(at);
         let more = self.extra.get(record.more);
