@@ -58,6 +58,7 @@ pub use order::{Batch, Order};
 
 use crate::sync::{AtomicU64, Mutex, Ordering};
 use format::{Header, ZERO_CHAIN};
+#[cfg(not(omnistock_loom))]
 use order::Order;
 use segments::{Cursor, Start, Step};
 use serde::{Deserialize, Serialize};
