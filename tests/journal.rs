@@ -347,6 +347,19 @@ fn a_bit_flipped_before_the_tail_is_an_error_naming_file_and_offset() {
                     matches!(error, JournalError::Corrupt { offset, .. } if offset == start as u64)
                 );
                 assert_eq!(fs::read(&target).unwrap(), flipped);
+                if record > 0 {
+                    // Salvage keeps the records before the damaged one.
+                    let salvage = JournalOptions {
+                        salvage_last_segment: true,
+                        ..options(Durability::Batch { every_ms: 5 })
+                    };
+                    let (journal, report) = open(dir.path(), salvage);
+                    assert_eq!(report.last_seq, record as u64 - 1);
+                    assert_eq!(report.truncated[0].offset, start as u64);
+                    drop(journal);
+                    assert_eq!(all_records(dir.path(), 0).len(), record - 1);
+                    fs::write(&target, &flipped).unwrap();
+                }
             }
         }
     }

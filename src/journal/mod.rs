@@ -107,6 +107,16 @@ pub struct JournalOptions {
     /// Backpressure: `append` waits while this many payload bytes are
     /// appended and not yet written.
     pub max_queued_bytes: usize,
+    /// Recovery after a power loss in `Batch` or `None` mode, where pages
+    /// written but never synced can reach the disk out of order (a hole,
+    /// then later records): with `true`, `open` cuts the last segment at
+    /// its first bad record even when valid records follow, and reports
+    /// the cut in [`OpenReport::truncated`] (what survives is a prefix of
+    /// the seqs). With `false` (the default) that case is
+    /// [`JournalError::Corrupt`], as a flipped bit there would be. Never
+    /// needed in `Sync` mode, where everything before the last batch was
+    /// synced.
+    pub salvage_last_segment: bool,
 }
 
 impl Default for JournalOptions {
@@ -116,6 +126,7 @@ impl Default for JournalOptions {
             segment_bytes: 64 << 20,
             max_queued_records: 1_000_000,
             max_queued_bytes: 64 << 20,
+            salvage_last_segment: false,
         }
     }
 }
@@ -224,6 +235,7 @@ impl Journal {
                     }
                 }
                 Start::Cursor(mut cursor) => {
+                    cursor.salvage = options.salvage_last_segment;
                     loop {
                         match cursor.step() {
                             Step::Record(_) => {}
