@@ -488,7 +488,26 @@ fn a_second_open_of_a_locked_directory_fails() {
         Err(JournalError::Locked { dir: locked }) => assert_eq!(locked, dir.path()),
         other => panic!("{other:?}"),
     }
+    // Another process is refused too (util-linux `flock -n`, where installed).
+    let lock = dir.path().join("LOCK");
+    let other_process = || {
+        std::process::Command::new("flock")
+            .arg("-n")
+            .arg(&lock)
+            .arg("true")
+            .status()
+            .ok()
+            .map(|status| status.success())
+    };
+    let while_open = other_process();
     drop(journal);
+    if let Some(locked_out) = while_open {
+        assert!(
+            !locked_out,
+            "another process took the lock of an open journal"
+        );
+        assert_eq!(other_process(), Some(true), "the lock outlived the journal");
+    }
     let (_journal, _) = open(dir.path(), options(Durability::Sync));
 }
 

@@ -306,9 +306,19 @@ impl Journal {
             synced: last_seq,
             buf: Vec::new(),
         };
+        let watch = shared.clone();
         let handle = std::thread::Builder::new()
             .name("omnistock-journal".into())
-            .spawn(move || writer.run())
+            .spawn(move || {
+                let dir = watch.dir.clone();
+                let run = std::panic::AssertUnwindSafe(|| writer.run());
+                if std::panic::catch_unwind(run).is_err() {
+                    // Never leave waiters hanging, nor claim durability.
+                    let panicked = std::io::Error::other("the journal writer thread panicked");
+                    watch.order.fail(JournalError::io(dir, panicked));
+                    watch.order.closed();
+                }
+            })
             .map_err(|e| JournalError::io(dir, e))?;
         Ok((
             Journal {
