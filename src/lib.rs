@@ -99,6 +99,8 @@ mod command;
 mod effect;
 mod engine;
 mod error;
+#[cfg(feature = "journal")]
+pub mod journal;
 mod limits;
 #[cfg(feature = "model")]
 pub mod model;
