@@ -1043,6 +1043,87 @@ fn two_customers_race_for_the_last_unit_of_a_quota() {
     });
 }
 
+/// A reserve counts the campaign's whole quota (2 units) and is then
+/// refused by the stock (1 unit on hand), while another customer reserves
+/// the one unit. Whatever the order, the first changes nothing, so the
+/// second is never refused: it waits out the first's units in flight
+/// rather than answer `quota_exhausted` for them. (Built with
+/// `--cfg omnistock_plant_eager_refusal`, the quota refuses as soon as
+/// units in flight make a request exceed it, and this model fails.)
+#[test]
+fn a_reserve_refused_by_stock_never_makes_the_quota_refuse_another() {
+    loom::model(|| {
+        let (inventory, _) = inventory_with(&[(X, 1)]);
+        inventory.define_campaign(SALE, X, STORE, 2, 2).unwrap();
+        let shoppers: Vec<_> = [(1u64, 2u32), (2, 1)]
+            .into_iter()
+            .map(|(n, qty)| {
+                let inventory = inventory.clone();
+                thread::spawn(move || {
+                    inventory.reserve_in_campaign(
+                        ReservationId(n),
+                        Channel::Online,
+                        line(X, qty),
+                        SALE,
+                        CustomerId(n),
+                        1_000,
+                    )
+                })
+            })
+            .collect();
+        let answers: Vec<_> = shoppers.into_iter().map(|t| t.join().unwrap()).collect();
+        // Refused by the stock, or by the quota once the other came first.
+        assert!(
+            matches!(
+                answers[0],
+                Err(Error::Insufficient { requested: 2, .. })
+                    | Err(Error::QuotaExhausted { remaining: 1, .. })
+            ),
+            "{:?}",
+            answers[0]
+        );
+        assert!(answers[1].is_ok(), "{:?}", answers[1]);
+        assert_eq!(inventory.campaign(SALE).unwrap().used, 1);
+        assert_eq!(inventory.campaign_customer_used(SALE, CustomerId(1)), 0);
+        assert_eq!(inventory.campaign_customer_used(SALE, CustomerId(2)), 1);
+        assert_eq!(inventory.level(X, STORE).unwrap().reserved, 1);
+    });
+}
+
+/// A customer's reserve is refused by the stock while the same customer
+/// reserves again under another id (limit 2, the first asks 2 of 1 on
+/// hand): the second is never refused `customer_limit` for the first's
+/// units.
+#[test]
+fn a_reserve_refused_by_stock_never_makes_the_customer_limit_refuse_another() {
+    loom::model(|| {
+        let (inventory, _) = inventory_with(&[(X, 1)]);
+        inventory.define_campaign(SALE, X, STORE, 5, 2).unwrap();
+        let customer = CustomerId(4);
+        let shoppers: Vec<_> = [(1u64, 2u32), (2, 1)]
+            .into_iter()
+            .map(|(n, qty)| {
+                let inventory = inventory.clone();
+                thread::spawn(move || {
+                    inventory.reserve_in_campaign(
+                        ReservationId(n),
+                        Channel::Online,
+                        line(X, qty),
+                        SALE,
+                        customer,
+                        1_000,
+                    )
+                })
+            })
+            .collect();
+        let answers: Vec<_> = shoppers.into_iter().map(|t| t.join().unwrap()).collect();
+        assert!(answers[0].is_err(), "{:?}", answers[0]);
+        assert!(answers[1].is_ok(), "{:?}", answers[1]);
+        assert_eq!(inventory.campaign(SALE).unwrap().used, 1);
+        assert_eq!(inventory.campaign_customer_used(SALE, customer), 1);
+    });
+}
+
 /// The quota and one customer's counter race: the customer (limit 1)
 /// holds a unit and releases it while reserving again under another id.
 /// The new reserve wins only if the release came first; either way the

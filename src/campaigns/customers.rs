@@ -7,7 +7,13 @@
 //! now; a counter is only raised under its shard's lock after checking
 //! that its campaign generation is still current, so no counter of an
 //! ended generation outlives the sweep that drops them.
+//!
+//! A reserve's stock is held under the same lock, between the check and
+//! the raise: no other reserve of the customer sees the counter with units
+//! that may still be refused, so a counter holds settled units only and
+//! its refusals need no waiting.
 
+use crate::error::Error;
 use crate::sync::Mutex;
 use crossbeam_utils::CachePadded;
 use std::collections::HashMap;
@@ -29,12 +35,14 @@ pub(crate) struct CustomerKey {
 }
 
 /// Why a customer's counter was not raised.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum NotRaised {
     /// The customer may still count `remaining` units.
     Limit { remaining: u32 },
     /// The campaign generation ended.
     Ended,
+    /// The step run under the lock refused.
+    Refused(Error),
 }
 
 /// One lock shard of the counters.
@@ -63,15 +71,17 @@ impl CustomerCounts {
         &self.shards[(mixed >> 58) as usize % SHARDS]
     }
 
-    /// Raises `key`'s counter by `qty` if it stays within `limit` and
-    /// `current()` (asked under the lock) says the generation is current.
-    pub(crate) fn raise(
+    /// Raises `key`'s counter by `qty` if it stays within `limit`,
+    /// `current()` (asked under the lock) says the generation is current,
+    /// and `hold()` (run under the lock, after both checks) succeeds.
+    pub(crate) fn raise<H>(
         &self,
         key: CustomerKey,
         qty: u32,
         limit: u32,
         current: impl FnOnce() -> bool,
-    ) -> Result<(), NotRaised> {
+        hold: impl FnOnce() -> Result<H, Error>,
+    ) -> Result<H, NotRaised> {
         let mut counts = self.shard(&key).lock();
         if !current() {
             return Err(NotRaised::Ended);
@@ -82,8 +92,9 @@ impl CustomerCounts {
                 remaining: limit.saturating_sub(had),
             });
         }
+        let held = hold().map_err(NotRaised::Refused)?;
         counts.insert(key, had + qty);
-        Ok(())
+        Ok(held)
     }
 
     /// Lowers `key`'s counter by `qty`, removing it at 0; nothing if it is

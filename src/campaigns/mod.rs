@@ -6,13 +6,24 @@
 //!   and its quota counter (`used`, one atomic word with the generation).
 //! - `customers.rs`: per-customer counters in lock shards, removed at 0.
 //!
-//! Counting a reservation is, in this order: a compare-and-swap of `used`
-//! that checks `used + qty <= quota`, then the customer's counter under its
-//! shard lock (`customer_used + qty <= per_customer`); a refusal of the
-//! second step, or of the stock after both, takes back what was counted,
-//! in reverse. Neither counter ever passes its limit, at any instant. A
-//! refusal for an exhausted quota reads the campaign's slot and compares:
-//! no lock, no write, no allocation.
+//! Counting a reservation is, in this order: a compare-and-swap of the
+//! quota word that checks `used + qty <= quota` and marks the reserve in
+//! flight, then, under the customer's shard lock, the check
+//! `customer_used + qty <= per_customer`, the stock step, and the raise of
+//! the customer's counter; then the reserve in flight is settled (its units
+//! kept, or taken back on a refusal). Neither counter ever passes its
+//! limit, at any instant, in flight included.
+//!
+//! No false refusals: a reserve that is refused changes nothing in every
+//! legal order, so no other request may be refused because of its units.
+//! The quota refuses only when no reserve is in flight (every unit it
+//! counts then belongs to a reservation that holds it); a request that
+//! fits only if some reserve in flight is taken back waits, a few spins
+//! and yields, for those to settle (they wait for nothing), then decides.
+//! The customer's counter never holds units in flight: the stock is held
+//! under its lock, before it is raised. A refusal for an exhausted quota
+//! with nothing in flight reads the campaign's slot and compares: no lock,
+//! no write, no allocation.
 //!
 //! The counters are derivable: `used` of a campaign is the sum, over its
 //! reservations since it was last defined after an end, of the qty of
@@ -108,24 +119,29 @@ impl Campaigns {
         if terms.item != item {
             return Some(not_its_item());
         }
-        (u64::from(terms.used) + u64::from(qty) > u64::from(terms.quota)).then_some(
-            Error::QuotaExhausted {
-                campaign,
-                remaining: terms.quota.saturating_sub(terms.used),
-            },
-        )
+        // With reserves in flight the refusal is not certain yet: `count`
+        // waits them out.
+        let over = u64::from(terms.used) + u64::from(qty) > u64::from(terms.quota);
+        (over && terms.in_flight == 0).then_some(Error::QuotaExhausted {
+            campaign,
+            remaining: terms.quota.saturating_sub(terms.used),
+        })
     }
 
-    /// Counts `qty` units of `item` for `customer` in `campaign`: the
-    /// quota, then the customer's counter. On a refusal nothing stays
-    /// counted.
-    pub(crate) fn count(
+    /// Counts `qty` units of `item` for `customer` in `campaign` and runs
+    /// `hold` (the stock step) between the checks and the raise of the
+    /// customer's counter, under its lock: the quota as a reserve in
+    /// flight, then the customer, then `hold`; the reserve in flight is
+    /// settled once `hold` answers. On a refusal nothing stays counted.
+    pub(crate) fn reserve<H>(
         &self,
         campaign: CampaignId,
         customer: CustomerId,
         item: ItemKey,
         qty: u32,
-    ) -> Result<CampaignUnits, Error> {
+        hold: impl FnOnce() -> Result<H, Error>,
+    ) -> Result<(CampaignUnits, H), Error> {
+        let mut hold = Some(hold);
         loop {
             let Some(terms) = self.table.terms(campaign) else {
                 return Err(Error::UnknownCampaign { campaign });
@@ -148,29 +164,38 @@ impl Campaigns {
                 generation: terms.generation,
                 customer: customer.0,
             };
-            let raised = self.customers.raise(key, qty, terms.per_customer, || {
-                self.table.is_current(terms.slot, terms.generation)
-            });
+            let raised = self.customers.raise(
+                key,
+                qty,
+                terms.per_customer,
+                || self.table.is_current(terms.slot, terms.generation),
+                || (hold.take().expect("the stock step runs once"))(),
+            );
             match raised {
-                Ok(()) => {
-                    return Ok(CampaignUnits {
+                Ok(held) => {
+                    self.table.settle(terms.slot, terms.generation);
+                    let units = CampaignUnits {
                         campaign,
                         customer,
                         slot: terms.slot,
                         generation: terms.generation,
                         qty,
-                    })
+                    };
+                    return Ok((units, held));
                 }
-                Err(NotRaised::Limit { remaining }) => {
-                    self.table.uncount(terms.slot, terms.generation, qty);
-                    return Err(Error::CustomerLimit {
-                        campaign,
-                        customer,
-                        remaining,
-                    });
-                }
-                Err(NotRaised::Ended) => {
-                    self.table.uncount(terms.slot, terms.generation, qty);
+                Err(refused) => {
+                    self.table.take_back(terms.slot, terms.generation, qty);
+                    match refused {
+                        NotRaised::Limit { remaining } => {
+                            return Err(Error::CustomerLimit {
+                                campaign,
+                                customer,
+                                remaining,
+                            })
+                        }
+                        NotRaised::Refused(refusal) => return Err(refusal),
+                        NotRaised::Ended => {}
+                    }
                 }
             }
         }

@@ -9,12 +9,18 @@
 //! - A slot's terms (live, item, quota, per-customer limit) change only
 //!   under the table's writer lock, inside an odd `version`; a reader takes
 //!   them as one snapshot by reading `version` before and after.
-//! - `counted` holds the generation (high half) and the units counted
-//!   (low half) in one word: counting is a compare-and-swap that checks
-//!   the generation and `used + qty <= quota` in one step, so the quota is
-//!   never passed, and units given back for an ended generation never reach
-//!   a later campaign of the same id. Ending a campaign moves the
-//!   generation on and zeroes the count.
+//! - `counted` holds, in one word, the generation (top 22 bits), the
+//!   reserves in flight (10 bits) and the units counted (low 32 bits,
+//!   those in flight included). Counting is a compare-and-swap that checks
+//!   the generation and `used + qty <= quota` and adds one in-flight
+//!   reserve in one step, so the quota is never passed, and units given
+//!   back for an ended generation never reach a later campaign of the same
+//!   id. Ending a campaign moves the generation on and zeroes the rest.
+//! - A refusal for the quota is given only when nothing is in flight
+//!   (`used` is then all settled units); otherwise the request waits for
+//!   the reserves in flight to settle. Every reserve in flight runs under
+//!   its reservation shard's lock and waits for nothing once counted, so
+//!   there are at most as many as shards (256 < 1023) and the wait ends.
 
 use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Mutex, Ordering};
 use crate::types::{CampaignId, ItemKey, Sku, StoreId};
@@ -32,7 +38,7 @@ struct Slot {
     store: AtomicU64,
     quota: AtomicU32,
     per_customer: AtomicU32,
-    /// `generation << 32 | used`.
+    /// `generation << 42 | in_flight << 32 | used`.
     counted: AtomicU64,
 }
 
@@ -60,8 +66,11 @@ pub(crate) struct Terms {
     pub(crate) item: ItemKey,
     pub(crate) quota: u32,
     pub(crate) per_customer: u32,
-    /// Units counted when the terms were read.
+    /// Units counted when the terms were read (those in flight included).
     pub(crate) used: u32,
+    /// Reserves in flight when the terms were read: counted, not yet
+    /// settled (held, or taken back on a refusal).
+    pub(crate) in_flight: u32,
 }
 
 /// Why units could not be counted.
@@ -84,13 +93,32 @@ pub(crate) enum Defined {
     Full,
 }
 
+/// The bit where the generation starts in `counted`.
+const GENERATION_SHIFT: u32 = 42;
+/// Generations wrap at 2^22 (a unit given back reaches a later campaign of
+/// the same id only if it stayed pending over 4 million ends of it).
+const GENERATION_MASK: u32 = (1 << (64 - GENERATION_SHIFT)) - 1;
+/// One reserve in flight, in `counted`.
+const ONE_IN_FLIGHT: u64 = 1 << 32;
+/// The most reserves `counted` holds in flight.
+const MAX_IN_FLIGHT: u32 = (1 << (GENERATION_SHIFT - 32)) - 1;
+
 fn generation(word: u64) -> u32 {
-    (word >> 32) as u32
+    (word >> GENERATION_SHIFT) as u32
+}
+
+fn in_flight(word: u64) -> u32 {
+    (word >> 32) as u32 & MAX_IN_FLIGHT
 }
 
 fn used(word: u64) -> u32 {
     word as u32
 }
+
+/// Whether the build plants the behaviour before reserves in flight were
+/// counted apart (a refusal whenever `used + qty > quota`), so that the
+/// loom models can show they catch it.
+const PLANT_EAGER_REFUSAL: bool = cfg!(omnistock_plant_eager_refusal);
 
 /// The table of campaigns.
 #[derive(Debug)]
@@ -162,6 +190,7 @@ impl CampaignTable {
                         quota,
                         per_customer,
                         used: used(counted),
+                        in_flight: in_flight(counted),
                     });
                 }
             }
@@ -170,28 +199,68 @@ impl CampaignTable {
     }
 
     /// Counts `qty` units against the quota of the campaign `terms` were
-    /// read for, if its generation is still current and the quota (as the
-    /// terms say) covers them.
+    /// read for, as one reserve in flight, if its generation is still
+    /// current and the quota (as the terms say) covers them. When they fit
+    /// only once some reserve in flight is taken back, waits for the
+    /// reserves in flight to settle, then decides. The caller settles the
+    /// reserve with [`settle`](Self::settle) or [`take_back`](Self::take_back).
     pub(crate) fn count(&self, terms: &Terms, qty: u32) -> Result<(), NotCounted> {
         let counted = &self.slots[terms.slot as usize].counted;
         let mut word = counted.load(Ordering::Acquire);
+        let mut rounds = 0;
         loop {
             if generation(word) != terms.generation {
                 return Err(NotCounted::Ended);
             }
             let used = used(word);
-            if u64::from(used) + u64::from(qty) > u64::from(terms.quota) {
+            let fits = u64::from(used) + u64::from(qty) <= u64::from(terms.quota);
+            let flying = in_flight(word);
+            if !fits && (flying == 0 || PLANT_EAGER_REFUSAL) {
                 return Err(NotCounted::Exhausted {
                     remaining: terms.quota.saturating_sub(used),
                 });
             }
+            if !fits || flying == MAX_IN_FLIGHT {
+                // Some unit in flight may come back: decide once settled.
+                crate::sync::wait_a_little(&mut rounds);
+                word = counted.load(Ordering::Acquire);
+                continue;
+            }
             match counted.compare_exchange_weak(
                 word,
-                word + u64::from(qty),
+                word + ONE_IN_FLIGHT + u64::from(qty),
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
                 Ok(_) => return Ok(()),
+                Err(now) => word = now,
+            }
+        }
+    }
+
+    /// Settles a reserve in flight of generation `generation_then` that
+    /// succeeded: its units stay counted.
+    pub(crate) fn settle(&self, slot: u32, generation_then: u32) {
+        self.land(slot, generation_then, 0);
+    }
+
+    /// Settles a reserve in flight of generation `generation_then` that
+    /// was refused: its `qty` units are no longer counted.
+    pub(crate) fn take_back(&self, slot: u32, generation_then: u32, qty: u32) {
+        self.land(slot, generation_then, qty);
+    }
+
+    fn land(&self, slot: u32, generation_then: u32, qty: u32) {
+        let counted = &self.slots[slot as usize].counted;
+        let mut word = counted.load(Ordering::Acquire);
+        loop {
+            if generation(word) != generation_then {
+                return;
+            }
+            debug_assert!(in_flight(word) > 0 && used(word) >= qty);
+            let next = word - ONE_IN_FLIGHT - u64::from(qty.min(used(word)));
+            match counted.compare_exchange_weak(word, next, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return,
                 Err(now) => word = now,
             }
         }
@@ -284,8 +353,9 @@ impl CampaignTable {
             slot.live.store(false, Ordering::Release);
             let word = slot.counted.load(Ordering::Acquire);
             ended = generation(word);
+            let next = ended.wrapping_add(1) & GENERATION_MASK;
             slot.counted
-                .store(u64::from(ended.wrapping_add(1)) << 32, Ordering::Release);
+                .store(u64::from(next) << GENERATION_SHIFT, Ordering::Release);
         });
         then(at, ended);
         true
@@ -308,6 +378,7 @@ mod tests {
         let terms = table.terms(CampaignId(9)).unwrap();
         assert_eq!((terms.quota, terms.per_customer, terms.used), (3, 2, 0));
         assert_eq!(table.count(&terms, 2), Ok(()));
+        table.settle(terms.slot, terms.generation);
         assert_eq!(
             table.count(&terms, 2),
             Err(NotCounted::Exhausted { remaining: 1 })

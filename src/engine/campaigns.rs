@@ -4,9 +4,11 @@
 //!
 //! Invariants: a campaign reservation is checked and counted under its
 //! id's shard lock, like any reserve (so the same id reserved twice at once
-//! counts once); the quota is counted first, then the customer, then the
-//! stock is held, and a refusal at any step takes back what the steps
-//! before it counted. A refusal that can be read without the lock (unknown
+//! counts once); the quota is counted first (in flight), then the
+//! customer is checked and the stock held under the customer's lock, and a
+//! refusal at any step takes back what the steps before it counted (see
+//! `src/campaigns/mod.rs` for why no request is refused for units in
+//! flight). A refusal that can be read without the lock (unknown
 //! campaign, another item, quota exhausted) is given before it when the
 //! shard's id filter proves the id unknown, writing nothing.
 
@@ -205,16 +207,11 @@ impl Inventory {
                 // held (see reserve.rs).
                 let ids = &home.ids;
                 ids.add(id.0);
-                let held = self
-                    .campaigns
-                    .count(campaign, customer, line.item(), line.qty)
-                    .and_then(|units| match self.hold_line(&line, None, channel) {
-                        Ok(held) => Ok((units, held)),
-                        Err(refusal) => {
-                            self.campaigns.uncount(&units);
-                            Err(refusal)
-                        }
-                    });
+                let held =
+                    self.campaigns
+                        .reserve(campaign, customer, line.item(), line.qty, || {
+                            self.hold_line(&line, None, channel)
+                        });
                 match held {
                     Err(refusal) => {
                         ids.remove(id.0);
