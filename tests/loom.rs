@@ -1124,6 +1124,50 @@ fn a_reserve_refused_by_stock_never_makes_the_customer_limit_refuse_another() {
     });
 }
 
+/// A customer (quota 1, limit 1) releases their unit while reserving
+/// again under another id, after reading the item's level. Once the level
+/// shows the unit back in stock, the release has happened, so the reserve
+/// is never refused for the quota or the limit: a release gives the units
+/// back around its stock step, not after it.
+#[test]
+fn a_reserve_that_saw_a_release_is_never_refused_for_its_units() {
+    loom::model(|| {
+        let (inventory, _) = inventory_with(&[(X, 5)]);
+        inventory.define_campaign(SALE, X, STORE, 1, 1).unwrap();
+        let customer = CustomerId(7);
+        inventory
+            .reserve_in_campaign(
+                ReservationId(1),
+                Channel::Online,
+                line(X, 1),
+                SALE,
+                customer,
+                1_000,
+            )
+            .unwrap();
+        let releaser = {
+            let inventory = inventory.clone();
+            thread::spawn(move || inventory.release(ReservationId(1)).unwrap())
+        };
+        let seen = inventory.level(X, STORE).unwrap().reserved;
+        let answer = inventory.reserve_in_campaign(
+            ReservationId(2),
+            Channel::Online,
+            line(X, 1),
+            SALE,
+            customer,
+            1_000,
+        );
+        releaser.join().unwrap();
+        if seen == 0 {
+            assert!(answer.is_ok(), "{answer:?}");
+        }
+        let held = u32::from(answer.is_ok());
+        assert_eq!(inventory.campaign(SALE).unwrap().used, held);
+        assert_eq!(inventory.campaign_customer_used(SALE, customer), held);
+    });
+}
+
 /// The quota and one customer's counter race: the customer (limit 1)
 /// holds a unit and releases it while reserving again under another id.
 /// The new reserve wins only if the release came first; either way the

@@ -14,7 +14,7 @@
 //! its refusals need no waiting.
 
 use crate::error::Error;
-use crate::sync::Mutex;
+use crate::sync::{Mutex, MutexGuard};
 use crossbeam_utils::CachePadded;
 use std::collections::HashMap;
 
@@ -45,8 +45,11 @@ pub(crate) enum NotRaised {
     Refused(Error),
 }
 
+/// The counters of one lock shard.
+pub(crate) type Counts = HashMap<CustomerKey, u32, MixState>;
+
 /// One lock shard of the counters.
-type CountShard = CachePadded<Mutex<HashMap<CustomerKey, u32, MixState>>>;
+type CountShard = CachePadded<Mutex<Counts>>;
 
 /// Every customer counter, in lock shards.
 #[derive(Debug)]
@@ -65,7 +68,7 @@ impl Default for CustomerCounts {
 }
 
 impl CustomerCounts {
-    fn shard(&self, key: &CustomerKey) -> &Mutex<HashMap<CustomerKey, u32, MixState>> {
+    fn shard(&self, key: &CustomerKey) -> &Mutex<Counts> {
         let mixed = (key.customer ^ u64::from(key.slot).rotate_left(32))
             .wrapping_mul(0x9E37_79B9_7F4A_7C15);
         &self.shards[(mixed >> 58) as usize % SHARDS]
@@ -100,14 +103,12 @@ impl CustomerCounts {
     /// Lowers `key`'s counter by `qty`, removing it at 0; nothing if it is
     /// gone (its generation ended).
     pub(crate) fn lower(&self, key: CustomerKey, qty: u32) {
-        let mut counts = self.shard(&key).lock();
-        if let Some(count) = counts.get_mut(&key) {
-            debug_assert!(*count >= qty, "units given back were counted");
-            *count = count.saturating_sub(qty);
-            if *count == 0 {
-                counts.remove(&key);
-            }
-        }
+        lower_in(&mut self.lock(&key), key, qty);
+    }
+
+    /// The lock of `key`'s shard, held.
+    pub(crate) fn lock(&self, key: &CustomerKey) -> MutexGuard<'_, Counts> {
+        self.shard(key).lock()
     }
 
     /// The units `key` has counted.
@@ -153,6 +154,18 @@ impl CustomerCounts {
             .iter()
             .map(|shard| shard.lock().capacity() * bucket)
             .sum()
+    }
+}
+
+/// Lowers `key`'s counter in its locked shard `counts` by `qty`, removing
+/// it at 0; nothing if it is gone (its generation ended).
+pub(crate) fn lower_in(counts: &mut Counts, key: CustomerKey, qty: u32) {
+    if let Some(count) = counts.get_mut(&key) {
+        debug_assert!(*count >= qty, "units given back were counted");
+        *count = count.saturating_sub(qty);
+        if *count == 0 {
+            counts.remove(&key);
+        }
     }
 }
 

@@ -40,8 +40,9 @@ pub(crate) use customers::MixState;
 
 use crate::effect::CampaignUnits;
 use crate::error::Error;
+use crate::sync::MutexGuard;
 use crate::types::{CampaignId, CustomerId, ItemKey};
-use customers::{CustomerCounts, CustomerKey, NotRaised};
+use customers::{lower_in, Counts, CustomerCounts, CustomerKey, NotRaised};
 use serde::{Deserialize, Serialize};
 use table::{CampaignTable, NotCounted};
 
@@ -216,6 +217,27 @@ impl Campaigns {
         self.table.uncount(units.slot, units.generation, units.qty);
     }
 
+    /// Starts giving `units` back around the stock step of a finishing
+    /// reservation: marks them in flight in the quota word and takes the
+    /// customer's lock, so that from now until [`GivingBack::finish`] a
+    /// reserve that needs them waits instead of being refused. Run the
+    /// stock step, then `finish`.
+    pub(crate) fn begin_give_back(&self, units: &CampaignUnits) -> GivingBack<'_> {
+        let key = CustomerKey {
+            slot: units.slot,
+            generation: units.generation,
+            customer: units.customer.0,
+        };
+        let marked = self.table.mark_in_flight(units.slot, units.generation);
+        GivingBack {
+            campaigns: self,
+            units: *units,
+            key,
+            marked,
+            counts: self.customers.lock(&key),
+        }
+    }
+
     /// A live campaign's terms and counters.
     pub(crate) fn usage(&self, campaign: CampaignId) -> Option<CampaignUsage> {
         let terms = self.table.terms(campaign)?;
@@ -249,6 +271,47 @@ impl Campaigns {
     /// How many campaigns the table can hold.
     pub(crate) fn capacity(&self) -> usize {
         self.table.capacity()
+    }
+}
+
+/// Units being given back (see [`Campaigns::begin_give_back`]).
+pub(crate) struct GivingBack<'a> {
+    campaigns: &'a Campaigns,
+    units: CampaignUnits,
+    key: CustomerKey,
+    /// Whether the quota word counts this give-back in flight.
+    marked: bool,
+    /// The customer's shard, locked.
+    counts: MutexGuard<'a, Counts>,
+}
+
+impl std::fmt::Debug for GivingBack<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GivingBack")
+            .field("units", &self.units)
+            .field("marked", &self.marked)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GivingBack<'_> {
+    /// Gives the units back, once the stock step is done: the customer's
+    /// counter (then its lock), then the quota, settling the give-back.
+    pub(crate) fn finish(self) {
+        let GivingBack {
+            campaigns,
+            units,
+            key,
+            marked,
+            mut counts,
+        } = self;
+        lower_in(&mut counts, key, units.qty);
+        drop(counts);
+        if marked {
+            campaigns
+                .table
+                .take_back(units.slot, units.generation, units.qty);
+        }
     }
 }
 

@@ -250,6 +250,34 @@ impl CampaignTable {
         self.land(slot, generation_then, qty);
     }
 
+    /// Marks one give-back in flight in generation `generation_then` (its
+    /// units stay counted until [`take_back`](Self::take_back)); false if
+    /// that generation has ended.
+    pub(crate) fn mark_in_flight(&self, slot: u32, generation_then: u32) -> bool {
+        let counted = &self.slots[slot as usize].counted;
+        let mut word = counted.load(Ordering::Acquire);
+        let mut rounds = 0;
+        loop {
+            if generation(word) != generation_then {
+                return false;
+            }
+            if in_flight(word) == MAX_IN_FLIGHT {
+                crate::sync::wait_a_little(&mut rounds);
+                word = counted.load(Ordering::Acquire);
+                continue;
+            }
+            match counted.compare_exchange_weak(
+                word,
+                word + ONE_IN_FLIGHT,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return true,
+                Err(now) => word = now,
+            }
+        }
+    }
+
     fn land(&self, slot: u32, generation_then: u32, qty: u32) {
         let counted = &self.slots[slot as usize].counted;
         let mut word = counted.load(Ordering::Acquire);

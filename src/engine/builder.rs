@@ -342,6 +342,7 @@ impl InventoryBuilder {
         // Without a figure for the reservations, a shard counts ids only
         // once refusals show it pays (see id_filter).
         let filter_on = self.expected_reservations.is_some();
+        let campaigns = std::sync::Arc::new(Campaigns::new(self.max_campaigns));
         let mut reservations = Vec::with_capacity(RESERVATION_SHARDS);
         for _ in 0..RESERVATION_SHARDS {
             reservations.push(CachePadded::new(Shard::try_new(
@@ -349,6 +350,7 @@ impl InventoryBuilder {
                 self.id_filter,
                 filter_on,
                 self.compaction,
+                campaigns.clone(),
             )?));
         }
         Ok(Inventory {
@@ -359,7 +361,7 @@ impl InventoryBuilder {
             default_ttl_ms: self.default_ttl_ms,
             retention_ms: self.retention_ms,
             observer: self.observer,
-            campaigns: Campaigns::new(self.max_campaigns),
+            campaigns,
             alerts: Alerts::new(
                 self.alert_observer.clone(),
                 self.keep_alerts.unwrap_or(self.alert_observer.is_none()),

@@ -72,7 +72,7 @@ pub struct Inventory {
     default_ttl_ms: u64,
     retention_ms: u64,
     observer: Option<Arc<dyn EffectObserver>>,
-    campaigns: Campaigns,
+    campaigns: std::sync::Arc<Campaigns>,
     alerts: Alerts,
 }
 

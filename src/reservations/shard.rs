@@ -5,7 +5,7 @@
 //! happens once, in [`ReservationShard::finish`], which is the only code that
 //! gives a reservation's units back or takes them out of stock.
 
-use crate::campaigns::MixState;
+use crate::campaigns::{Campaigns, MixState};
 use crate::effect::{CampaignUnits, Effect, EffectLog};
 use crate::error::BuildError;
 use crate::reservations::deadlines::{DeadlineIndex, Filed, Finished};
@@ -20,6 +20,7 @@ use crate::stock::item_table::ItemTable;
 use crate::sync::Mutex;
 use crate::types::{CampaignId, Channel, CustomerId, Line, ReservationId, ReservationState};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// When a reservation made or extended at `now` with `ttl` is due: the
 /// reported deadline and whether `now + ttl` saturated, which the contract
@@ -137,6 +138,11 @@ pub(crate) struct ReservationShard {
     /// Campaign reservations by id, with the units they counted, until the
     /// reservation is forgotten (a plain reservation keeps nothing here).
     campaign_units: HashMap<u64, CampaignUnits, MixState>,
+    /// The inventory's campaigns, to give a finishing campaign
+    /// reservation's units back around its stock step (see
+    /// `Campaigns::begin_give_back`); `None` only in unit tests, where the
+    /// units go back after it, through the effect log.
+    campaigns: Option<Arc<Campaigns>>,
 }
 
 impl Default for ReservationShard {
@@ -151,6 +157,7 @@ impl Default for ReservationShard {
             compaction: Compaction::DEFAULT,
             committed_parts: HashMap::new(),
             campaign_units: HashMap::default(),
+            campaigns: None,
         }
     }
 }
@@ -353,6 +360,29 @@ impl ReservationShard {
             (true, None) => held.qty,
             (true, Some(parts)) => parts[n],
         };
+        // A campaign reservation (one line) gives back what it does not
+        // take out of stock: marked in flight in its campaign and under its
+        // customer's lock before the stock step, so that no reserve is
+        // refused for units the stock no longer holds.
+        let campaign_units = if self.campaign_units.is_empty() {
+            None
+        } else {
+            self.campaign_units.get(&id).copied()
+        };
+        let back = campaign_units
+            .map(|units| {
+                let kept = take(0, self.records.get(at).first);
+                CampaignUnits {
+                    qty: units.qty - kept,
+                    ..units
+                }
+            })
+            .filter(|units| units.qty > 0);
+        let campaigns = back.and(self.campaigns.clone());
+        let giving = match (&back, &campaigns) {
+            (Some(units), Some(campaigns)) => Some(campaigns.begin_give_back(units)),
+            _ => None,
+        };
         if more == MoreLines::NONE {
             let first = self.records.get(at).first;
             let (cell, qty) = (items.cell(first.cell), first.qty);
@@ -378,16 +408,10 @@ impl ReservationShard {
         if let Some(parts) = parts {
             self.committed_parts.insert(id, parts.into());
         }
-        if !self.campaign_units.is_empty() {
-            if let Some(units) = self.campaign_units.get(&id) {
-                // A campaign reservation has one line: what it keeps
-                // counted is what it takes out of stock.
-                let kept = take(0, self.records.get(at).first);
-                effects.give_back(CampaignUnits {
-                    qty: units.qty - kept,
-                    ..*units
-                });
-            }
+        match (giving, back) {
+            (Some(giving), _) => giving.finish(),
+            (None, Some(units)) => effects.give_back(units),
+            (None, None) => {}
         }
         for (n, held) in self.lines(at).enumerate() {
             let qty = held.qty;
@@ -658,11 +682,13 @@ impl Shard {
         filter_sizing: id_filter::Sizing,
         filter_on: bool,
         compaction: Compaction,
+        campaigns: Arc<Campaigns>,
     ) -> Result<Self, BuildError> {
         let ids = IdFilter::try_new(filter_counters, filter_sizing, filter_on)?;
         Ok(Shard {
             records: Mutex::new(ReservationShard {
                 compaction,
+                campaigns: Some(campaigns),
                 ..ReservationShard::default()
             }),
             ids,
