@@ -21,7 +21,15 @@
 //! - every `check` a thread ran while the other ran was consistent, and a
 //!   POS basket's lines count as sold;
 //! - once every hold has ended (clock moved past every deadline, `expire`),
-//!   nothing is reserved and nothing is pending.
+//!   nothing is reserved and nothing is pending;
+//! - the fulfilment and campaign operations (`reserve_any` split or not,
+//!   campaign reserves of a few customers in one campaign on the first
+//!   item, commits naming lines, partial ones included) run on ids of
+//!   their own: the units their commits answered count as committed, their
+//!   pending reservations' lines as reserved, and the campaign never
+//!   passes its quota nor a customer the limit; once every hold has ended
+//!   the campaign counts no more than the units the commits on its item
+//!   answered.
 //!
 //! A "forgetful" schedule has a retention of at most 25.5 s, so `expire`
 //! forgets terminal reservations while the other thread reserves (the
@@ -42,8 +50,8 @@ use common::line_set;
 use libfuzzer_sys::fuzz_target;
 use omnistock::model::{level_ok, Conservation};
 use omnistock::{
-    Command, Error, Inventory, ItemKey, Line, ManualClock, Outcome, ReservationId,
-    ReservationState, Sku, StoreId,
+    CampaignId, Command, CustomerId, Error, Inventory, ItemKey, Line, ManualClock, Outcome,
+    ReservationId, ReservationState, Sku, StoreId,
 };
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -54,6 +62,12 @@ const ITEMS: [(u64, u64); 4] = [(1, 1), (2, 1), (1, 2), (2, 2)];
 const IDS: u8 = 6;
 const MAX_OPS_PER_THREAD: usize = 48;
 const MAX_CART: usize = 3;
+/// Ids of the fulfilment and campaign operations start here.
+const EXTRA_IDS: u64 = 1_000;
+/// The campaign, on the first item.
+const SALE: CampaignId = CampaignId(3);
+/// Its customers.
+const CUSTOMERS: u8 = 3;
 /// The item index is built for this many items (the smallest it takes).
 const EXPECTED_ITEMS: usize = 16;
 
@@ -101,6 +115,28 @@ enum Op {
     SellBasket(Vec<(Item, u8)>, bool),
     /// The consistency check, while the other thread runs.
     Check,
+    /// `reserve_any` of one SKU over both stores (in either order), on an
+    /// id of its own.
+    ReserveAny {
+        id: Id,
+        second_sku: bool,
+        qty: u8,
+        split: bool,
+        store_two_first: bool,
+        in_store: bool,
+    },
+    /// A reserve in the campaign, on an id of its own.
+    ReserveInCampaign {
+        id: Id,
+        qty: u8,
+        customer: u8,
+        in_store: bool,
+    },
+    /// A commit naming lines (0 to 3; a partial commit when fewer units
+    /// than held) of an id of the operations above.
+    CommitLines(Id, Vec<(Item, u8)>),
+    /// A release of an id of the operations above.
+    ReleaseExtra(Id),
 }
 
 #[derive(Arbitrary, Debug)]
@@ -116,6 +152,8 @@ struct Schedule {
     /// then has ids of its own, so its log tells which reservation a commit
     /// took.
     forgetful: Option<u8>,
+    /// The campaign's quota and limit (small, so that they bind).
+    campaign: (u8, u8),
     threads: [Vec<Op>; 2],
 }
 
@@ -191,6 +229,57 @@ fn command(op: &Op, base: u64) -> Option<Command> {
             channel: common::channel(in_store),
         },
         Op::Check => Command::Check,
+        Op::ReserveAny {
+            id,
+            second_sku,
+            qty,
+            split,
+            store_two_first,
+            in_store,
+        } => {
+            let mut stores = vec![StoreId(1), StoreId(2)];
+            if store_two_first {
+                stores.reverse();
+            }
+            Command::ReserveAny {
+                id: id.id(base + EXTRA_IDS),
+                sku: Sku(if second_sku { 2 } else { 1 }),
+                qty: u32::from(qty % 8),
+                stores,
+                split,
+                channel: common::channel(in_store),
+                ttl_ms: None,
+            }
+        }
+        Op::ReserveInCampaign {
+            id,
+            qty,
+            customer,
+            in_store,
+        } => Command::ReserveCampaign {
+            id: id.id(base + EXTRA_IDS),
+            channel: common::channel(in_store),
+            ttl_ms: None,
+            lines: vec![Line::new(Sku(1), StoreId(1), u32::from(qty % 4))],
+            campaign: Some(SALE),
+            customer: Some(CustomerId(u64::from(customer % CUSTOMERS))),
+        },
+        Op::CommitLines(id, ref lines) => Command::Commit {
+            id: id.id(base + EXTRA_IDS),
+            lines: Some(
+                lines
+                    .iter()
+                    .take(MAX_CART)
+                    .map(|&(item, qty)| {
+                        let (sku, store) = item.key();
+                        Line::new(sku, store, u32::from(qty % 8))
+                    })
+                    .collect(),
+            ),
+        },
+        Op::ReleaseExtra(id) => Command::Release {
+            id: id.id(base + EXTRA_IDS),
+        },
         Op::Advance(_) | Op::Spin(_) => return None,
     })
 }
@@ -320,6 +409,13 @@ fuzz_target!(|schedule: Schedule| {
     for (key, level) in inventory.items() {
         books.received(key, level.on_hand);
     }
+    let (quota, per_customer) = (
+        u32::from(schedule.campaign.0 % 8),
+        u32::from(schedule.campaign.1 % 4),
+    );
+    inventory
+        .define_campaign(SALE, Sku(1), StoreId(1), quota, per_customer)
+        .expect("room for one campaign");
 
     let gate = Arc::new(AtomicUsize::new(0));
     let lockstep = schedule.lockstep;
@@ -356,6 +452,10 @@ fuzz_target!(|schedule: Schedule| {
     let mut seen: BTreeMap<ReservationId, Vec<(ReservationState, &Command)>> = BTreeMap::new();
     let mut commits: BTreeMap<ReservationId, usize> = BTreeMap::new();
     let mut releases: BTreeMap<ReservationId, usize> = BTreeMap::new();
+    let sale_item = ItemKey::new(Sku(1), StoreId(1));
+    // Commits naming lines on the campaign's item alone, with the units
+    // they took: those of campaign reservations count in the campaign.
+    let mut extra_committed: Vec<(ReservationId, u32)> = Vec::new();
     for (command, result) in logs.iter().flatten() {
         match (command, result) {
             (Command::Restock { sku, store, qty }, Ok(_)) => {
@@ -377,6 +477,16 @@ fuzz_target!(|schedule: Schedule| {
             }
             (Command::Reserve { id, lines, .. }, Ok(_)) => {
                 acknowledged.entry(*id).or_default().push(line_set(lines));
+            }
+            (Command::Commit { id, .. }, Ok(Outcome::ReservationLines(answer)))
+                if !answer.ack.replayed =>
+            {
+                // A commit naming lines answers what it took out of stock.
+                assert_eq!(answer.ack.state, ReservationState::Committed, "{id}");
+                books.committed(&answer.lines);
+                if answer.lines.iter().all(|line| line.item() == sale_item) {
+                    extra_committed.push((*id, answer.lines.iter().map(|l| l.qty).sum()));
+                }
             }
             (Command::Commit { id, .. }, Ok(Outcome::Reservation(ack))) => {
                 assert_eq!(
@@ -497,6 +607,28 @@ fuzz_target!(|schedule: Schedule| {
         );
     }
 
+    // The fulfilment and campaign ids: pending ones hold their lines; the
+    // campaign is within its quota and every customer within the limit.
+    let extra_ids = (0..2)
+        .flat_map(|thread| (0..u64::from(IDS)).map(move |n| EXTRA_IDS + id_base(thread) + 8 * n));
+    let extra_ids: std::collections::BTreeSet<u64> = extra_ids.collect();
+    for &raw in &extra_ids {
+        if let Ok(info) = inventory.get(ReservationId(raw)) {
+            if info.state == ReservationState::Pending {
+                pending_lines.extend_from_slice(&info.lines);
+            }
+        }
+    }
+    let usage = inventory.campaign(SALE).expect("the campaign is live");
+    assert!(usage.used <= quota, "quota passed: {usage:?}");
+    for customer in 0..u64::from(CUSTOMERS) {
+        let used = inventory.campaign_customer_used(SALE, CustomerId(customer));
+        assert!(
+            used <= per_customer,
+            "customer {customer} passed the limit: {used}"
+        );
+    }
+
     let items = inventory.items();
     if let Err(broken) = books.check_on_hand(&items) {
         panic!("units not conserved: {broken} (committed {committed_units:?})");
@@ -512,6 +644,15 @@ fuzz_target!(|schedule: Schedule| {
         inventory.pending_count(),
         0,
         "pending reservations after expiry"
+    );
+    // Every hold ended: the campaign counts committed units alone, at most
+    // those its item's commits answered (some may be plain reservations).
+    let usage = inventory.campaign(SALE).expect("the campaign is live");
+    let committed_on_item: u32 = extra_committed.iter().map(|&(_, qty)| qty).sum();
+    assert!(
+        usage.used <= committed_on_item.min(quota),
+        "campaign counts {} units after every hold ended, commits answered {committed_on_item}",
+        usage.used
     );
     let items = inventory.items();
     if let Err(broken) = Conservation::check_all_ended(&items) {
