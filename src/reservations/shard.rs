@@ -319,6 +319,22 @@ impl ReservationShard {
             .map(|parts| &parts[..])
     }
 
+    /// What the campaign reservation `id` gives back when it finishes
+    /// keeping `kept` units, with the campaigns to give it to (`None` for
+    /// the effect log's settlement); `None` if it is no campaign
+    /// reservation or gives nothing back. Out of line: plain reservations
+    /// never come here.
+    #[cold]
+    #[inline(never)]
+    fn campaign_back(&self, id: u64, kept: u32) -> Option<(CampaignUnits, Option<Arc<Campaigns>>)> {
+        let units = self.campaign_units.get(&id)?;
+        let back = CampaignUnits {
+            qty: units.qty - kept,
+            ..*units
+        };
+        (back.qty > 0).then(|| (back, self.campaigns.clone()))
+    }
+
     /// [`finish`](Self::finish), where a commit with `parts` takes only
     /// `parts[n]` units of line `n` out of stock and returns the rest of
     /// its hold (a partial commit; `parts` has one entry per line, each at
@@ -364,23 +380,13 @@ impl ReservationShard {
         // take out of stock: marked in flight in its campaign and under its
         // customer's lock before the stock step, so that no reserve is
         // refused for units the stock no longer holds.
-        let campaign_units = if self.campaign_units.is_empty() {
+        let back = if self.campaign_units.is_empty() {
             None
         } else {
-            self.campaign_units.get(&id).copied()
+            self.campaign_back(id, take(0, self.records.get(at).first))
         };
-        let back = campaign_units
-            .map(|units| {
-                let kept = take(0, self.records.get(at).first);
-                CampaignUnits {
-                    qty: units.qty - kept,
-                    ..units
-                }
-            })
-            .filter(|units| units.qty > 0);
-        let campaigns = back.and(self.campaigns.clone());
-        let giving = match (&back, &campaigns) {
-            (Some(units), Some(campaigns)) => Some(campaigns.begin_give_back(units)),
+        let giving = match &back {
+            Some((units, Some(campaigns))) => Some(campaigns.begin_give_back(units)),
             _ => None,
         };
         if more == MoreLines::NONE {
@@ -408,10 +414,10 @@ impl ReservationShard {
         if let Some(parts) = parts {
             self.committed_parts.insert(id, parts.into());
         }
-        match (giving, back) {
-            (Some(giving), _) => giving.finish(),
-            (None, Some(units)) => effects.give_back(units),
-            (None, None) => {}
+        if let Some(giving) = giving {
+            giving.finish();
+        } else if let Some((units, None)) = back {
+            effects.give_back(units);
         }
         for (n, held) in self.lines(at).enumerate() {
             let qty = held.qty;
