@@ -4,6 +4,8 @@
 //! and reach the same stock. Records are only built when an observer is
 //! installed: an engine without one pays a single branch per operation.
 
+use crate::durability::steps::{Sequencer, Steps};
+use crate::error::Error;
 use crate::types::{Channel, ItemKey, Line, ReservationId, ReservationState};
 use serde::{Deserialize, Serialize};
 
@@ -70,7 +72,10 @@ pub enum Effect {
 /// Receives the effects of every successful mutation, one call per operation
 /// (an operation's effects are all-or-nothing, so a journal can write them as
 /// one record). Called on the thread that made the change, after the change
-/// is visible; calls from different threads may interleave. Keep it quick:
+/// is visible and after the operation released its locks; calls from
+/// different threads may interleave, and two operations on one reservation
+/// may reach the observer in either order (a journal orders its records by
+/// sequence number instead). Keep it quick:
 /// hand the records to a channel or buffer rather than doing I/O inline.
 pub trait EffectObserver: Send + Sync {
     /// The effects of one operation, in the order they were made.
@@ -83,16 +88,19 @@ impl<F: Fn(&[Effect]) + Send + Sync> EffectObserver for F {
     }
 }
 
-/// The effects of one operation, collected only when someone listens.
+/// The effects of one operation, collected only when someone listens, and,
+/// with a journal, its journal records (see `src/durability/steps.rs`).
 #[derive(Debug)]
-pub(crate) struct EffectLog {
+pub(crate) struct EffectLog<'a> {
     records: Option<Vec<Effect>>,
+    pub(crate) steps: Option<Steps<'a>>,
 }
 
-impl EffectLog {
-    pub(crate) fn new(listening: bool) -> Self {
+impl<'a> EffectLog<'a> {
+    pub(crate) fn new(listening: bool, steps: Option<Steps<'a>>) -> Self {
         EffectLog {
             records: listening.then(Vec::new),
+            steps,
         }
     }
 
@@ -103,13 +111,35 @@ impl EffectLog {
         }
     }
 
-    /// Hands what was recorded to `observer` and empties the log.
-    pub(crate) fn flush(&mut self, observer: Option<&dyn EffectObserver>) {
+    /// The sequence numbers of a journaled inventory, `None` without one.
+    #[inline]
+    pub(crate) fn seqs(&self) -> Option<&'a Sequencer> {
+        self.steps.as_ref().map(|steps| {
+            let durable: &'a crate::durability::steps::Durable = steps.durable;
+            &durable.seqs
+        })
+    }
+
+    /// Writes into the journal record being built, if journaled.
+    #[inline]
+    pub(crate) fn journal(&mut self, write: impl FnOnce(&mut Steps<'a>)) {
+        if let Some(steps) = &mut self.steps {
+            write(steps);
+        }
+    }
+
+    /// Hands what was recorded to `observer` and the journal and empties
+    /// the log. Called after every lock is released.
+    pub(crate) fn flush(&mut self, observer: Option<&dyn EffectObserver>) -> Result<(), Error> {
         if let (Some(records), Some(observer)) = (&mut self.records, observer) {
             if !records.is_empty() {
                 observer.on_effects(records);
                 records.clear();
             }
+        }
+        match &mut self.steps {
+            Some(steps) => steps.flush(),
+            None => Ok(()),
         }
     }
 }

@@ -128,6 +128,16 @@ pub enum Error {
         /// they had together.
         available: u32,
     },
+    /// The operation's effect was made in memory (others may see it), but
+    /// the journal could not make it durable: it is not acknowledged, and
+    /// after a restart it may or may not be there (docs/CONTRACT.md).
+    /// The journal stays failed: stop taking orders, and recover with
+    /// `Inventory::open` once the disk is fixed.
+    NotDurable {
+        /// What the journal reported.
+        #[serde(skip)]
+        reason: String,
+    },
 }
 
 /// The item of a deserialized [`Error::BelowReserved`] that does not name one.
@@ -158,6 +168,7 @@ impl Error {
             Error::Stale { .. } => "stale",
             Error::UnknownSku { .. } => "unknown_item",
             Error::InsufficientAcross { .. } => "insufficient",
+            Error::NotDurable { .. } => "not_durable",
         }
     }
 }
@@ -208,6 +219,10 @@ impl fmt::Display for Error {
             Error::InsufficientAcross { sku, requested, available } => write!(
                 f,
                 "only {available} units of {sku} available for this channel at the candidate stores, {requested} requested"
+            ),
+            Error::NotDurable { reason } => write!(
+                f,
+                "the change is not durable ({reason}); it may be lost on a restart: stop and recover once the journal's disk is fixed"
             ),
         }
     }

@@ -94,6 +94,7 @@
 
 mod clock;
 mod command;
+pub mod durability;
 mod effect;
 mod engine;
 mod error;

@@ -3,6 +3,8 @@
 
 use super::{Inventory, RESERVATION_SHARDS};
 use crate::clock::{Clock, SystemClock};
+use crate::durability::steps::{Durable, Sequencer};
+use crate::durability::{recover, RecordSink, RecoveryError};
 use crate::effect::EffectObserver;
 use crate::error::BuildError;
 use crate::limits::{DEFAULT_RETENTION_MS, DEFAULT_TTL_MS};
@@ -40,6 +42,10 @@ pub struct InventoryBuilder {
     compaction: Compaction,
     id_filter: id_filter::Sizing,
     observer: Option<Arc<dyn EffectObserver>>,
+    /// Where journal records go, and the first sequence number.
+    sink: Option<(Arc<dyn RecordSink>, u64)>,
+    /// How reservation ids are placed in shards; random unless recovered.
+    id_key: Option<u64>,
 }
 
 impl fmt::Debug for InventoryBuilder {
@@ -53,6 +59,7 @@ impl fmt::Debug for InventoryBuilder {
             .field("compaction", &self.compaction)
             .field("id_filter", &self.id_filter)
             .field("observer", &self.observer.is_some())
+            .field("sink", &self.sink.as_ref().map(|(sink, _)| sink))
             .finish()
     }
 }
@@ -68,6 +75,8 @@ impl Default for InventoryBuilder {
             compaction: Compaction::DEFAULT,
             id_filter: id_filter::Sizing::DEFAULT,
             observer: None,
+            sink: None,
+            id_key: None,
         }
     }
 }
@@ -249,6 +258,46 @@ impl InventoryBuilder {
         self
     }
 
+    /// Hands every mutating operation's journal records to `sink`
+    /// (numbered from 1), as a journal would get them: the lower-level
+    /// hook under [`journal`](Self::journal), for tests and for sinks of
+    /// one's own. Records are built only when a sink is installed.
+    pub fn record_sink(mut self, sink: Arc<dyn RecordSink>) -> Self {
+        self.sink = Some((sink, 1));
+        self
+    }
+
+    /// Places reservation ids as the process that wrote a snapshot did.
+    pub(crate) fn id_key(mut self, key: u64) -> Self {
+        self.id_key = Some(key);
+        self
+    }
+
+    /// Rebuilds an inventory from a snapshot image
+    /// ([`Inventory::image`]) and the records a [`RecordSink`] received
+    /// after it, in sequence order (those the image covers are skipped),
+    /// with this builder's settings. A sink given to this builder gets the
+    /// records of the recovered inventory, numbered on from the last one.
+    /// Returns the inventory and the last sequence number applied.
+    ///
+    /// # Errors
+    ///
+    /// A [`RecoveryError`] naming the damaged snapshot, the record that
+    /// does not decode or apply, or the first missing number.
+    pub fn recover(
+        self,
+        image: Option<&[u8]>,
+        records: impl IntoIterator<Item = (u64, Vec<u8>)>,
+    ) -> Result<(Inventory, u64), RecoveryError> {
+        let builder = recover::builder_for(self, image)?;
+        let inventory = builder.try_build().map_err(RecoveryError::Build)?;
+        let last = recover::replay(&inventory, image, records.into_iter().map(Ok))?;
+        if let Some(durable) = inventory.durable() {
+            durable.seqs.set(last + 1);
+        }
+        Ok((inventory, last))
+    }
+
     /// The inventory, empty.
     ///
     /// # Panics
@@ -310,11 +359,19 @@ impl InventoryBuilder {
         Ok(Inventory {
             items: ItemTable::try_new(self.expected_items)?,
             reservations: reservations.into_boxed_slice(),
-            id_hasher: IdHasher::default(),
+            id_hasher: self
+                .id_key
+                .map_or_else(IdHasher::default, IdHasher::with_key),
             clock: self.clock,
             default_ttl_ms: self.default_ttl_ms,
             retention_ms: self.retention_ms,
             observer: self.observer,
+            durable: self.sink.map(|(sink, first)| {
+                Box::new(Durable {
+                    seqs: Sequencer::starting_at(first),
+                    sink,
+                })
+            }),
         })
     }
 }

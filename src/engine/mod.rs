@@ -8,6 +8,7 @@ mod builder;
 mod fulfilment;
 mod lifecycle;
 mod reserve;
+mod restore;
 mod sourcing;
 mod stock_ops;
 #[cfg(all(test, feature = "model", not(omnistock_loom)))]
@@ -18,6 +19,8 @@ pub use sourcing::{FewestStores, GivenOrder, MostAvailableFirst, SourceRequest, 
 
 use crate::clock::Clock;
 use crate::command::{Command, Outcome, ReservationAck};
+use crate::durability::steps::{Durable, Steps};
+use crate::durability::Op;
 use crate::effect::{EffectLog, EffectObserver};
 use crate::error::Error;
 use crate::reservations::id_placement::{self, IdHasher};
@@ -68,6 +71,8 @@ pub struct Inventory {
     default_ttl_ms: u64,
     retention_ms: u64,
     observer: Option<Arc<dyn EffectObserver>>,
+    /// The journal's sequence numbers and sink; `None`: in memory only.
+    durable: Option<Box<Durable>>,
 }
 
 impl fmt::Debug for Inventory {
@@ -77,6 +82,7 @@ impl fmt::Debug for Inventory {
             .field("default_ttl_ms", &self.default_ttl_ms)
             .field("retention_ms", &self.retention_ms)
             .field("observer", &self.observer.is_some())
+            .field("journaled", &self.durable.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -109,12 +115,31 @@ impl Inventory {
         self.default_ttl_ms
     }
 
-    fn effects(&self) -> EffectLog {
-        EffectLog::new(self.observer.is_some())
+    /// The effect log of one operation `op`: it collects the observer's
+    /// effects if one listens, and the journal records if journaled.
+    pub(crate) fn effects(&self, op: Op) -> EffectLog<'_> {
+        let steps = self
+            .durable
+            .as_deref()
+            .map(|durable| Steps::new(durable, op, self.clock.now_ms()));
+        EffectLog::new(self.observer.is_some(), steps)
     }
 
-    fn publish(&self, effects: &mut EffectLog) {
-        effects.flush(self.observer.as_deref());
+    /// Hands an operation's effects and records on, after every lock is
+    /// released; with a `Sync` journal, waits until they are durable.
+    pub(crate) fn publish(&self, effects: &mut EffectLog<'_>) -> Result<(), Error> {
+        effects.flush(self.observer.as_deref())
+    }
+
+    /// [`publish`](Self::publish), then the operation's answer: a success
+    /// whose records could not be made durable is [`Error::NotDurable`].
+    fn publish_answer<T>(
+        &self,
+        effects: &mut EffectLog<'_>,
+        answer: Result<T, Error>,
+    ) -> Result<T, Error> {
+        let durable = self.publish(effects);
+        answer.and_then(|value| durable.map(|()| value))
     }
 
     /// Runs one [`Command`]; the dispatcher behind the replay tool and the

@@ -158,6 +158,16 @@ impl DeadlineIndex {
         }
     }
 
+    /// The oldest terminal reservation still remembered.
+    pub(crate) fn oldest_finished(&self) -> Option<&Finished> {
+        self.finished.front()
+    }
+
+    /// Every terminal reservation still remembered, oldest first.
+    pub(crate) fn finished_in_order(&self) -> impl Iterator<Item = &Finished> + '_ {
+        self.finished.iter()
+    }
+
     /// Terminal reservations still remembered.
     pub(crate) fn finished_len(&self) -> usize {
         self.finished.len()
