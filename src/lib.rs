@@ -98,6 +98,8 @@ pub mod durability;
 mod effect;
 mod engine;
 mod error;
+#[cfg(feature = "journal")]
+pub mod journal;
 mod limits;
 #[cfg(feature = "model")]
 pub mod model;

@@ -128,3 +128,72 @@ impl<T> RwLock<T> {
         }
     }
 }
+
+/// A condition variable paired with [`Mutex`], switched like it.
+/// `wait` takes the guard and gives it back (no poisoning).
+#[derive(Debug, Default)]
+#[cfg_attr(not(feature = "journal"), allow(dead_code))]
+pub(crate) struct Condvar {
+    #[cfg(not(omnistock_loom))]
+    inner: parking_lot::Condvar,
+    #[cfg(omnistock_loom)]
+    inner: loom::sync::Condvar,
+}
+
+#[cfg_attr(not(feature = "journal"), allow(dead_code))]
+impl Condvar {
+    pub(crate) fn new() -> Self {
+        Condvar {
+            #[cfg(not(omnistock_loom))]
+            inner: parking_lot::Condvar::new(),
+            #[cfg(omnistock_loom)]
+            inner: loom::sync::Condvar::new(),
+        }
+    }
+
+    /// Releases the lock, waits for a notification (or a spurious wakeup)
+    /// and takes the lock again.
+    pub(crate) fn wait<'a, T>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+        #[cfg(not(omnistock_loom))]
+        {
+            let mut guard = guard;
+            self.inner.wait(&mut guard);
+            guard
+        }
+        #[cfg(omnistock_loom)]
+        {
+            self.inner
+                .wait(guard)
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+        }
+    }
+
+    /// Like [`Condvar::wait`], giving up after `timeout`.
+    pub(crate) fn wait_for<'a, T>(
+        &self,
+        guard: MutexGuard<'a, T>,
+        timeout: std::time::Duration,
+    ) -> MutexGuard<'a, T> {
+        #[cfg(not(omnistock_loom))]
+        {
+            let mut guard = guard;
+            self.inner.wait_for(&mut guard, timeout);
+            guard
+        }
+        #[cfg(omnistock_loom)]
+        {
+            match self.inner.wait_timeout(guard, timeout) {
+                Ok((guard, _)) => guard,
+                Err(poisoned) => poisoned.into_inner().0,
+            }
+        }
+    }
+
+    pub(crate) fn notify_one(&self) {
+        self.inner.notify_one();
+    }
+
+    pub(crate) fn notify_all(&self) {
+        self.inner.notify_all();
+    }
+}

@@ -1,0 +1,413 @@
+//! Reading segment files: listing a directory's segments, walking one
+//! segment's records with the tail rule, and the readers built on that
+//! walk ([`read`], [`verify`], and the scan of the last segment at open).
+//!
+//! The tail rule: bytes that are not a valid header or record are a torn
+//! tail only in the last segment and only when no valid record (with a
+//! higher seq) follows them anywhere in that segment; everything else is
+//! corruption, reported with its file and offset, and nothing at or after
+//! it is returned.
+
+use super::error::JournalError;
+use super::format::{self, Chain, Frame, Header, HEADER_LEN};
+use serde::{Deserialize, Serialize};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// A segment file of a journal directory.
+#[derive(Clone, Debug)]
+pub(crate) struct SegmentFile {
+    pub(crate) first_seq: u64,
+    pub(crate) path: PathBuf,
+}
+
+/// The segments of `dir`, in seq order. Other files are ignored.
+pub(crate) fn list_segments(dir: &Path) -> Result<Vec<SegmentFile>, JournalError> {
+    let entries = fs::read_dir(dir).map_err(|e| JournalError::io(dir, e))?;
+    let mut segments = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| JournalError::io(dir, e))?;
+        let name = entry.file_name();
+        if let Some(first_seq) = name.to_str().and_then(format::parse_segment_name) {
+            segments.push(SegmentFile {
+                first_seq,
+                path: entry.path(),
+            });
+        }
+    }
+    segments.sort_by_key(|segment| segment.first_seq);
+    Ok(segments)
+}
+
+/// A torn tail found at the end of the last segment: cut off by
+/// [`Journal::open`](super::Journal::open), skipped by [`read`] and
+/// [`verify`] (which never write).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TailReport {
+    /// The segment file.
+    pub file: PathBuf,
+    /// Where the tail starts (0: the segment's header itself is torn, and
+    /// `open` removes the file).
+    pub offset: u64,
+    /// Bytes from `offset` to the end of the file.
+    pub bytes: u64,
+    /// What the bytes at `offset` are not.
+    pub reason: String,
+}
+
+/// One step of a walk through a segment.
+pub(crate) enum Step {
+    Record(Frame),
+    End,
+    Tail(TailReport),
+    Corrupt(JournalError),
+}
+
+/// A walk through one segment's records, held in memory.
+pub(crate) struct Cursor {
+    pub(crate) path: PathBuf,
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) pos: usize,
+    is_last: bool,
+    /// The seq the next record must have.
+    pub(crate) expected: u64,
+    /// The chain hash of the last record walked (the header's at first).
+    pub(crate) chain: Chain,
+}
+
+/// How a segment starts.
+pub(crate) enum Start {
+    Cursor(Cursor),
+    Tail(TailReport),
+}
+
+impl Cursor {
+    /// Reads `segment` and checks its header; `continues` is the seq and
+    /// chain hash the previous segment ended with, when it was read.
+    pub(crate) fn start(
+        segment: &SegmentFile,
+        is_last: bool,
+        continues: Option<(u64, Chain)>,
+    ) -> Result<Start, JournalError> {
+        let bytes = fs::read(&segment.path).map_err(|e| JournalError::io(&segment.path, e))?;
+        Self::start_with(segment, bytes, is_last, continues)
+    }
+
+    pub(crate) fn start_with(
+        segment: &SegmentFile,
+        bytes: Vec<u8>,
+        is_last: bool,
+        continues: Option<(u64, Chain)>,
+    ) -> Result<Start, JournalError> {
+        let path = &segment.path;
+        let header = match Header::decode(&bytes) {
+            Ok(header) => header,
+            Err(reason) => {
+                let below = segment.first_seq.saturating_sub(1);
+                if is_last && !format::valid_record_after(&bytes, 0, below) {
+                    return Ok(Start::Tail(TailReport {
+                        file: path.clone(),
+                        offset: 0,
+                        bytes: bytes.len() as u64,
+                        reason: reason.to_string(),
+                    }));
+                }
+                return Err(JournalError::corrupt(path, 0, reason));
+            }
+        };
+        if header.first_seq != segment.first_seq {
+            return Err(JournalError::corrupt(
+                path,
+                0,
+                format!(
+                    "header says the segment starts at seq {}, its name says {}",
+                    header.first_seq, segment.first_seq
+                ),
+            ));
+        }
+        if let Some((seq, chain)) = continues {
+            if header.first_seq != seq {
+                return Err(JournalError::corrupt(
+                    path,
+                    0,
+                    format!(
+                        "segment starts at seq {}, the previous one ended before {seq}",
+                        header.first_seq
+                    ),
+                ));
+            }
+            if header.chain != chain {
+                return Err(JournalError::corrupt(
+                    path,
+                    0,
+                    "the chain hash entering the segment is not the previous segment's last",
+                ));
+            }
+        }
+        Ok(Start::Cursor(Cursor {
+            path: path.clone(),
+            bytes,
+            pos: HEADER_LEN,
+            is_last,
+            expected: header.first_seq,
+            chain: header.chain,
+        }))
+    }
+
+    /// The next record, the end, a torn tail or corruption.
+    pub(crate) fn step(&mut self) -> Step {
+        if self.pos == self.bytes.len() {
+            return Step::End;
+        }
+        match format::decode_frame(&self.bytes, self.pos) {
+            Ok(frame) => {
+                if frame.seq != self.expected {
+                    return Step::Corrupt(JournalError::corrupt(
+                        &self.path,
+                        self.pos as u64,
+                        format!(
+                            "record has seq {}, {} was expected",
+                            frame.seq, self.expected
+                        ),
+                    ));
+                }
+                self.expected += 1;
+                self.chain = frame.chain;
+                self.pos = frame.end;
+                Step::Record(frame)
+            }
+            Err(bad) => {
+                let below = self.expected - 1;
+                if self.is_last && !format::valid_record_after(&self.bytes, self.pos + 1, below) {
+                    Step::Tail(TailReport {
+                        file: self.path.clone(),
+                        offset: self.pos as u64,
+                        bytes: (self.bytes.len() - self.pos) as u64,
+                        reason: bad.reason().to_string(),
+                    })
+                } else {
+                    Step::Corrupt(JournalError::corrupt(
+                        &self.path,
+                        self.pos as u64,
+                        bad.reason(),
+                    ))
+                }
+            }
+        }
+    }
+}
+
+/// Reads the records of `dir` with a seq above `after`, in seq order,
+/// checking each record's CRC, the seqs' density and the segments'
+/// continuity (not the hash chain: that is [`verify`]). Read-only: a torn
+/// tail is skipped, not truncated, and reported by [`Records::tail`].
+///
+/// The directory may be open by a [`Journal`](super::Journal) meanwhile
+/// (a record being written reads as a torn tail). Segments are read one at
+/// a time into memory.
+///
+/// Errors: the directory cannot be listed; records after `after` were
+/// deleted ([`JournalError::Missing`]). Corruption is an `Err` item of the
+/// iterator, which then ends: nothing at or after it is returned.
+///
+/// ```
+/// # fn main() -> Result<(), omnistock::journal::JournalError> {
+/// use omnistock::journal::{read, Journal, JournalOptions};
+/// let dir = std::env::temp_dir().join(format!("omnistock-doc-read-{}", std::process::id()));
+/// # let _ = std::fs::remove_dir_all(&dir);
+/// let (journal, _) = Journal::open(&dir, JournalOptions::default())?;
+/// journal.append(1, b"first".to_vec());
+/// journal.append(2, b"second".to_vec());
+/// journal.wait_durable(2)?;
+/// drop(journal);
+/// let records: Vec<(u64, Vec<u8>)> = read(&dir, 1)?.collect::<Result<_, _>>()?;
+/// assert_eq!(records, vec![(2, b"second".to_vec())]);
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// # Ok(())
+/// # }
+/// ```
+pub fn read(dir: &Path, after: u64) -> Result<Records, JournalError> {
+    let segments = list_segments(dir)?;
+    let start = segments
+        .iter()
+        .rposition(|segment| segment.first_seq <= after.saturating_add(1))
+        .unwrap_or(0);
+    if let Some(first) = segments.first() {
+        if first.first_seq > after.saturating_add(1) {
+            return Err(JournalError::Missing {
+                wanted: after + 1,
+                first: first.first_seq,
+            });
+        }
+    }
+    Ok(Records {
+        segments,
+        next_segment: start,
+        cursor: None,
+        continues: None,
+        after,
+        tail: None,
+        done: false,
+        check_chain: false,
+        records: 0,
+    })
+}
+
+/// The records [`read`] returns: `(seq, payload)` in seq order, or one
+/// `Err` (corruption, I/O) that ends the iteration.
+#[derive(Debug)]
+pub struct Records {
+    segments: Vec<SegmentFile>,
+    next_segment: usize,
+    cursor: Option<Cursor>,
+    continues: Option<(u64, Chain)>,
+    after: u64,
+    tail: Option<TailReport>,
+    done: bool,
+    check_chain: bool,
+    records: u64,
+}
+
+impl std::fmt::Debug for Cursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cursor")
+            .field("path", &self.path)
+            .field("pos", &self.pos)
+            .field("expected", &self.expected)
+            .finish()
+    }
+}
+
+impl Records {
+    /// The torn tail skipped at the end, once the iteration reached it.
+    pub fn tail(&self) -> Option<&TailReport> {
+        self.tail.as_ref()
+    }
+
+    /// The last seq walked through so far (0 before any).
+    pub fn last_seq(&self) -> u64 {
+        match &self.cursor {
+            Some(cursor) => cursor.expected - 1,
+            None => self.continues.map_or(0, |(next, _)| next - 1),
+        }
+    }
+
+    fn fail(&mut self, error: JournalError) -> Option<Result<(u64, Vec<u8>), JournalError>> {
+        self.done = true;
+        self.cursor = None;
+        Some(Err(error))
+    }
+}
+
+impl Iterator for Records {
+    type Item = Result<(u64, Vec<u8>), JournalError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if self.done {
+                return None;
+            }
+            let Some(cursor) = self.cursor.as_mut() else {
+                if self.next_segment == self.segments.len() {
+                    self.done = true;
+                    return None;
+                }
+                let is_last = self.next_segment + 1 == self.segments.len();
+                let segment = self.segments[self.next_segment].clone();
+                self.next_segment += 1;
+                match Cursor::start(&segment, is_last, self.continues) {
+                    Ok(Start::Cursor(cursor)) => self.cursor = Some(cursor),
+                    Ok(Start::Tail(tail)) => {
+                        self.tail = Some(tail);
+                        self.done = true;
+                    }
+                    Err(error) => return self.fail(error),
+                }
+                continue;
+            };
+            let offset = cursor.pos;
+            let previous = cursor.chain;
+            match cursor.step() {
+                Step::Record(frame) => {
+                    self.records += 1;
+                    if self.check_chain {
+                        let payload = &cursor.bytes[frame.payload.clone()];
+                        if format::chain(&previous, frame.seq, payload) != frame.chain {
+                            let error = JournalError::Tampered {
+                                file: cursor.path.clone(),
+                                offset: offset as u64,
+                                seq: frame.seq,
+                            };
+                            return self.fail(error);
+                        }
+                    }
+                    if frame.seq > self.after {
+                        let payload = cursor.bytes[frame.payload].to_vec();
+                        return Some(Ok((frame.seq, payload)));
+                    }
+                }
+                Step::End => {
+                    self.continues = Some((cursor.expected, cursor.chain));
+                    self.cursor = None;
+                }
+                Step::Tail(tail) => {
+                    self.continues = Some((cursor.expected, cursor.chain));
+                    self.cursor = None;
+                    self.tail = Some(tail);
+                    self.done = true;
+                }
+                Step::Corrupt(error) => return self.fail(error),
+            }
+        }
+    }
+}
+
+/// What [`verify`] found: a whole, unbroken chain.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyReport {
+    /// Segment files checked.
+    pub segments: usize,
+    /// Records checked.
+    pub records: u64,
+    /// The first record's seq (0 when there are none).
+    pub first_seq: u64,
+    /// The last record's seq (0 when there are none).
+    pub last_seq: u64,
+    /// The chain hash after the last record, in hex: record it elsewhere
+    /// to detect a rewrite of the whole journal later.
+    pub head: String,
+    /// A torn tail skipped at the end (a crash mid-write; `open` cuts it).
+    pub tail: Option<TailReport>,
+}
+
+/// Checks every segment header, every record's CRC, the seqs' density and
+/// the whole hash chain from the first record kept (anchored by its
+/// segment's header). The first broken record is the error:
+/// [`JournalError::Corrupt`] (a bad CRC or header, naming file and
+/// offset) or [`JournalError::Tampered`] (a record whose CRC matches but
+/// whose chain hash does not: its content, or an earlier record's, was
+/// edited). Read-only.
+pub fn verify(dir: &Path) -> Result<VerifyReport, JournalError> {
+    let first = list_segments(dir)?.first().map_or(1, |s| s.first_seq);
+    let mut records = read(dir, first.saturating_sub(1))?;
+    records.check_chain = true;
+    let first_seq = records.segments.first().map_or(0, |s| s.first_seq);
+    let segments = records.segments.len();
+    for record in records.by_ref() {
+        record?;
+    }
+    let last_seq = records.last_seq();
+    let head = match (&records.cursor, records.continues) {
+        (Some(cursor), _) => cursor.chain,
+        (None, Some((_, chain))) => chain,
+        (None, None) => format::ZERO_CHAIN,
+    };
+    Ok(VerifyReport {
+        segments,
+        records: records.records,
+        first_seq: if records.records == 0 { 0 } else { first_seq },
+        last_seq: if records.records == 0 { 0 } else { last_seq },
+        head: head.iter().map(|b| format!("{b:02x}")).collect(),
+        tail: records.tail,
+    })
+}

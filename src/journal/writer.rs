@@ -1,0 +1,214 @@
+//! The writer thread: takes the ready records from [`Order`] in batches,
+//! frames and chains them, writes each batch with one `write` per segment
+//! touched, rolls segments at `segment_bytes`, and syncs by the durability
+//! mode. It owns the current segment file; nothing else writes it.
+//!
+//! Invariants: records are written in seq order with no gap; the written
+//! and durable watermarks are published only after the write (the
+//! `fdatasync`) they claim returned; a failed write or sync is handed to
+//! [`Order::fail`] and the thread stops writing.
+
+use super::error::JournalError;
+use super::format::{self, Chain, Header, HEADER_LEN};
+use super::order::Order;
+use super::{Durability, Shared};
+use crate::sync::Ordering;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The state the writer thread owns.
+pub(crate) struct Writer {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) durability: Durability,
+    pub(crate) segment_bytes: u64,
+    pub(crate) file: File,
+    pub(crate) path: PathBuf,
+    /// Bytes in the current segment file.
+    pub(crate) len: u64,
+    /// The chain hash of the last record written.
+    pub(crate) chain: Chain,
+    /// The last seq written (to the OS) and synced.
+    pub(crate) written: u64,
+    pub(crate) synced: u64,
+    pub(crate) buf: Vec<u8>,
+}
+
+impl Writer {
+    fn order(&self) -> &Order {
+        &self.shared.order
+    }
+
+    /// The thread's body: runs until the journal closes or an I/O call fails.
+    pub(crate) fn run(mut self) {
+        let mut batch: Vec<Vec<u8>> = Vec::new();
+        let mut last_sync = Instant::now();
+        loop {
+            let timeout = match self.durability {
+                Durability::Batch { every_ms } if self.written > self.synced => {
+                    let every = Duration::from_millis(every_ms);
+                    Some(every.saturating_sub(last_sync.elapsed()))
+                }
+                _ => None,
+            };
+            let taken = self.shared.order.take(&mut batch, timeout);
+            if taken.failed {
+                break;
+            }
+            if taken.records > 0 {
+                if let Err(error) = self.write_batch(taken.first, &mut batch) {
+                    self.order().fail(error);
+                    break;
+                }
+            }
+            let due = match self.durability {
+                Durability::Sync => true,
+                Durability::Batch { every_ms } => {
+                    last_sync.elapsed() >= Duration::from_millis(every_ms)
+                }
+                Durability::None => false,
+            };
+            let asked = taken.sync_target > self.synced || taken.closing;
+            if self.written > self.synced && (due || asked) {
+                if let Err(error) = self.sync() {
+                    self.order().fail(error);
+                    break;
+                }
+                last_sync = Instant::now();
+                self.synced = self.written;
+                self.order().synced(self.written);
+            } else if taken.sync_target > self.synced && self.written >= taken.sync_target {
+                // Asked for what is already synced (nothing new written).
+                self.order().synced(self.written);
+            }
+            if taken.closing {
+                break;
+            }
+        }
+        self.shared.order.closed();
+    }
+
+    /// `fdatasync` of the current segment, counted and timed.
+    fn sync(&mut self) -> Result<(), JournalError> {
+        let started = Instant::now();
+        self.file
+            .sync_data()
+            .map_err(|e| JournalError::io(&self.path, e))?;
+        let stats = &self.shared.stats;
+        stats.fsyncs.fetch_add(1, Ordering::Relaxed);
+        stats
+            .fsync_nanos
+            .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Frames, chains and writes records `first..first + batch.len()`,
+    /// rolling to a new segment where the current one would pass
+    /// `segment_bytes` (a segment always takes at least one record).
+    fn write_batch(&mut self, first: u64, batch: &mut Vec<Vec<u8>>) -> Result<(), JournalError> {
+        debug_assert_eq!(first, self.written + 1);
+        let records = batch.len();
+        let mut payload_bytes = 0;
+        self.buf.clear();
+        for (i, payload) in batch.drain(..).enumerate() {
+            let seq = first + i as u64;
+            let frame_len = format::frame_len(payload.len()) as u64;
+            let pending = self.len + self.buf.len() as u64;
+            if pending > HEADER_LEN as u64 && pending + frame_len > self.segment_bytes {
+                self.flush()?;
+                self.roll(seq)?;
+            }
+            self.chain = format::chain(&self.chain, seq, &payload);
+            format::encode_frame(&mut self.buf, seq, &self.chain, &payload);
+            payload_bytes += payload.len();
+        }
+        self.flush()?;
+        self.written = first + records as u64 - 1;
+        let stats = &self.shared.stats;
+        stats.records.fetch_add(records as u64, Ordering::Relaxed);
+        stats.batches.fetch_add(1, Ordering::Relaxed);
+        self.order().written(self.written, records, payload_bytes);
+        Ok(())
+    }
+
+    /// Writes the buffered frames to the current segment.
+    fn flush(&mut self) -> Result<(), JournalError> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        self.file
+            .write_all(&self.buf)
+            .map_err(|e| JournalError::io(&self.path, e))?;
+        self.len += self.buf.len() as u64;
+        let stats = &self.shared.stats;
+        stats.writes.fetch_add(1, Ordering::Relaxed);
+        stats
+            .bytes
+            .fetch_add(self.buf.len() as u64, Ordering::Relaxed);
+        self.buf.clear();
+        Ok(())
+    }
+
+    /// Closes the current segment (synced, unless `Durability::None`) and
+    /// starts a new one whose first record is `first_seq`.
+    fn roll(&mut self, first_seq: u64) -> Result<(), JournalError> {
+        if self.durability != Durability::None {
+            self.sync()?;
+        }
+        let dir = &self.shared.dir;
+        let (file, path) = create_segment(
+            dir,
+            Header {
+                first_seq,
+                chain: self.chain,
+            },
+            self.durability != Durability::None,
+        )?;
+        self.file = file;
+        self.path = path;
+        self.len = HEADER_LEN as u64;
+        self.shared.segments.lock().push_back(first_seq);
+        self.shared
+            .stats
+            .segments_created
+            .fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// Creates a segment file holding only `header`, opened for appending; with
+/// `durable`, the file and its directory entry are synced.
+pub(crate) fn create_segment(
+    dir: &std::path::Path,
+    header: Header,
+    durable: bool,
+) -> Result<(File, PathBuf), JournalError> {
+    let path = dir.join(format::segment_name(header.first_seq));
+    let mut file = OpenOptions::new()
+        .append(true)
+        .create_new(true)
+        .open(&path)
+        .map_err(|e| JournalError::io(&path, e))?;
+    file.write_all(&header.encode())
+        .map_err(|e| JournalError::io(&path, e))?;
+    if durable {
+        file.sync_data().map_err(|e| JournalError::io(&path, e))?;
+        sync_dir(dir)?;
+    }
+    Ok((file, path))
+}
+
+/// Makes `dir`'s entries (files created, removed) durable.
+pub(crate) fn sync_dir(dir: &std::path::Path) -> Result<(), JournalError> {
+    #[cfg(unix)]
+    {
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| JournalError::io(dir, e))?;
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
