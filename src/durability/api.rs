@@ -63,6 +63,7 @@ impl Inventory {
     /// The sequence number the next journal record will get (1 more than
     /// the last one handed out); 0 without a journal or record sink.
     pub fn next_seq(&self) -> u64 {
-        self.durable().map_or(0, |durable| durable.seqs.peek())
+        self.durability_state()
+            .map_or(0, |durable| durable.seqs.peek())
     }
 }

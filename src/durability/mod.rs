@@ -14,11 +14,17 @@
 
 mod api;
 pub(crate) mod apply;
+#[cfg(feature = "journal")]
+pub(crate) mod log;
 pub(crate) mod record;
 pub(crate) mod recover;
 pub(crate) mod snapshot;
 pub(crate) mod steps;
 
+#[cfg(feature = "journal")]
+pub use crate::journal::{Durability, DurableFuture, JournalOptions};
+#[cfg(feature = "journal")]
+pub use log::{verify, RecoveryReport};
 pub use record::{decode, Change, DecodeError, Note, Op, Record};
 pub use steps::RecordSink;
 

@@ -77,6 +77,9 @@ impl Sequencer {
 pub(crate) struct Durable {
     pub(crate) seqs: Sequencer,
     pub(crate) sink: Arc<dyn RecordSink>,
+    /// The sink, when it is the journal (snapshots, backups, history).
+    #[cfg(feature = "journal")]
+    pub(crate) journal: Option<Arc<super::log::Journaled>>,
 }
 
 /// A single cell's change, sealed under its claim: the step's sequence

@@ -46,6 +46,12 @@ pub struct InventoryBuilder {
     sink: Option<(Arc<dyn RecordSink>, u64)>,
     /// How reservation ids are placed in shards; random unless recovered.
     id_key: Option<u64>,
+    /// The journal's directory and options, for `open`.
+    #[cfg(feature = "journal")]
+    journal: Option<(std::path::PathBuf, crate::journal::JournalOptions)>,
+    /// The journal sink `open` installs.
+    #[cfg(feature = "journal")]
+    journaled: Option<Arc<crate::durability::log::Journaled>>,
 }
 
 impl fmt::Debug for InventoryBuilder {
@@ -60,6 +66,7 @@ impl fmt::Debug for InventoryBuilder {
             .field("id_filter", &self.id_filter)
             .field("observer", &self.observer.is_some())
             .field("sink", &self.sink.as_ref().map(|(sink, _)| sink))
+            .field("id_key", &self.id_key.is_some())
             .finish()
     }
 }
@@ -77,6 +84,10 @@ impl Default for InventoryBuilder {
             observer: None,
             sink: None,
             id_key: None,
+            #[cfg(feature = "journal")]
+            journal: None,
+            #[cfg(feature = "journal")]
+            journaled: None,
         }
     }
 }
@@ -267,6 +278,36 @@ impl InventoryBuilder {
         self
     }
 
+    #[cfg(feature = "journal")]
+    pub(crate) fn set_journal(
+        mut self,
+        dir: std::path::PathBuf,
+        options: crate::journal::JournalOptions,
+    ) -> Self {
+        self.journal = Some((dir, options));
+        self
+    }
+
+    #[cfg(feature = "journal")]
+    pub(crate) fn take_journal(
+        mut self,
+    ) -> (
+        Self,
+        Option<(std::path::PathBuf, crate::journal::JournalOptions)>,
+    ) {
+        let journal = self.journal.take();
+        (self, journal)
+    }
+
+    /// Installs the journal as the record sink (numbering is set after
+    /// recovery).
+    #[cfg(feature = "journal")]
+    pub(crate) fn journaled(mut self, sink: Arc<crate::durability::log::Journaled>) -> Self {
+        self.sink = Some((sink.clone(), 1));
+        self.journaled = Some(sink);
+        self
+    }
+
     /// Places reservation ids as the process that wrote a snapshot did.
     pub(crate) fn id_key(mut self, key: u64) -> Self {
         self.id_key = Some(key);
@@ -292,7 +333,7 @@ impl InventoryBuilder {
         let builder = recover::builder_for(self, image)?;
         let inventory = builder.try_build().map_err(RecoveryError::Build)?;
         let last = recover::replay(&inventory, image, records.into_iter().map(Ok))?;
-        if let Some(durable) = inventory.durable() {
+        if let Some(durable) = inventory.durability_state() {
             durable.seqs.set(last + 1);
         }
         Ok((inventory, last))
@@ -339,6 +380,13 @@ impl InventoryBuilder {
             });
         }
         self.id_filter.check()?;
+        #[cfg(feature = "journal")]
+        if self.journal.is_some() {
+            return Err(BuildError::InvalidSetting {
+                setting: "journal",
+                reason: "an inventory with a journal is opened with open(), which recovers it",
+            });
+        }
         let filter_counters = self.id_filter.start_counters(
             self.expected_items,
             self.expected_reservations,
@@ -370,6 +418,8 @@ impl InventoryBuilder {
                 Box::new(Durable {
                     seqs: Sequencer::starting_at(first),
                     sink,
+                    #[cfg(feature = "journal")]
+                    journal: self.journaled,
                 })
             }),
         })

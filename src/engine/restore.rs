@@ -24,7 +24,7 @@ pub(crate) struct Remembered<'a> {
 }
 
 impl Inventory {
-    pub(crate) fn durable(&self) -> Option<&Durable> {
+    pub(crate) fn durability_state(&self) -> Option<&Durable> {
         self.durable.as_deref()
     }
 
@@ -136,7 +136,9 @@ impl Inventory {
     /// numbered below it is in what was visited, none above it).
     pub(crate) fn snapshot_shard(&self, n: usize, mut visit: impl FnMut(Remembered<'_>)) -> u64 {
         let shard = self.reservations[n].records.lock();
-        let cut = self.durable().map_or(0, |durable| durable.seqs.peek());
+        let cut = self
+            .durability_state()
+            .map_or(0, |durable| durable.seqs.peek());
         shard.for_each_remembered(|record, lines, parts, finished_at| {
             visit(Remembered {
                 record,
