@@ -447,6 +447,12 @@ impl Inventory {
         Ok(found)
     }
 
+    /// The journal writer's counters (records, bytes, batches, fsyncs and
+    /// their time); `None` without a journal.
+    pub fn journal_stats(&self) -> Option<journal::JournalStats> {
+        self.journaled().map(|journaled| journaled.journal.stats())
+    }
+
     /// Checks every CRC and the whole hash chain of the journal (see
     /// [`verify`]).
     ///
