@@ -347,6 +347,19 @@ fn a_bit_flipped_before_the_tail_is_an_error_naming_file_and_offset() {
                     matches!(error, JournalError::Corrupt { offset, .. } if offset == start as u64)
                 );
                 assert_eq!(fs::read(&target).unwrap(), flipped);
+                if record > 0 {
+                    // Salvage keeps the records before the damaged one.
+                    let salvage = JournalOptions {
+                        salvage_last_segment: true,
+                        ..options(Durability::Batch { every_ms: 5 })
+                    };
+                    let (journal, report) = open(dir.path(), salvage);
+                    assert_eq!(report.last_seq, record as u64 - 1);
+                    assert_eq!(report.truncated[0].offset, start as u64);
+                    drop(journal);
+                    assert_eq!(all_records(dir.path(), 0).len(), record - 1);
+                    fs::write(&target, &flipped).unwrap();
+                }
             }
         }
     }
@@ -475,7 +488,26 @@ fn a_second_open_of_a_locked_directory_fails() {
         Err(JournalError::Locked { dir: locked }) => assert_eq!(locked, dir.path()),
         other => panic!("{other:?}"),
     }
+    // Another process is refused too (util-linux `flock -n`, where installed).
+    let lock = dir.path().join("LOCK");
+    let other_process = || {
+        std::process::Command::new("flock")
+            .arg("-n")
+            .arg(&lock)
+            .arg("true")
+            .status()
+            .ok()
+            .map(|status| status.success())
+    };
+    let while_open = other_process();
     drop(journal);
+    if let Some(locked_out) = while_open {
+        assert!(
+            !locked_out,
+            "another process took the lock of an open journal"
+        );
+        assert_eq!(other_process(), Some(true), "the lock outlived the journal");
+    }
     let (_journal, _) = open(dir.path(), options(Durability::Sync));
 }
 

@@ -58,6 +58,7 @@ pub use order::{Batch, Order};
 
 use crate::sync::{AtomicU64, Mutex, Ordering};
 use format::{Header, ZERO_CHAIN};
+#[cfg(not(omnistock_loom))]
 use order::Order;
 use segments::{Cursor, Start, Step};
 use serde::{Deserialize, Serialize};
@@ -106,6 +107,16 @@ pub struct JournalOptions {
     /// Backpressure: `append` waits while this many payload bytes are
     /// appended and not yet written.
     pub max_queued_bytes: usize,
+    /// Recovery after a power loss in `Batch` or `None` mode, where pages
+    /// written but never synced can reach the disk out of order (a hole,
+    /// then later records): with `true`, `open` cuts the last segment at
+    /// its first bad record even when valid records follow, and reports
+    /// the cut in [`OpenReport::truncated`] (what survives is a prefix of
+    /// the seqs). With `false` (the default) that case is
+    /// [`JournalError::Corrupt`], as a flipped bit there would be. Never
+    /// needed in `Sync` mode, where everything before the last batch was
+    /// synced.
+    pub salvage_last_segment: bool,
 }
 
 impl Default for JournalOptions {
@@ -115,6 +126,7 @@ impl Default for JournalOptions {
             segment_bytes: 64 << 20,
             max_queued_records: 1_000_000,
             max_queued_bytes: 64 << 20,
+            salvage_last_segment: false,
         }
     }
 }
@@ -223,6 +235,7 @@ impl Journal {
                     }
                 }
                 Start::Cursor(mut cursor) => {
+                    cursor.salvage = options.salvage_last_segment;
                     loop {
                         match cursor.step() {
                             Step::Record(_) => {}
@@ -293,9 +306,19 @@ impl Journal {
             synced: last_seq,
             buf: Vec::new(),
         };
+        let watch = shared.clone();
         let handle = std::thread::Builder::new()
             .name("omnistock-journal".into())
-            .spawn(move || writer.run())
+            .spawn(move || {
+                let dir = watch.dir.clone();
+                let run = std::panic::AssertUnwindSafe(|| writer.run());
+                if std::panic::catch_unwind(run).is_err() {
+                    // Never leave waiters hanging, nor claim durability.
+                    let panicked = std::io::Error::other("the journal writer thread panicked");
+                    watch.order.fail(JournalError::io(dir, panicked));
+                    watch.order.closed();
+                }
+            })
             .map_err(|e| JournalError::io(dir, e))?;
         Ok((
             Journal {

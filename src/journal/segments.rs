@@ -69,6 +69,9 @@ pub(crate) struct Cursor {
     pub(crate) bytes: Vec<u8>,
     pub(crate) pos: usize,
     is_last: bool,
+    /// Treat any bad record of the last segment as its tail (open's
+    /// `salvage_last_segment`).
+    pub(crate) salvage: bool,
     /// The seq the next record must have.
     pub(crate) expected: u64,
     /// The chain hash of the last record walked (the header's at first).
@@ -149,6 +152,7 @@ impl Cursor {
             bytes,
             pos: HEADER_LEN,
             is_last,
+            salvage: false,
             expected: header.first_seq,
             chain: header.chain,
         }))
@@ -178,7 +182,9 @@ impl Cursor {
             }
             Err(bad) => {
                 let below = self.expected - 1;
-                if self.is_last && !format::valid_record_after(&self.bytes, self.pos + 1, below) {
+                let tail =
+                    self.salvage || !format::valid_record_after(&self.bytes, self.pos + 1, below);
+                if self.is_last && tail {
                     Step::Tail(TailReport {
                         file: self.path.clone(),
                         offset: self.pos as u64,

@@ -79,9 +79,6 @@ impl Writer {
                 last_sync = Instant::now();
                 self.synced = self.written;
                 self.order().synced(self.written);
-            } else if taken.sync_target > self.synced && self.written >= taken.sync_target {
-                // Asked for what is already synced (nothing new written).
-                self.order().synced(self.written);
             }
             if taken.closing {
                 break;
