@@ -268,16 +268,32 @@ pub(crate) fn load(inventory: &Inventory, bytes: &[u8]) -> Result<Cover, DecodeE
 
     let mut r = Reader::new(body(2)?);
     let count = r.varint()?;
-    for _ in 0..count {
+    inventory.restore_reserve(usize::try_from(count).unwrap_or(0).min(1 << 32));
+    // Items are restored AHEAD behind their decoding, whose table entries
+    // are prefetched meanwhile: their cache misses overlap.
+    const AHEAD: usize = 16;
+    let mut ring = [(ItemKey::new(Sku(0), StoreId(0)), 0u32, 0u32, 0u32); AHEAD];
+    let restore = |(key, on_hand, reserved, safety): (ItemKey, u32, u32, u32)| {
+        inventory.restore_item(key, on_hand, reserved);
+        if safety != 0 {
+            inventory.restore_safety(key, safety);
+        }
+    };
+    for n in 0..count {
         let key = ItemKey::new(Sku(r.varint()?), StoreId(r.varint()?));
         let (on_hand, reserved, safety) = (r.u32()?, r.u32()?, r.u32()?);
         if reserved > on_hand {
             return r.fail("a cell with more reserved than on hand");
         }
-        inventory.restore_item(key, on_hand, reserved);
-        if safety != 0 {
-            inventory.restore_safety(key, safety);
+        inventory.restore_prefetch(key);
+        let slot = (n % AHEAD as u64) as usize;
+        if n >= AHEAD as u64 {
+            restore(ring[slot]);
         }
+        ring[slot] = (key, on_hand, reserved, safety);
+    }
+    for n in count.saturating_sub(AHEAD as u64)..count {
+        restore(ring[(n % AHEAD as u64) as usize]);
     }
 
     let mut r = Reader::new(body(3)?);

@@ -42,6 +42,16 @@ impl Inventory {
         self.items.cell(index).restore(on_hand, reserved);
     }
 
+    /// Makes room for `items` recovered items; prefetches the table entry
+    /// of `key`, restored a few items later.
+    pub(crate) fn restore_reserve(&self, items: usize) {
+        self.items.reserve(items);
+    }
+
+    pub(crate) fn restore_prefetch(&self, key: ItemKey) {
+        self.items.prefetch(key);
+    }
+
     pub(crate) fn restore_safety(&self, key: ItemKey, safety: u32) {
         let index = self.cell_index(key);
         self.items.cell(index).restore_safety(safety);

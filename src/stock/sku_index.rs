@@ -24,6 +24,12 @@ impl SkuIndex {
         self.by_sku.write().entry(sku).or_default().push(index);
     }
 
+    /// Makes room for `skus` more SKUs at once (recovery knows how many
+    /// items come), so the map does not grow step by step.
+    pub(crate) fn reserve(&self, skus: usize) {
+        self.by_sku.write().reserve(skus);
+    }
+
     /// Visits the cell index of every item of `sku`, oldest first, under
     /// the index's read lock (`visit` must not create items).
     pub(crate) fn for_each(&self, sku: Sku, mut visit: impl FnMut(u32)) {
