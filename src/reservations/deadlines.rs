@@ -163,6 +163,11 @@ impl DeadlineIndex {
         self.finished.front()
     }
 
+    /// When the newest terminal reservation finished.
+    pub(crate) fn newest_finished_at(&self) -> Option<u64> {
+        self.finished.back().map(|newest| newest.at_ms)
+    }
+
     /// Every terminal reservation still remembered, oldest first.
     pub(crate) fn finished_in_order(&self) -> impl Iterator<Item = &Finished> + '_ {
         self.finished.iter()

@@ -594,8 +594,13 @@ impl ReservationShard {
         now: u64,
         parts: Option<&[u32]>,
     ) -> bool {
+        // Finish times are filed in order (a clock never goes back).
+        let in_order = self
+            .index
+            .newest_finished_at()
+            .map_or(true, |newest| newest <= now);
         let record = self.records.get_mut(at);
-        if record.state != ReservationState::Pending || !to.is_terminal() {
+        if record.state != ReservationState::Pending || !to.is_terminal() || !in_order {
             return false;
         }
         record.state = to;
