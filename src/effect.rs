@@ -114,10 +114,7 @@ impl<'a> EffectLog<'a> {
     /// The sequence numbers of a journaled inventory, `None` without one.
     #[inline]
     pub(crate) fn seqs(&self) -> Option<&'a Sequencer> {
-        self.steps.as_ref().map(|steps| {
-            let durable: &'a crate::durability::steps::Durable = steps.durable;
-            &durable.seqs
-        })
+        self.steps.as_ref().map(|steps| steps.seqs)
     }
 
     /// Writes into the journal record being built, if journaled.

@@ -50,16 +50,15 @@ fn load(inventory: &Inventory, round: u64, t: u64, out: &std::sync::Mutex<std::i
         let which = rng.below(ITEMS);
         let (sku, store) = item(which);
         match rng.below(10) {
-            0 | 1 => {
-                if inventory.restock(sku, store, RESTOCK).is_ok() {
-                    say(format!("S {which} {RESTOCK}"));
-                }
+            0 | 1 => match inventory.restock(sku, store, RESTOCK) {
+                Ok(_) => say(format!("S {which} {RESTOCK}")),
+                Err(error) => panic!("restock refused: {error}"),
+            },
+            // Refused when sold out.
+            2 if inventory.sell(sku, store, 1, Channel::InStore).is_ok() => {
+                say(format!("L {which}"));
             }
-            2 => {
-                if inventory.sell(sku, store, 1, Channel::InStore).is_ok() {
-                    say(format!("L {which}"));
-                }
-            }
+            2 => {}
             3..=6 => {
                 let id = (round << 40) | (t << 32) | n;
                 let qty = rng.qty(1, 3);

@@ -55,7 +55,7 @@ fn run(seed: u64) -> (Arc<MemorySink>, Vec<u8>, Inventory, Arc<ManualClock>) {
                             let l = line(&mut rng);
                             let _ = inventory.sell(l.sku, l.store, l.qty, channel);
                         }
-                        3 | 4 | 5 => {
+                        3..=5 => {
                             let id = ReservationId(ids.fetch_add(1, Ordering::Relaxed));
                             let mut lines = vec![line(&mut rng)];
                             if rng.percent(40) {

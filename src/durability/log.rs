@@ -116,7 +116,7 @@ fn snapshots(dir: &Path) -> Result<Vec<(u64, PathBuf)>, RecoveryError> {
             found.push((covers, entry.path()));
         }
     }
-    found.sort_by(|a, b| b.0.cmp(&a.0));
+    found.sort_by_key(|(covers, _)| std::cmp::Reverse(*covers));
     Ok(found)
 }
 

@@ -30,6 +30,18 @@ pub use steps::RecordSink;
 
 use crate::error::BuildError;
 use std::fmt;
+use std::sync::Arc;
+use steps::Sequencer;
+
+/// What a journaled engine adds to an `Inventory`.
+#[derive(Debug)]
+pub(crate) struct Durable {
+    pub(crate) seqs: Sequencer,
+    pub(crate) sink: Arc<dyn RecordSink>,
+    /// The sink, when it is the journal (snapshots, backups, history).
+    #[cfg(feature = "journal")]
+    pub(crate) journal: Option<Arc<log::Journaled>>,
+}
 
 /// Why an inventory could not be recovered. Nothing was changed on disk
 /// beyond truncating a torn tail (which the report of a successful

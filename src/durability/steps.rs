@@ -13,7 +13,6 @@ use crate::types::ItemKey;
 use smallvec::SmallVec;
 use std::cell::RefCell;
 use std::fmt;
-use std::sync::Arc;
 
 /// Receives the engine's journal records: one call per record, after the
 /// operation released its locks, from any thread and in any order. Every
@@ -70,16 +69,6 @@ impl Sequencer {
     pub(crate) fn peek(&self) -> u64 {
         self.next.load(Ordering::Acquire)
     }
-}
-
-/// What a journaled engine adds to an `Inventory`.
-#[derive(Debug)]
-pub(crate) struct Durable {
-    pub(crate) seqs: Sequencer,
-    pub(crate) sink: Arc<dyn RecordSink>,
-    /// The sink, when it is the journal (snapshots, backups, history).
-    #[cfg(feature = "journal")]
-    pub(crate) journal: Option<Arc<super::log::Journaled>>,
 }
 
 /// A single cell's change, sealed under its claim: the step's sequence
@@ -147,7 +136,8 @@ pub(crate) fn with_note<R>(note: &Note, f: impl FnOnce() -> R) -> R {
 /// One operation's records, each with its sequence number.
 #[derive(Debug)]
 pub(crate) struct Steps<'a> {
-    pub(crate) durable: &'a Durable,
+    pub(crate) seqs: &'a Sequencer,
+    sink: &'a dyn RecordSink,
     op: Op,
     note: Option<Note>,
     now: u64,
@@ -155,9 +145,10 @@ pub(crate) struct Steps<'a> {
 }
 
 impl<'a> Steps<'a> {
-    pub(crate) fn new(durable: &'a Durable, op: Op, now: u64) -> Self {
+    pub(crate) fn new(seqs: &'a Sequencer, sink: &'a dyn RecordSink, op: Op, now: u64) -> Self {
         Steps {
-            durable,
+            seqs,
+            sink,
             op,
             note: NOTE.with(|slot| slot.borrow().clone()),
             now,
@@ -196,11 +187,11 @@ impl<'a> Steps<'a> {
     pub(crate) fn flush(&mut self) -> Result<(), Error> {
         let mut last = None;
         for (seq, writer) in self.done.drain(..) {
-            self.durable.sink.append(seq, writer.out);
+            self.sink.append(seq, writer.out);
             last = Some(seq);
         }
         match last {
-            Some(seq) => self.durable.sink.acknowledge(seq),
+            Some(seq) => self.sink.acknowledge(seq),
             None => Ok(()),
         }
     }

@@ -3,7 +3,8 @@
 
 use super::{Inventory, RESERVATION_SHARDS};
 use crate::clock::{Clock, SystemClock};
-use crate::durability::steps::{Durable, Sequencer};
+use crate::durability::steps::Sequencer;
+use crate::durability::Durable;
 use crate::durability::{recover, RecordSink, RecoveryError};
 use crate::effect::EffectObserver;
 use crate::error::BuildError;

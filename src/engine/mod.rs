@@ -19,7 +19,8 @@ pub use sourcing::{FewestStores, GivenOrder, MostAvailableFirst, SourceRequest, 
 
 use crate::clock::Clock;
 use crate::command::{Command, Outcome, ReservationAck};
-use crate::durability::steps::{Durable, Steps};
+use crate::durability::steps::Steps;
+use crate::durability::Durable;
 use crate::durability::Op;
 use crate::effect::{EffectLog, EffectObserver};
 use crate::error::Error;
@@ -121,7 +122,7 @@ impl Inventory {
         let steps = self
             .durable
             .as_deref()
-            .map(|durable| Steps::new(durable, op, self.clock.now_ms()));
+            .map(|durable| Steps::new(&durable.seqs, &*durable.sink, op, self.clock.now_ms()));
         EffectLog::new(self.observer.is_some(), steps)
     }
 

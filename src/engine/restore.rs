@@ -5,7 +5,7 @@
 
 use super::Inventory;
 use crate::clock::Clock;
-use crate::durability::steps::Durable;
+use crate::durability::Durable;
 use crate::reservations::held_lines::{HeldLine, HeldLines};
 use crate::reservations::id_placement::IdHasher;
 use crate::reservations::shard::Reservation;

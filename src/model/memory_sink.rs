@@ -27,16 +27,12 @@ impl MemorySink {
     /// what a journal would have written in order.
     pub fn after(&self, after: u64) -> Vec<(u64, Vec<u8>)> {
         let records = self.records();
-        let mut out = Vec::new();
-        let mut next = after + 1;
-        for (&seq, payload) in records.range(next..) {
-            if seq != next {
-                break;
-            }
-            out.push((seq, payload.clone()));
-            next += 1;
-        }
-        out
+        records
+            .range(after + 1..)
+            .zip(after + 1..)
+            .take_while(|((&seq, _), next)| seq == *next)
+            .map(|((&seq, payload), _)| (seq, payload.clone()))
+            .collect()
     }
 
     /// The records numbered `after + 1` to `upto`, those present.

@@ -16,6 +16,9 @@ use super::item_table::ItemTable;
 use crate::durability::steps::Sequencer;
 use smallvec::SmallVec;
 
+/// The cells a sealed release stored back, with their words.
+pub(crate) type SealedWords = SmallVec<[(u32, Word); 4]>;
+
 /// One claimed cell.
 #[derive(Debug)]
 struct Claim {
@@ -85,10 +88,7 @@ impl<'a> Claims<'a> {
     /// sequence number from `seqs` first (while every cell is still
     /// claimed) when journaled; returns it with the cells and the words
     /// stored back, in ascending cell index.
-    pub(crate) fn release_sealed(
-        mut self,
-        seqs: Option<&Sequencer>,
-    ) -> Option<(u64, SmallVec<[(u32, Word); 4]>)> {
+    pub(crate) fn release_sealed(mut self, seqs: Option<&Sequencer>) -> Option<(u64, SealedWords)> {
         let seq = seqs.map(Sequencer::take);
         let held = std::mem::take(&mut self.held);
         for claim in &held {
