@@ -291,3 +291,40 @@ fn records_carry_the_note_post_values_and_the_operation() {
     }));
     assert_eq!(records.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2, 3]);
 }
+
+/// A sink whose disk has failed: it takes records but never makes them
+/// durable.
+#[derive(Debug, Default)]
+struct FailedDisk {
+    appended: std::sync::Mutex<Vec<u64>>,
+}
+
+impl omnistock::durability::RecordSink for FailedDisk {
+    fn append(&self, seq: u64, _payload: Vec<u8>) {
+        self.appended.lock().unwrap().push(seq);
+    }
+
+    fn acknowledge(&self, _seq: u64) -> Result<(), omnistock::Error> {
+        Err(omnistock::Error::NotDurable {
+            reason: "disk full".into(),
+        })
+    }
+}
+
+#[test]
+fn a_change_that_cannot_be_made_durable_answers_not_durable_and_a_refusal_writes_nothing() {
+    let sink = Arc::new(FailedDisk::default());
+    let inventory = Inventory::builder().record_sink(sink.clone()).build();
+    let answer = inventory.restock(Sku(1), StoreId(1), 3);
+    let error = answer.unwrap_err();
+    assert_eq!(error.name(), "not_durable");
+    // In memory it happened (others may see it); it is not acknowledged.
+    assert_eq!(inventory.level(Sku(1), StoreId(1)).unwrap().on_hand, 3);
+    assert_eq!(*sink.appended.lock().unwrap(), [1]);
+    // A refusal writes nothing and waits for nothing: its own answer.
+    let refused = inventory.sell(Sku(1), StoreId(1), 9, Channel::InStore);
+    assert_eq!(refused.unwrap_err().name(), "insufficient");
+    let unknown = inventory.commit(ReservationId(5));
+    assert_eq!(unknown.unwrap_err().name(), "unknown_reservation");
+    assert_eq!(sink.appended.lock().unwrap().len(), 1);
+}
