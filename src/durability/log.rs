@@ -158,6 +158,14 @@ pub(crate) fn open(
     let started = Instant::now();
     fs::create_dir_all(dir).map_err(io_error(dir))?;
     let (journal, opened) = Journal::open(dir, options).map_err(RecoveryError::Journal)?;
+    // A snapshot a crash interrupted before its rename: never used.
+    for entry in fs::read_dir(dir).map_err(io_error(dir))?.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(SNAPSHOT_PREFIX) && name.ends_with(".tmp") {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
     let mut report = RecoveryReport {
         truncated: opened.truncated.clone(),
         ..RecoveryReport::default()
