@@ -11,7 +11,10 @@
 //! line after `"ok":true`. A service can put them on a queue or in an HTTP
 //! body as they are.
 
-use crate::types::{Channel, Level, Line, ReservationId, ReservationState, Sku, StoreId};
+use crate::alerts::Alert;
+use crate::types::{
+    CampaignId, Channel, CustomerId, Level, Line, ReservationId, ReservationState, Sku, StoreId,
+};
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// One operation of the contract. Its serde form is the replay request line:
@@ -164,6 +167,66 @@ pub enum Command {
     /// Recompute every item's reserved units from the live reservations
     /// and report the items that disagree.
     Check,
+    // ----- v2: campaigns and alerts -----
+    /// Define a flash-sale campaign on one item, or change its limits.
+    Campaign {
+        /// The campaign.
+        campaign: CampaignId,
+        /// The SKU it sells.
+        sku: Sku,
+        /// The store it sells from.
+        store: StoreId,
+        /// Units it may count in all (0 allowed: everything is refused).
+        quota: u32,
+        /// Units one customer may count (0 allowed).
+        per_customer: u32,
+    },
+    /// A reservation that joins a campaign. Its request line is a
+    /// `reserve` with `campaign` and `customer`; each is optional in the
+    /// line (one without the other is refused as invalid), and `lines`
+    /// must hold exactly one line, the campaign's item.
+    #[serde(rename(serialize = "reserve", deserialize = "reserve_campaign"))]
+    ReserveCampaign {
+        /// The idempotency key.
+        id: ReservationId,
+        /// The channel reserving.
+        #[serde(default)]
+        channel: Channel,
+        /// Time to live; `None` takes the inventory's default.
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            deserialize_with = "present"
+        )]
+        ttl_ms: Option<u64>,
+        /// The lines: one, the campaign's item.
+        lines: Vec<Line>,
+        /// The campaign.
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            deserialize_with = "present"
+        )]
+        campaign: Option<CampaignId>,
+        /// The customer, whose limit in the campaign it counts against.
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            deserialize_with = "present"
+        )]
+        customer: Option<CustomerId>,
+    },
+    /// Set an item's reorder point (0: no alerts), creating the item if new.
+    SetReorderPoint {
+        /// The SKU.
+        sku: Sku,
+        /// The store.
+        store: StoreId,
+        /// Alert when `available_online` falls below this.
+        qty: u32,
+    },
+    /// Take the low-stock alerts raised since the last `alerts`.
+    Alerts,
 }
 
 /// The answer to reserve, commit, release and extend. Its serde form leaves
@@ -220,7 +283,17 @@ pub enum Outcome {
     Levels(Vec<Level>),
     /// The consistency check.
     Check(CheckReport),
+    /// The low-stock alerts raised since the last `alerts`, oldest first.
+    #[serde(with = "alerts_member")]
+    Alerts(Vec<Alert>),
+    /// Done, nothing to report (a campaign's definition): `{"ok":true}`.
+    Done(Done),
 }
+
+/// The empty answer of an operation that reports nothing but success.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Done {}
 
 /// A reservation's acknowledgement with lines: the answer to a partial
 /// commit (the units committed per line of the reservation, in its line
@@ -334,6 +407,35 @@ mod levels_member {
         deserializer: D,
     ) -> Result<Vec<Level>, D::Error> {
         OwnedMember::deserialize(deserializer).map(|member| member.levels)
+    }
+}
+
+/// [`Outcome::Alerts`] as `{"alerts":[...]}`.
+mod alerts_member {
+    use crate::alerts::Alert;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize)]
+    struct Member<'a> {
+        alerts: &'a [Alert],
+    }
+
+    #[derive(Deserialize)]
+    struct OwnedMember {
+        alerts: Vec<Alert>,
+    }
+
+    pub(super) fn serialize<S: Serializer>(
+        alerts: &[Alert],
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        Member { alerts }.serialize(serializer)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<Alert>, D::Error> {
+        OwnedMember::deserialize(deserializer).map(|member| member.alerts)
     }
 }
 

@@ -4,7 +4,7 @@
 //! A failed operation never changes stock. [`BuildError`]: the memory an
 //! inventory's sizing asks for up front was refused.
 
-use crate::types::{ReservationId, Sku, StoreId};
+use crate::types::{CampaignId, CustomerId, ReservationId, Sku, StoreId};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -128,6 +128,32 @@ pub enum Error {
         /// they had together.
         available: u32,
     },
+    /// A campaign reservation names a campaign that is not defined (never
+    /// defined, or ended). Define it first, or reserve without a campaign.
+    UnknownCampaign {
+        /// The campaign.
+        campaign: CampaignId,
+    },
+    /// The campaign's quota cannot cover the request: `remaining` units of
+    /// it are left (counting pending and committed campaign reservations).
+    /// Releases and expiries give units back; the sale is sold out while
+    /// `remaining` is 0.
+    QuotaExhausted {
+        /// The campaign.
+        campaign: CampaignId,
+        /// Units of the quota not yet counted.
+        remaining: u32,
+    },
+    /// The customer's limit in the campaign cannot cover the request: they
+    /// may still reserve `remaining` units.
+    CustomerLimit {
+        /// The campaign.
+        campaign: CampaignId,
+        /// The customer.
+        customer: CustomerId,
+        /// Units the customer may still reserve in the campaign.
+        remaining: u32,
+    },
     /// The operation's effect was made in memory (others may see it), but
     /// the journal could not make it durable: it is not acknowledged, and
     /// after a restart it may or may not be there (docs/CONTRACT.md).
@@ -168,6 +194,9 @@ impl Error {
             Error::Stale { .. } => "stale",
             Error::UnknownSku { .. } => "unknown_item",
             Error::InsufficientAcross { .. } => "insufficient",
+            Error::UnknownCampaign { .. } => "unknown_campaign",
+            Error::QuotaExhausted { .. } => "quota_exhausted",
+            Error::CustomerLimit { .. } => "customer_limit",
             Error::NotDurable { .. } => "not_durable",
         }
     }
@@ -219,6 +248,18 @@ impl fmt::Display for Error {
             Error::InsufficientAcross { sku, requested, available } => write!(
                 f,
                 "only {available} units of {sku} available for this channel at the candidate stores, {requested} requested"
+            ),
+            Error::UnknownCampaign { campaign } => write!(
+                f,
+                "{campaign} is not defined (never defined, or ended); define it first"
+            ),
+            Error::QuotaExhausted { campaign, remaining } => write!(
+                f,
+                "{campaign} has only {remaining} units of its quota left"
+            ),
+            Error::CustomerLimit { campaign, customer, remaining } => write!(
+                f,
+                "{customer} may reserve only {remaining} more units in {campaign}"
             ),
             Error::NotDurable { reason } => write!(
                 f,

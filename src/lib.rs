@@ -92,6 +92,8 @@
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
 
+mod alerts;
+mod campaigns;
 mod clock;
 mod command;
 pub mod durability;
@@ -111,9 +113,12 @@ mod stock;
 mod sync;
 mod types;
 
+pub use alerts::{Alert, AlertObserver};
+pub use campaigns::{CampaignUsage, DEFAULT_MAX_CAMPAIGNS};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use command::{
-    CheckReport, Command, Mismatch, Outcome, ReservationAck, ReservationInfo, ReservationLines,
+    CheckReport, Command, Done, Mismatch, Outcome, ReservationAck, ReservationInfo,
+    ReservationLines,
 };
 pub use effect::{Effect, EffectObserver};
 pub use engine::{
@@ -122,7 +127,10 @@ pub use engine::{
 };
 pub use error::{BuildError, Error};
 pub use limits::{DEFAULT_RETENTION_MS, DEFAULT_TTL_MS, MAX_LINES};
-pub use types::{Channel, ItemKey, Level, Line, ReservationId, ReservationState, Sku, StoreId};
+pub use types::{
+    CampaignId, Channel, CustomerId, ItemKey, Level, Line, ReservationId, ReservationState, Sku,
+    StoreId,
+};
 
 /// The README's examples, compiled and run as doc tests so they stay in
 /// step with the API.

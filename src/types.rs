@@ -21,6 +21,18 @@ pub struct StoreId(pub u64);
 #[serde(transparent)]
 pub struct ReservationId(pub u64);
 
+/// A flash-sale campaign, chosen by the user: a quota of units on one item
+/// and a limit per customer (see `Inventory::define_campaign`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct CampaignId(pub u64);
+
+/// A shopper taking part in a campaign, chosen by the user (an account id):
+/// what a campaign's per-customer limit counts against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct CustomerId(pub u64);
+
 /// One SKU at one store: the unit of stock bookkeeping.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ItemKey {
@@ -52,6 +64,18 @@ impl fmt::Display for StoreId {
 impl fmt::Display for ReservationId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "reservation {}", self.0)
+    }
+}
+
+impl fmt::Display for CampaignId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "campaign {}", self.0)
+    }
+}
+
+impl fmt::Display for CustomerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "customer {}", self.0)
     }
 }
 

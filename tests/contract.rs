@@ -1590,7 +1590,9 @@ fn each_successful_reserve_gets_one_reserved_effect() {
             id: id(1),
             channel: Online,
             lines,
-            expires_at_ms: 30
+            expires_at_ms: 30,
+            campaign: None,
+            customer: None,
         }]
     );
 }

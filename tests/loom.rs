@@ -12,7 +12,8 @@
 use loom::sync::Arc;
 use loom::thread;
 use omnistock::{
-    Channel, Error, Inventory, Line, ManualClock, ReservationId, ReservationState, Sku, StoreId,
+    CampaignId, Channel, CustomerId, Error, Inventory, Line, ManualClock, ReservationId,
+    ReservationState, Sku, StoreId,
 };
 
 const STORE: StoreId = StoreId(1);
@@ -996,5 +997,127 @@ fn check_during_concurrent_reserves_is_consistent() {
         carts.join().unwrap();
         assert!(inventory.check().consistent);
         assert_eq!(inventory.level(X, STORE).unwrap().reserved, 1);
+    });
+}
+
+// ------------------------------------------------ campaigns and alerts
+
+const SALE: CampaignId = CampaignId(3);
+
+/// Two customers race for the last unit of a campaign's quota (the item
+/// has plenty): exactly one gets it, the other is refused for the quota
+/// with nothing remaining, and the campaign counts one unit.
+#[test]
+fn two_customers_race_for_the_last_unit_of_a_quota() {
+    loom::model(|| {
+        let (inventory, _) = inventory_with(&[(X, 5)]);
+        inventory.define_campaign(SALE, X, STORE, 1, 1).unwrap();
+        let shoppers: Vec<_> = (1..=2u64)
+            .map(|n| {
+                let inventory = inventory.clone();
+                thread::spawn(move || {
+                    inventory.reserve_in_campaign(
+                        ReservationId(n),
+                        Channel::Online,
+                        line(X, 1),
+                        SALE,
+                        CustomerId(n),
+                        1_000,
+                    )
+                })
+            })
+            .collect();
+        let answers: Vec<_> = shoppers.into_iter().map(|t| t.join().unwrap()).collect();
+        assert_eq!(answers.iter().filter(|a| a.is_ok()).count(), 1);
+        for refusal in answers.iter().filter_map(|a| a.as_ref().err()) {
+            assert_eq!(
+                *refusal,
+                Error::QuotaExhausted {
+                    campaign: SALE,
+                    remaining: 0
+                }
+            );
+        }
+        assert_eq!(inventory.campaign(SALE).unwrap().used, 1);
+        assert_eq!(inventory.level(X, STORE).unwrap().reserved, 1);
+    });
+}
+
+/// The quota and one customer's counter race: the customer (limit 1)
+/// holds a unit and releases it while reserving again under another id.
+/// The new reserve wins only if the release came first; either way the
+/// quota and the customer's counter end equal to the units held, and the
+/// counter never passes the limit.
+#[test]
+fn a_customers_release_races_their_next_reserve() {
+    loom::model(|| {
+        let (inventory, _) = inventory_with(&[(X, 5)]);
+        inventory.define_campaign(SALE, X, STORE, 2, 1).unwrap();
+        let customer = CustomerId(7);
+        inventory
+            .reserve_in_campaign(
+                ReservationId(1),
+                Channel::Online,
+                line(X, 1),
+                SALE,
+                customer,
+                1_000,
+            )
+            .unwrap();
+        let releaser = {
+            let inventory = inventory.clone();
+            thread::spawn(move || inventory.release(ReservationId(1)).unwrap())
+        };
+        let again = {
+            let inventory = inventory.clone();
+            thread::spawn(move || {
+                inventory.reserve_in_campaign(
+                    ReservationId(2),
+                    Channel::Online,
+                    line(X, 1),
+                    SALE,
+                    customer,
+                    1_000,
+                )
+            })
+        };
+        releaser.join().unwrap();
+        let answer = again.join().unwrap();
+        let held = match answer {
+            Ok(_) => 1,
+            Err(Error::CustomerLimit { remaining: 0, .. }) => 0,
+            other => panic!("unexpected {other:?}"),
+        };
+        assert_eq!(inventory.campaign(SALE).unwrap().used, held);
+        assert_eq!(inventory.campaign_customer_used(SALE, customer), held);
+        assert_eq!(inventory.level(X, STORE).unwrap().reserved, held);
+    });
+}
+
+/// Two threads take the item below its reorder point together (2 on hand,
+/// point 2, each reserves one): exactly one alert is raised.
+#[test]
+fn two_threads_crossing_a_reorder_point_raise_one_alert() {
+    loom::model(|| {
+        let (inventory, _) = inventory_with(&[(X, 2)]);
+        inventory.set_reorder_point(X, STORE, 2);
+        assert!(inventory.take_alerts().is_empty());
+        let shoppers: Vec<_> = (1..=2u64)
+            .map(|n| {
+                let inventory = inventory.clone();
+                thread::spawn(move || {
+                    inventory
+                        .reserve(ReservationId(n), Channel::Online, &[line(X, 1)])
+                        .unwrap();
+                })
+            })
+            .collect();
+        for shopper in shoppers {
+            shopper.join().unwrap();
+        }
+        let alerts = inventory.take_alerts();
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        assert_eq!((alerts[0].sku, alerts[0].reorder_point), (X, 2));
+        assert!(alerts[0].available_online < 2);
     });
 }

@@ -13,7 +13,11 @@
 //! fulfilment operations take part too: a quarter of the shoppers source
 //! one SKU from the stores near them (`reserve_any`, split or not), a
 //! commit is now and then partial, tills sell baskets, cycle counts are
-//! often compare-and-set, and the auditor runs `check`.
+//! often compare-and-set, and the auditor runs `check`. Campaigns and
+//! alerts too: a seed may run a flash sale on its first item (a small
+//! quota and per-customer limit, redefined now and then), which a sixth of
+//! the shoppers join with a one-line cart under one of a few customer ids,
+//! and give some items reorder points; the auditor takes the alerts.
 //!
 //! The engine runs single-threaded on a [`ManualClock`], so a seed replays
 //! exactly. Every step is recorded as a replay-format request line (see
@@ -50,8 +54,8 @@
 use omnistock::model::{Conservation, Disagreement, MemorySink, Oracle, ReferenceModel, Rng};
 use omnistock::replay::{format_outcome, format_request, parse_request, Request};
 use omnistock::{
-    Channel, Command, Error, Inventory, ItemKey, Level, Line, ManualClock, Outcome, ReservationId,
-    ReservationState, Sku, StoreId, DEFAULT_TTL_MS,
+    CampaignId, Channel, Command, CustomerId, Error, Inventory, ItemKey, Level, Line, ManualClock,
+    Outcome, ReservationId, ReservationState, Sku, StoreId, DEFAULT_TTL_MS,
 };
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -323,6 +327,7 @@ impl Books {
         // Lazy expiry of the id named, unless refused as invalid first.
         let named = match command {
             Command::Reserve { id, .. }
+            | Command::ReserveCampaign { id, .. }
             | Command::ReserveAny { id, .. }
             | Command::Commit { id, .. }
             | Command::Release { id }
@@ -342,7 +347,9 @@ impl Books {
         };
         match (command, result) {
             (
-                Command::Reserve { id, ttl_ms, .. } | Command::ReserveAny { id, ttl_ms, .. },
+                Command::Reserve { id, ttl_ms, .. }
+                | Command::ReserveCampaign { id, ttl_ms, .. }
+                | Command::ReserveAny { id, ttl_ms, .. },
                 Ok(_),
             ) if ok_ack.is_some_and(|a| !a.replayed) => {
                 if self.holds.contains_key(id) {
@@ -444,6 +451,8 @@ struct World {
     used_ids: Vec<ReservationId>,
     /// The largest delivery a restock brings: scarce or plentiful supply.
     delivery: u32,
+    /// The flash sale's quota and per-customer limit, if the seed runs one.
+    sale: Option<(u32, u32)>,
 }
 
 impl World {
@@ -521,12 +530,27 @@ struct Cart {
     /// Sourced with `reserve_any` from these stores (its one line's store
     /// is ignored), split or not.
     sourcing: Option<(Vec<StoreId>, bool)>,
+    /// Reserved in the flash sale, as this customer.
+    campaign: Option<CustomerId>,
     /// The lines held, once reserved.
     held: Vec<Line>,
 }
 
+/// The flash sale a seed may run, on its first item.
+const SALE: CampaignId = CampaignId(1);
+
 impl Cart {
     fn reserve(&self) -> Command {
+        if let Some(customer) = self.campaign {
+            return Command::ReserveCampaign {
+                id: self.id,
+                channel: self.channel,
+                ttl_ms: self.ttl_ms,
+                lines: self.lines.clone(),
+                campaign: Some(SALE),
+                customer: Some(customer),
+            };
+        }
         match &self.sourcing {
             None => Command::Reserve {
                 id: self.id,
@@ -673,6 +697,21 @@ impl Actor {
             }
             Actor::Auditor => {
                 if w.rng.percent(10) {
+                    let _ = w.run(Command::Alerts);
+                } else if w.rng.percent(3) && w.sale.is_some() {
+                    // The sale's limits change mid-way (counted units stay).
+                    let quota = w.rng.qty(0, 20);
+                    let per_customer = w.rng.qty(0, 4);
+                    w.sale = Some((quota, per_customer));
+                    let (sku, store) = (w.skus[0], w.stores[0]);
+                    let _ = w.run(Command::Campaign {
+                        campaign: SALE,
+                        sku,
+                        store,
+                        quota,
+                        per_customer,
+                    });
+                } else if w.rng.percent(10) {
                     let _ = w.run(Command::Check);
                 } else if w.rng.percent(50) || w.used_ids.is_empty() {
                     let (sku, store) = w.item();
@@ -706,9 +745,16 @@ fn shop(state: Shopper, w: &mut World) -> Shopper {
                 ttl_ms: w.ttl(),
                 lines: w.cart(),
                 sourcing: None,
+                campaign: None,
                 held: Vec::new(),
             };
-            if w.rng.percent(25) {
+            if w.sale.is_some() && w.rng.percent(16) {
+                // The flash sale: one line of its item, as one of a few
+                // customers (who come back and hit their limit).
+                let (sku, store) = (w.skus[0], w.stores[0]);
+                cart.lines = vec![Line::new(sku, store, w.rng.qty(1, 3))];
+                cart.campaign = Some(CustomerId(w.rng.below(6)));
+            } else if w.rng.percent(25) {
                 // Buy online, pick up in store: the stores near the
                 // shopper, nearest first (now and then one that never
                 // stocked anything).
@@ -872,6 +918,7 @@ fn simulate(seed: u64, make: MakeEngine) -> Vec<Step> {
         next_id: 0,
         used_ids: Vec::new(),
         delivery,
+        sale: None,
     };
 
     // Opening stock: most items stocked, a few safety buffers.
@@ -884,6 +931,29 @@ fn simulate(seed: u64, make: MakeEngine) -> Vec<Step> {
             if world.rng.percent(30) {
                 let qty = world.rng.qty(1, 4);
                 let _ = world.run(Command::SetSafetyStock { sku, store, qty });
+            }
+        }
+    }
+
+    // A flash sale on the first item, and reorder points.
+    if world.rng.percent(50) {
+        let quota = world.rng.qty(1, 25);
+        let per_customer = world.rng.qty(1, 4);
+        world.sale = Some((quota, per_customer));
+        let (sku, store) = (world.skus[0], world.stores[0]);
+        let _ = world.run(Command::Campaign {
+            campaign: SALE,
+            sku,
+            store,
+            quota,
+            per_customer,
+        });
+    }
+    for sku in world.skus.clone() {
+        for store in world.stores.clone() {
+            if world.rng.percent(30) {
+                let qty = world.rng.qty(1, 12);
+                let _ = world.run(Command::SetReorderPoint { sku, store, qty });
             }
         }
     }

@@ -16,8 +16,9 @@
 
 use omnistock::model::{Conservation, Lockstep, ReferenceModel, Rng};
 use omnistock::{
-    Channel, Command, Effect, Error, Inventory, ItemKey, Level, Line, Outcome, ReservationId,
-    ReservationState, Sku, SourceRequest, StoreId, DEFAULT_RETENTION_MS, DEFAULT_TTL_MS, MAX_LINES,
+    CampaignId, Channel, Command, CustomerId, Effect, Error, Inventory, ItemKey, Level, Line,
+    Outcome, ReservationId, ReservationState, Sku, SourceRequest, StoreId, DEFAULT_RETENTION_MS,
+    DEFAULT_TTL_MS, MAX_LINES,
 };
 use proptest::prelude::*;
 use std::collections::BTreeMap;
@@ -121,6 +122,12 @@ fn lines() -> BoxedStrategy<Vec<Line>> {
 
 /// Candidate stores of a `reserve_any`: distinct in any order (store 2
 /// never stocked), or now and then one repeated.
+/// A campaign reservation's lines: one, most of the time.
+fn campaign_lines() -> BoxedStrategy<Vec<Line>> {
+    let one = (sku(), store(), 1u32..4).prop_map(|(k, s, q)| vec![Line::new(k, s, q)]);
+    prop_oneof![9 => one, 1 => lines()].boxed()
+}
+
 fn stores() -> BoxedStrategy<Vec<StoreId>> {
     let all = vec![StoreId(0), StoreId(1), StoreId(2)];
     prop_oneof![
@@ -152,6 +159,17 @@ fn command() -> BoxedStrategy<Command> {
         4 => (rid(), sku(), qty(), stores(), any::<bool>(), channel(), prop::option::weighted(0.7, ttl()))
             .prop_map(|(id, sku, qty, stores, split, channel, ttl_ms)| Command::ReserveAny { id, sku, qty, stores, split, channel, ttl_ms }),
         1 => Just(Command::Check),
+        // Campaigns and alerts: two campaigns over the same few items, two
+        // customers, small quotas and limits (0 included).
+        1 => (0u64..2, sku(), store(), 0u32..6, 0u32..4).prop_map(|(c, sku, store, quota, per_customer)| {
+            Command::Campaign { campaign: CampaignId(c), sku, store, quota, per_customer }
+        }),
+        4 => (rid(), channel(), prop::option::weighted(0.7, ttl()), campaign_lines(), prop::option::weighted(0.95, 0u64..3), prop::option::weighted(0.95, 0u64..2))
+            .prop_map(|(id, channel, ttl_ms, lines, campaign, customer)| Command::ReserveCampaign {
+                id, channel, ttl_ms, lines, campaign: campaign.map(CampaignId), customer: customer.map(CustomerId),
+            }),
+        1 => (sku(), store(), 0u32..6).prop_map(|(sku, store, qty)| Command::SetReorderPoint { sku, store, qty }),
+        1 => Just(Command::Alerts),
         3 => rid().prop_map(|id| Command::Release { id }),
         2 => (rid(), ttl()).prop_map(|(id, ttl_ms)| Command::Extend { id, ttl_ms }),
         2 => rid().prop_map(|id| Command::Get { id }),
@@ -259,6 +277,39 @@ fn typed(inv: &Inventory, command: &Command) -> Result<Outcome, Error> {
             .map(Outcome::ReservationLines)
         }
         Command::Check => Ok(Outcome::Check(inv.check())),
+        Command::Campaign {
+            campaign,
+            sku,
+            store,
+            quota,
+            per_customer,
+        } => inv
+            .define_campaign(*campaign, *sku, *store, *quota, *per_customer)
+            .map(|()| Outcome::Done(omnistock::Done {})),
+        // The typed method takes one line and both ids; other shapes go
+        // through `apply`, which refuses them.
+        Command::ReserveCampaign {
+            id,
+            channel,
+            ttl_ms,
+            lines,
+            campaign: Some(campaign),
+            customer: Some(customer),
+        } if lines.len() == 1 => inv
+            .reserve_in_campaign(
+                *id,
+                *channel,
+                lines[0],
+                *campaign,
+                *customer,
+                ttl_ms.unwrap_or(inv.default_ttl_ms()),
+            )
+            .map(Outcome::Reservation),
+        Command::ReserveCampaign { .. } => inv.apply(command),
+        Command::SetReorderPoint { sku, store, qty } => {
+            Ok(Outcome::Level(inv.set_reorder_point(*sku, *store, *qty)))
+        }
+        Command::Alerts => Ok(Outcome::Alerts(inv.take_alerts())),
     }
 }
 
@@ -310,6 +361,7 @@ fn apply_effects(
 fn names_id(command: &Command) -> Option<ReservationId> {
     match command {
         Command::Reserve { id, .. }
+        | Command::ReserveCampaign { id, .. }
         | Command::ReserveAny { id, .. }
         | Command::Commit { id, .. }
         | Command::Release { id }

@@ -755,3 +755,150 @@ fn workers_keep_their_reservations_while_the_shards_compact() {
     inv.expire();
     assert_eq!(inv.reservation_count(), kept);
 }
+
+/// Many threads, one campaign (bounded in operations and seconds):
+/// shoppers reserve, release and commit (some partially) while a clock
+/// thread moves time and reaps, and a monitor reads the counters. At every
+/// read the campaign's count stays within its quota and each customer
+/// within the limit; at the end the counters are exactly the units that
+/// the campaign's reservations hold or committed, and no customer passed
+/// the limit.
+#[test]
+fn many_threads_on_one_campaign_never_pass_its_quota_or_a_customers_limit() {
+    use omnistock::{CampaignId, CustomerId};
+    const QUOTA: u32 = 300;
+    const LIMIT: u32 = 3;
+    const CUSTOMERS: u64 = 150;
+    const SHOPPERS: u64 = 6;
+    const OPS: u64 = 20_000;
+    let sale = CampaignId(1);
+    let (sku, store) = (Sku(1), StoreId(1));
+    let clock = Arc::new(ManualClock::new());
+    let inventory = Arc::new(
+        Inventory::builder()
+            .clock(clock.clone())
+            .expected_reservations(50_000)
+            .build(),
+    );
+    inventory.restock(sku, store, 250).unwrap();
+    inventory
+        .define_campaign(sale, sku, store, QUOTA, LIMIT)
+        .unwrap();
+    let done = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let shoppers: Vec<_> = (0..SHOPPERS)
+        .map(|t| {
+            let inventory = inventory.clone();
+            thread::spawn(move || {
+                let mut rng = Rng::new(seed() ^ (t + 1));
+                // Reservation id, customer, and the units it committed.
+                let mut mine: Vec<(ReservationId, CustomerId, Option<u32>)> = Vec::new();
+                for n in 0..OPS {
+                    if started.elapsed() > TIME_LIMIT {
+                        break;
+                    }
+                    let reservation = ReservationId(t * OPS + n);
+                    let customer = CustomerId(rng.below(CUSTOMERS));
+                    let qty = 1 + rng.below(2) as u32;
+                    let line = Line::new(sku, store, qty);
+                    let ttl = 1 + rng.below(MAX_TTL_MS);
+                    match inventory.reserve_in_campaign(
+                        reservation,
+                        Channel::Online,
+                        line,
+                        sale,
+                        customer,
+                        ttl,
+                    ) {
+                        Ok(_) => {
+                            let committed = match rng.below(4) {
+                                0 => {
+                                    let _ = inventory.release(reservation);
+                                    None
+                                }
+                                1 => inventory.commit(reservation).ok().map(|_| qty),
+                                2 => {
+                                    let part =
+                                        Line::new(sku, store, rng.below(u64::from(qty) + 1) as u32);
+                                    inventory
+                                        .commit_lines(reservation, &[part])
+                                        .ok()
+                                        .map(|_| part.qty)
+                                }
+                                _ => None,
+                            };
+                            mine.push((reservation, customer, committed));
+                        }
+                        Err(
+                            Error::QuotaExhausted { .. }
+                            | Error::CustomerLimit { .. }
+                            | Error::Insufficient { .. },
+                        ) => {}
+                        Err(other) => panic!("unexpected refusal {other:?}"),
+                    }
+                    if n % 64 == 0 {
+                        // Restock now and then, so that the quota, not the
+                        // stock, is what runs out.
+                        inventory.restock(sku, store, 2).unwrap();
+                    }
+                }
+                mine
+            })
+        })
+        .collect();
+    let ticker = {
+        let (inventory, clock, done) = (inventory.clone(), clock.clone(), done.clone());
+        thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                clock.advance(1);
+                inventory.expire();
+                thread::yield_now();
+            }
+        })
+    };
+    let monitor = {
+        let (inventory, done) = (inventory.clone(), done.clone());
+        thread::spawn(move || {
+            let mut reads = 0u64;
+            while !done.load(Ordering::Relaxed) {
+                let usage = inventory.campaign(sale).unwrap();
+                assert!(usage.used <= QUOTA, "{usage:?}");
+                let customer = CustomerId(reads % CUSTOMERS);
+                assert!(inventory.campaign_customer_used(sale, customer) <= LIMIT);
+                reads += 1;
+            }
+            reads
+        })
+    };
+    let mine: Vec<_> = shoppers
+        .into_iter()
+        .flat_map(|shopper| shopper.join().unwrap())
+        .collect();
+    done.store(true, Ordering::Relaxed);
+    ticker.join().unwrap();
+    assert!(monitor.join().unwrap() > 0);
+    // What each reservation counts now: its qty while pending, its
+    // committed units once committed, nothing once released or expired.
+    let mut per_customer: HashMap<CustomerId, u32> = HashMap::new();
+    for (reservation, customer, committed) in &mine {
+        let info = inventory.get(*reservation).unwrap();
+        let counted = match info.state {
+            ReservationState::Pending => info.lines[0].qty,
+            ReservationState::Committed => committed.expect("committed by its owner"),
+            ReservationState::Released | ReservationState::Expired => 0,
+        };
+        *per_customer.entry(*customer).or_insert(0) += counted;
+    }
+    let total: u32 = per_customer.values().sum();
+    let usage = inventory.campaign(sale).unwrap();
+    assert_eq!(usage.used, total);
+    assert!(total <= QUOTA);
+    for (customer, units) in &per_customer {
+        assert!(*units <= LIMIT, "{customer} counted {units}");
+        assert_eq!(inventory.campaign_customer_used(sale, *customer), *units);
+    }
+    assert_eq!(
+        usage.customers,
+        per_customer.values().filter(|units| **units > 0).count()
+    );
+}

@@ -17,8 +17,11 @@
 //! JSON line gives omnistock's throughput divided by each other engine's.
 //!
 //! `--workload memory` instead measures the resident memory of items and of
-//! pending reservations (see `memory.rs`).
+//! pending reservations (see `memory.rs`), and `--campaign QUOTA,LIMIT,
+//! CUSTOMERS` runs a flash-sale campaign beside the plain hot run (see
+//! `campaign.rs`).
 
+mod campaign;
 mod driver;
 mod engines;
 mod memory;
@@ -71,6 +74,12 @@ usage: flash_sale [options]
                       (default 64)
   --pos-threads N     background point-of-sale threads (default 1)
   --latency-every N   in-process engines: time one reserve in N (default 16)
+  --campaign Q,L,C    instead of a workload: a flash-sale campaign on omnistock
+                      (quota Q units, at most L per customer, C customers
+                      drawn at random so they come back), beside the plain
+                      hot run of the same stock; reports quota use, refusals
+                      by reason, the proof that no limit was passed, the
+                      sold-out refusal's cost and bytes per customer
   --durability MODE   omnistock journaled: sync (every answer waits for its
                       fsync, shared by concurrent shoppers), batch (fsync every
                       5 ms) or none (written, not fsync'd); without it, in memory.
@@ -93,6 +102,7 @@ struct Config {
     stock: u32,
     retention_ms: u64,
     connections: usize,
+    campaign: Option<campaign::Terms>,
     durability: Option<omnistock::durability::Durability>,
     journal_dir: Option<std::path::PathBuf>,
 }
@@ -125,6 +135,7 @@ impl Config {
             stock: 1_000,
             retention_ms: 1_000,
             connections: 64,
+            campaign: None,
             durability: None,
             journal_dir: None,
         };
@@ -194,6 +205,7 @@ impl Config {
                 "--stock" => config.stock = parse_number(&name, &value()?)?,
                 "--retention-ms" => config.retention_ms = parse_number(&name, &value()?)?,
                 "--connections" => config.connections = parse_number(&name, &value()?)?,
+                "--campaign" => config.campaign = Some(campaign::Terms::parse(&value()?)?),
                 "--durability" => {
                     use omnistock::durability::Durability;
                     config.durability = Some(match value()?.as_str() {
@@ -452,6 +464,23 @@ fn main() -> ExitCode {
     };
     if config.workload == "memory" {
         return memory_workload(&config);
+    }
+    if let Some(terms) = config.campaign {
+        let s = &config.settings;
+        return match campaign::run(terms, s.threads, s.ops, s.duration, s.seed) {
+            Ok(json) => {
+                println!("{json}");
+                if json.contains("\"checks_passed\":true") {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                }
+            }
+            Err(e) => {
+                eprintln!("flash_sale: campaign: {e}");
+                ExitCode::FAILURE
+            }
+        };
     }
     let workload = match Workload::new(
         &config.workload,

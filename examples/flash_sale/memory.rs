@@ -16,7 +16,7 @@ use std::time::Instant;
 pub const RETENTION_MS: u64 = 1_000;
 
 /// Resident bytes of this process.
-fn rss_bytes() -> Result<u64, String> {
+pub fn rss_bytes() -> Result<u64, String> {
     let statm = std::fs::read_to_string("/proc/self/statm")
         .map_err(|e| format!("cannot read /proc/self/statm: {e}"))?;
     let pages: u64 = statm

@@ -1,4 +1,4 @@
-//! `ops`: an arbitrary sequence of operations (v1 and fulfilment) run on the engine and on the
+//! `ops`: an arbitrary sequence of operations (v1, fulfilment, campaigns and alerts) run on the engine and on the
 //! reference model side by side (`omnistock::model::Lockstep`). Every answer
 //! must match (`invalid` errors match whatever their reason text), the item
 //! levels and the numbers of remembered and pending reservations must match
@@ -13,7 +13,9 @@
 //! carts with repeated items, more than 256 lines, and exact retries of the
 //! last reserve (in the same or reversed line order); partial commits, POS
 //! baskets, compare-and-set counts, `reserve_any` over the stores and one
-//! never stocked, and the consistency check.
+//! never stocked, and the consistency check; two campaigns with small
+//! quotas and limits over four customers (ids left out, several lines),
+//! reorder points and the `alerts` op.
 //!
 //! The engine runs with the contract's defaults (the replay tool's), so the
 //! script printed on a failure reproduces with
@@ -33,7 +35,10 @@ use common::request_json;
 use libfuzzer_sys::fuzz_target;
 use omnistock::model::{Conservation, Disagreement, Lockstep};
 use omnistock::replay::{format_outcome, Request};
-use omnistock::{Command, Line, ReservationId, Sku, StoreId, DEFAULT_RETENTION_MS, DEFAULT_TTL_MS};
+use omnistock::{
+    CampaignId, Command, CustomerId, Line, ReservationId, Sku, StoreId, DEFAULT_RETENTION_MS,
+    DEFAULT_TTL_MS,
+};
 use std::fmt::Write as _;
 
 const SKUS: [u64; 4] = [1, 2, 3, u64::MAX];
@@ -193,6 +198,26 @@ enum Op {
         ttl: Option<Ttl>,
     },
     Check,
+    // v2: campaigns and alerts.
+    /// Define (or redefine) one of two campaigns on an item.
+    Campaign {
+        campaign: bool,
+        item: Item,
+        quota: u8,
+        per_customer: u8,
+    },
+    /// A campaign reservation; either id may be left out (invalid), and
+    /// the lines may be other than one.
+    ReserveCampaign {
+        id: Id,
+        in_store: bool,
+        ttl: Option<Ttl>,
+        lines: Vec<(Item, Qty)>,
+        campaign: Option<bool>,
+        customer: Option<u8>,
+    },
+    SetReorderPoint(Item, u8),
+    Alerts,
 }
 
 fn to_request(op: &Op, wide: bool, last_reserve: &mut Option<Command>) -> Request {
@@ -340,6 +365,45 @@ fn to_request(op: &Op, wide: bool, last_reserve: &mut Option<Command>) -> Reques
             ttl_ms: ttl.map(Ttl::value),
         },
         Op::Check => Command::Check,
+        Op::Campaign {
+            campaign,
+            item,
+            quota,
+            per_customer,
+        } => {
+            let (sku, store) = item.key(wide);
+            Command::Campaign {
+                campaign: CampaignId(u64::from(campaign)),
+                sku,
+                store,
+                quota: u32::from(quota % 12),
+                per_customer: u32::from(per_customer % 5),
+            }
+        }
+        Op::ReserveCampaign {
+            id,
+            in_store,
+            ttl,
+            ref lines,
+            campaign,
+            customer,
+        } => Command::ReserveCampaign {
+            id: id.id(),
+            channel: common::channel(in_store),
+            ttl_ms: ttl.map(Ttl::value),
+            lines: lines_of(lines, wide),
+            campaign: campaign.map(|c| CampaignId(u64::from(c))),
+            customer: customer.map(|c| CustomerId(u64::from(c % 4))),
+        },
+        Op::SetReorderPoint(item, qty) => {
+            let (sku, store) = item.key(wide);
+            Command::SetReorderPoint {
+                sku,
+                store,
+                qty: u32::from(qty % 16),
+            }
+        }
+        Op::Alerts => Command::Alerts,
     };
     Request::Command(command)
 }

@@ -2,6 +2,8 @@
 //! allocation of its tables. Nothing is allocated until `build`.
 
 use super::{Inventory, RESERVATION_SHARDS};
+use crate::alerts::{AlertObserver, Alerts};
+use crate::campaigns::{Campaigns, DEFAULT_MAX_CAMPAIGNS};
 use crate::clock::{Clock, SystemClock};
 use crate::durability::steps::Sequencer;
 use crate::durability::Durable;
@@ -43,6 +45,9 @@ pub struct InventoryBuilder {
     compaction: Compaction,
     id_filter: id_filter::Sizing,
     observer: Option<Arc<dyn EffectObserver>>,
+    alert_observer: Option<Arc<dyn AlertObserver>>,
+    keep_alerts: Option<bool>,
+    max_campaigns: usize,
     /// Where journal records go, and the first sequence number.
     sink: Option<(Arc<dyn RecordSink>, u64)>,
     /// How reservation ids are placed in shards; random unless recovered.
@@ -66,6 +71,9 @@ impl fmt::Debug for InventoryBuilder {
             .field("compaction", &self.compaction)
             .field("id_filter", &self.id_filter)
             .field("observer", &self.observer.is_some())
+            .field("alert_observer", &self.alert_observer.is_some())
+            .field("keep_alerts", &self.keep_alerts)
+            .field("max_campaigns", &self.max_campaigns)
             .field("sink", &self.sink.as_ref().map(|(sink, _)| sink))
             .field("id_key", &self.id_key.is_some())
             .finish()
@@ -83,6 +91,14 @@ impl Default for InventoryBuilder {
             compaction: Compaction::DEFAULT,
             id_filter: id_filter::Sizing::DEFAULT,
             observer: None,
+            alert_observer: None,
+            keep_alerts: None,
+            // Under loom every slot's atomics are modelled: a few slots.
+            max_campaigns: if cfg!(omnistock_loom) {
+                4
+            } else {
+                DEFAULT_MAX_CAMPAIGNS
+            },
             sink: None,
             id_key: None,
             #[cfg(feature = "journal")]
@@ -270,6 +286,34 @@ impl InventoryBuilder {
         self
     }
 
+    /// Receives the low-stock alerts (see
+    /// [`Inventory::set_reorder_point`]), on the thread whose operation
+    /// raised them. With an observer, alerts are not also kept for
+    /// [`Inventory::take_alerts`] unless [`keep_alerts`](Self::keep_alerts)
+    /// says so.
+    pub fn alert_observer(mut self, observer: Arc<dyn AlertObserver>) -> Self {
+        self.alert_observer = Some(observer);
+        self
+    }
+
+    /// Whether raised alerts are kept for [`Inventory::take_alerts`]
+    /// (default: only when there is no alert observer). A service that
+    /// never calls `take_alerts` and sets no observer should set false, or
+    /// the list grows with every alert.
+    pub fn keep_alerts(mut self, keep: bool) -> Self {
+        self.keep_alerts = Some(keep);
+        self
+    }
+
+    /// How many campaigns the inventory can hold at once and over its life
+    /// (default 1024; rounded up to a power of two). A campaign keeps its
+    /// place when it ends, for a later definition of the same id; a new id
+    /// past the last place is refused as invalid.
+    pub fn max_campaigns(mut self, campaigns: usize) -> Self {
+        self.max_campaigns = campaigns;
+        self
+    }
+
     /// Hands every mutating operation's journal records to `sink`
     /// (numbered from 1), as a journal would get them: the lower-level
     /// hook under [`journal`](Self::journal), for tests and for sinks of
@@ -415,6 +459,11 @@ impl InventoryBuilder {
             default_ttl_ms: self.default_ttl_ms,
             retention_ms: self.retention_ms,
             observer: self.observer,
+            campaigns: Campaigns::new(self.max_campaigns),
+            alerts: Alerts::new(
+                self.alert_observer.clone(),
+                self.keep_alerts.unwrap_or(self.alert_observer.is_none()),
+            ),
             durable: self.sink.map(|(sink, first)| {
                 Box::new(Durable {
                     seqs: Sequencer::starting_at(first),

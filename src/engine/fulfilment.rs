@@ -350,6 +350,7 @@ impl Inventory {
                 shard.expire_if_overdue(at, now, &self.items, &mut effects);
                 let lines: Vec<Line> = shard.lines(at).map(|held| held.line(&self.items)).collect();
                 let same = shard.record(at).channel == channel
+                    && shard.campaign(at).is_none()
                     && lines.iter().all(|line| {
                         line.sku == request.sku && request.stores.contains(&line.store)
                     })
@@ -393,6 +394,8 @@ impl Inventory {
                             channel,
                             lines: lines.clone(),
                             expires_at_ms: deadline.0,
+                            campaign: None,
+                            customer: None,
                         });
                         effects.journal(|steps| {
                             steps
@@ -408,6 +411,8 @@ impl Inventory {
                 }
             }
         };
+        // Campaign units given back are settled under the shard lock.
+        self.settle_log(&mut effects);
         drop(shard);
         self.publish_answer(&mut effects, answer)
     }

@@ -4,7 +4,9 @@
 //! operations touch one cell word with one atomic step; operations naming a
 //! reservation id take that id's shard lock, never a global one.
 
+mod alerts;
 mod builder;
+mod campaigns;
 mod fulfilment;
 mod lifecycle;
 mod reserve;
@@ -17,6 +19,8 @@ mod tests;
 pub use builder::{InventoryBuilder, DEFAULT_EXPECTED_ITEMS};
 pub use sourcing::{FewestStores, GivenOrder, MostAvailableFirst, SourceRequest, Sourcing};
 
+use crate::alerts::Alerts;
+use crate::campaigns::Campaigns;
 use crate::clock::Clock;
 use crate::command::{Command, Outcome, ReservationAck};
 use crate::durability::steps::Steps;
@@ -72,6 +76,8 @@ pub struct Inventory {
     default_ttl_ms: u64,
     retention_ms: u64,
     observer: Option<Arc<dyn EffectObserver>>,
+    campaigns: Campaigns,
+    alerts: Alerts,
     /// The journal's sequence numbers and sink; `None`: in memory only.
     durable: Option<Box<Durable>>,
 }
@@ -117,30 +123,56 @@ impl Inventory {
     }
 
     /// The effect log of one operation `op`: it collects the observer's
-    /// effects if one listens, and the journal records if journaled.
+    /// effects if one listens, the items changed if alerts are watched, and
+    /// the journal records if journaled.
     pub(crate) fn effects(&self, op: Op) -> EffectLog<'_> {
         let steps = self
             .durable
             .as_deref()
             .map(|durable| Steps::new(&durable.seqs, &*durable.sink, op, self.clock.now_ms()));
-        EffectLog::new(self.observer.is_some(), steps)
+        EffectLog::new(self.observer.is_some(), self.alerts.watching(), steps)
     }
 
-    /// Hands an operation's effects and records on, after every lock is
-    /// released; with a `Sync` journal, waits until they are durable.
+    /// Settles an operation's log, under the shard lock where the
+    /// operation took one: gives finished campaign reservations' units
+    /// back and evaluates the changed items for alerts.
+    #[inline]
+    pub(crate) fn settle_log(&self, effects: &mut EffectLog<'_>) {
+        if effects.needs_settling() {
+            self.settle(effects);
+        }
+    }
+
+    /// Settles what is left to settle, then hands an operation's effects
+    /// and records on, after every lock is released; with a `Sync`
+    /// journal, waits until they are durable.
+    #[inline]
     pub(crate) fn publish(&self, effects: &mut EffectLog<'_>) -> Result<(), Error> {
+        self.settle_log(effects);
         effects.flush(self.observer.as_deref())
     }
 
     /// [`publish`](Self::publish), then the operation's answer: a success
     /// whose records could not be made durable is [`Error::NotDurable`].
-    fn publish_answer<T>(
+    pub(super) fn publish_answer<T>(
         &self,
         effects: &mut EffectLog<'_>,
         answer: Result<T, Error>,
     ) -> Result<T, Error> {
         let durable = self.publish(effects);
         answer.and_then(|value| durable.map(|()| value))
+    }
+
+    /// The campaign and alert part of [`publish`](Self::publish), out of
+    /// line: most operations have nothing to settle.
+    #[cold]
+    #[inline(never)]
+    fn settle(&self, effects: &mut EffectLog<'_>) {
+        let settlement = effects.take_settlement();
+        for units in &settlement.given_back {
+            self.campaigns.uncount(units);
+        }
+        self.raise_alerts(settlement.touched);
     }
 
     /// Runs one [`Command`]; the dispatcher behind the replay tool and the
@@ -213,6 +245,36 @@ impl Inventory {
                     .map(Outcome::ReservationLines)
             }
             Command::Check => Ok(Outcome::Check(self.check())),
+            Command::Campaign {
+                campaign,
+                sku,
+                store,
+                quota,
+                per_customer,
+            } => self
+                .define_campaign(campaign, sku, store, quota, per_customer)
+                .map(|()| Outcome::Done(crate::command::Done {})),
+            Command::ReserveCampaign {
+                id,
+                channel,
+                ttl_ms,
+                ref lines,
+                campaign,
+                customer,
+            } => self
+                .reserve_campaign_lines(
+                    id,
+                    channel,
+                    lines,
+                    campaign,
+                    customer,
+                    ttl_ms.unwrap_or(self.default_ttl_ms),
+                )
+                .map(Outcome::Reservation),
+            Command::SetReorderPoint { sku, store, qty } => {
+                Ok(Outcome::Level(self.set_reorder_point(sku, store, qty)))
+            }
+            Command::Alerts => Ok(Outcome::Alerts(self.take_alerts())),
         }
     }
 

@@ -74,7 +74,7 @@ pub(super) fn validate_lines(lines: &[Line]) -> Result<(), Error> {
 }
 
 /// `Insufficient` for `line`, which had `available` units.
-fn insufficient(line: &Line, available: u32) -> Error {
+pub(super) fn insufficient(line: &Line, available: u32) -> Error {
     Error::Insufficient {
         sku: line.sku,
         store: line.store,
@@ -329,7 +329,7 @@ impl Inventory {
         let answer = match shard.find_or_vacancy(keyed) {
             Ok(at) => {
                 shard.expire_if_overdue(at, now, &self.items, &mut effects);
-                if !shard.same_request(at, channel, lines, &self.items) {
+                if !shard.same_request(at, channel, lines, None, &self.items) {
                     Err(Error::IdConflict { id })
                 } else {
                     let existing = shard.record(at);
@@ -363,6 +363,8 @@ impl Inventory {
                         channel,
                         lines: lines.to_vec(),
                         expires_at_ms: deadline.0,
+                        campaign: None,
+                        customer: None,
                     });
                     effects.journal(|steps| {
                         steps
@@ -374,6 +376,8 @@ impl Inventory {
                 })
             }
         };
+        // Campaign units given back are settled under the shard lock.
+        self.settle_log(&mut effects);
         drop(shard);
         self.publish_answer(&mut effects, answer)
     }
@@ -512,7 +516,8 @@ impl Inventory {
 
     /// Reserves one line: `UnknownItem`, then `Insufficient`, as the contract
     /// orders them. `found`: the item's cell index, if already looked up.
-    fn hold_line(
+    #[inline(always)]
+    pub(super) fn hold_line(
         &self,
         line: &Line,
         found: Option<u32>,

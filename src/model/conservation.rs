@@ -136,7 +136,10 @@ impl Conservation {
                 },
                 Ok(_),
             ) => self.sold(ItemKey::new(*sku, *store), *qty),
-            (Command::Reserve { id, lines, .. }, Ok(_)) if fresh => {
+            (
+                Command::Reserve { id, lines, .. } | Command::ReserveCampaign { id, lines, .. },
+                Ok(_),
+            ) if fresh => {
                 self.lines.insert(*id, lines.clone());
             }
             (Command::Commit { lines: Some(_), .. }, Ok(Outcome::ReservationLines(done)))

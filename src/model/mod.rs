@@ -2,8 +2,8 @@
 //! `model`): the reference model of the contract, one seeded random
 //! generator, one conservation checker and one engine-against-model driver.
 //!
-//! - [`ReferenceModel`] restates the contract (`docs/CONTRACT.md`: v1 and
-//!   the v2 fulfilment operations)
+//! - [`ReferenceModel`] restates the contract (`docs/CONTRACT.md`: v1,
+//!   the v2 fulfilment operations, campaigns and alerts)
 //!   plainly: single-threaded, `BTreeMap`s, no code shared with the engine
 //!   beyond the public vocabulary types. It is meant to be obviously
 //!   correct, not fast. Time is its own counter, starting at 0 and moved by
@@ -34,6 +34,15 @@
 //!   reserved; a replayed partial commit answers what was committed the
 //!   first time; `check` counts overdue pending reservations as live and,
 //!   the model being its own bookkeeping, is always consistent.
+//! - Campaigns and alerts: a campaign reservation and a plain one with the
+//!   same id are never the same request (nor is a campaign one for
+//!   `reserve_any`); redefining a campaign keeps its counted units; a
+//!   customer whose count returns to 0 is dropped; every item with a
+//!   reorder point is evaluated after every operation (an item the
+//!   operation did not change keeps its mark, so this raises only what the
+//!   contract raises), in item order, so one operation's alerts come
+//!   sorted by SKU, then store. Ending a campaign is Rust-only and not
+//!   modelled.
 //! - `Error::Invalid` carries a reason text of the model's own; compare
 //!   errors by [`Error::name`](crate::Error::name) and their other fields
 //!   ([`same_answer`]).

@@ -7,10 +7,15 @@ use crate::command::{Command, Outcome, ReservationAck, ReservationInfo};
 use crate::error::Error;
 use crate::limits::{DEFAULT_RETENTION_MS, DEFAULT_TTL_MS, MAX_LINES};
 use crate::types::Level;
-use crate::types::{Channel, ItemKey, Line, ReservationId, ReservationState, Sku, StoreId};
+use crate::types::{
+    CampaignId, Channel, CustomerId, ItemKey, Line, ReservationId, ReservationState, Sku, StoreId,
+};
 use std::collections::{BTreeMap, BTreeSet};
 
+mod campaigns;
 mod fulfilment;
+
+use campaigns::{Campaign, Mark};
 
 /// The three counters of an item.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -49,6 +54,8 @@ struct Reservation {
     terminal_at: Option<u64>,
     /// The units a partial commit took out of stock, per line.
     committed: Option<Vec<u32>>,
+    /// The campaign and customer it counts against, if any.
+    campaign: Option<(CampaignId, CustomerId)>,
 }
 
 impl Reservation {
@@ -72,7 +79,7 @@ fn line_set(lines: &[Line]) -> BTreeSet<(Sku, StoreId, u32)> {
 }
 
 /// A plain, single-threaded implementation of the contract (v1 and the v2
-/// fulfilment operations), written
+/// fulfilment, campaign and alert operations), written
 /// straight from the contract (`docs/CONTRACT.md`). See the [`model`](crate::model) docs.
 ///
 /// ```
@@ -105,6 +112,11 @@ pub struct ReferenceModel {
     retention_ms: u64,
     items: BTreeMap<ItemKey, Cell>,
     reservations: BTreeMap<ReservationId, Reservation>,
+    campaigns: BTreeMap<CampaignId, Campaign>,
+    /// Reorder points above 0 and their alerted marks.
+    marks: BTreeMap<ItemKey, Mark>,
+    /// Alerts raised since the last `alerts`.
+    alerts: Vec<crate::alerts::Alert>,
 }
 
 impl Default for ReferenceModel {
@@ -133,6 +145,9 @@ impl ReferenceModel {
             retention_ms,
             items: BTreeMap::new(),
             reservations: BTreeMap::new(),
+            campaigns: BTreeMap::new(),
+            marks: BTreeMap::new(),
+            alerts: Vec::new(),
         }
     }
 
@@ -166,8 +181,15 @@ impl ReferenceModel {
             .count()
     }
 
-    /// Performs one operation of the contract.
+    /// Performs one operation of the contract, then evaluates the reorder
+    /// points (alerts).
     pub fn apply(&mut self, command: &Command) -> Result<Outcome, Error> {
+        let answer = self.apply_op(command);
+        self.evaluate_alerts();
+        answer
+    }
+
+    fn apply_op(&mut self, command: &Command) -> Result<Outcome, Error> {
         match command {
             Command::Restock { sku, store, qty } => {
                 self.restock(*sku, *store, *qty).map(Outcome::Level)
@@ -212,6 +234,10 @@ impl ReferenceModel {
             Command::SellLines { .. } | Command::ReserveAny { .. } | Command::Check => {
                 self.apply_fulfilment(command)
             }
+            Command::Campaign { .. }
+            | Command::ReserveCampaign { .. }
+            | Command::SetReorderPoint { .. }
+            | Command::Alerts => self.apply_campaigns(command),
         }
     }
 
@@ -320,6 +346,10 @@ impl ReferenceModel {
         }
         r.state = state;
         r.terminal_at = Some(now);
+        if !take_from_stock {
+            let (campaign, qty) = (r.campaign, r.lines[0].qty);
+            self.give_back(campaign, qty);
+        }
     }
 
     /// The lazy expiry the contract performs before an operation naming `id`.
@@ -376,7 +406,9 @@ impl ReferenceModel {
 
         // 2. idempotency.
         if let Some(r) = self.reservations.get(&id) {
-            let same = r.channel == channel && line_set(&r.lines) == line_set(lines);
+            let same = r.channel == channel
+                && r.campaign.is_none()
+                && line_set(&r.lines) == line_set(lines);
             if !same {
                 return Err(Error::IdConflict { id });
             }
@@ -419,6 +451,7 @@ impl ReferenceModel {
             state: ReservationState::Pending,
             terminal_at: None,
             committed: None,
+            campaign: None,
         };
         let ack = r.ack(id, false);
         self.reservations.insert(id, r);

@@ -43,6 +43,9 @@ Exit status: 0 at the end of the input, 1 on a read or write error,
 2 on a bad argument.
 ";
 
+/// Campaigns a replay script may define.
+const REPLAY_MAX_CAMPAIGNS: usize = 1 << 14;
+
 /// An engine driven by a replay script: an [`Inventory`] with the default
 /// ttl and retention on a [`ManualClock`] that starts at 0 and moves only on
 /// `advance` lines.
@@ -57,8 +60,12 @@ impl Replayer {
     #[must_use]
     pub fn new() -> Self {
         let clock = Arc::new(ManualClock::new());
+        // Alerts are kept for the `alerts` op; a script may define many
+        // campaigns.
         let inventory = Inventory::builder()
             .clock(Arc::clone(&clock) as Arc<dyn Clock>)
+            .keep_alerts(true)
+            .max_campaigns(REPLAY_MAX_CAMPAIGNS)
             .build();
         Replayer { clock, inventory }
     }

@@ -62,7 +62,15 @@ pub fn parse_request(line: &[u8]) -> Result<Option<Request>, ParseError> {
     };
     let op = fields.op()?;
     let basket = op == "sell" && fields.get("lines").is_some();
-    let taken = if basket { Some(BASKET) } else { fields_of(&op) };
+    let in_campaign =
+        op == "reserve" && (fields.get("campaign").is_some() || fields.get("customer").is_some());
+    let taken = if basket {
+        Some(BASKET)
+    } else if in_campaign {
+        Some(CAMPAIGN_RESERVE)
+    } else {
+        fields_of(&op)
+    };
     let Some(taken) = taken else {
         return Err(ParseError::new(format!(
             "unknown op {}",
@@ -81,6 +89,12 @@ pub fn parse_request(line: &[u8]) -> Result<Option<Request>, ParseError> {
         .collect();
     if basket {
         object.insert("op".to_string(), Value::String("sell_lines".to_string()));
+    }
+    if in_campaign {
+        object.insert(
+            "op".to_string(),
+            Value::String("reserve_campaign".to_string()),
+        );
     }
     let object = Value::Object(object);
     if !stray.is_empty() {
@@ -191,6 +205,23 @@ const OPTIONAL_LINES: Field = optional("lines", Type::Lines);
 const STORES: Field = required("stores", Type::Stores);
 const SPLIT: Field = optional("split", Type::Bool);
 
+const CAMPAIGN: Field = required("campaign", Type::U64);
+const OPTIONAL_CAMPAIGN: Field = optional("campaign", Type::U64);
+const OPTIONAL_CUSTOMER: Field = optional("customer", Type::U64);
+const QUOTA: Field = required("quota", Type::U32);
+const PER_CUSTOMER: Field = required("per_customer", Type::U32);
+
+/// The fields of a `reserve` with `campaign` or `customer` (either alone
+/// reads, and is refused as invalid by the engine).
+const CAMPAIGN_RESERVE: &[Field] = &[
+    ID,
+    CHANNEL,
+    OPTIONAL_TTL_MS,
+    LINES,
+    OPTIONAL_CAMPAIGN,
+    OPTIONAL_CUSTOMER,
+];
+
 /// The fields of a `sell` with `lines` (a POS basket).
 const BASKET: &[Field] = &[LINES, CHANNEL];
 
@@ -212,7 +243,9 @@ fn fields_of(op: &str) -> Option<&'static [Field]> {
         "expire" => &[],
         "advance" => &[MS],
         "reserve_any" => &[ID, SKU, QTY, STORES, SPLIT, CHANNEL, OPTIONAL_TTL_MS],
-        "check" => &[],
+        "check" | "alerts" => &[],
+        "campaign" => &[CAMPAIGN, SKU, STORE, QUOTA, PER_CUSTOMER],
+        "set_reorder_point" => &[SKU, STORE, QTY],
         _ => return None,
     })
 }

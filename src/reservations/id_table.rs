@@ -129,6 +129,7 @@ impl IdTable {
     /// The slot index holding a position stored under `key` for which `is`
     /// says yes; if there is none, where the probe stopped, which is where
     /// an entry for `key` goes.
+    #[inline]
     fn index_of(&self, key: u32, mut is: impl FnMut(u32) -> bool) -> Result<usize, Vacancy> {
         if self.slots.is_empty() {
             return Err(Vacancy {

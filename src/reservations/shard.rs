@@ -5,9 +5,10 @@
 //! happens once, in [`ReservationShard::finish`], which is the only code that
 //! gives a reservation's units back or takes them out of stock.
 
+use crate::campaigns::MixState;
 use crate::durability::steps::Seal;
 use crate::durability::Op;
-use crate::effect::{Effect, EffectLog};
+use crate::effect::{CampaignUnits, Effect, EffectLog};
 use crate::error::BuildError;
 use crate::reservations::deadlines::{DeadlineIndex, Filed, Finished};
 use crate::reservations::extra_lines::{ExtraLines, MoreLines};
@@ -20,7 +21,7 @@ use crate::stock::cell::Word;
 use crate::stock::claims::Claims;
 use crate::stock::item_table::ItemTable;
 use crate::sync::Mutex;
-use crate::types::{Channel, Line, ReservationId, ReservationState};
+use crate::types::{CampaignId, Channel, CustomerId, Line, ReservationId, ReservationState};
 use smallvec::SmallVec;
 use std::collections::HashMap;
 
@@ -137,6 +138,9 @@ pub(crate) struct ReservationShard {
     /// The units committed per line by partial commits, by id, until the
     /// reservation is forgotten (a full commit keeps nothing here).
     committed_parts: HashMap<u64, Box<[u32]>>,
+    /// Campaign reservations by id, with the units they counted, until the
+    /// reservation is forgotten (a plain reservation keeps nothing here).
+    campaign_units: HashMap<u64, CampaignUnits, MixState>,
 }
 
 impl Default for ReservationShard {
@@ -150,12 +154,14 @@ impl Default for ReservationShard {
             refused_unproven: 0,
             compaction: Compaction::DEFAULT,
             committed_parts: HashMap::new(),
+            campaign_units: HashMap::default(),
         }
     }
 }
 
 impl ReservationShard {
     /// The position of reservation `id`, if it is remembered.
+    #[inline]
     pub(crate) fn find(&self, id: KeyedId) -> Option<u32> {
         self.find_or_vacancy(id).ok()
     }
@@ -163,6 +169,7 @@ impl ReservationShard {
     /// [`find`](Self::find), or where the id table takes `id`: hand it to
     /// [`insert`](Self::insert), which then does not probe again (nothing
     /// may change the shard in between).
+    #[inline]
     pub(crate) fn find_or_vacancy(&self, id: KeyedId) -> Result<u32, Vacancy> {
         debug_assert_eq!(id, self.hasher.keyed(id.id), "keyed by this shard's hasher");
         let records = &self.records;
@@ -195,23 +202,44 @@ impl ReservationShard {
     }
 
     /// The held lines of the reservation at `at`, in request order.
+    #[inline]
     pub(crate) fn lines(&self, at: u32) -> impl Iterator<Item = HeldLine> + '_ {
         let record = self.records.get(at);
         let more = self.extra.get(record.more);
         std::iter::once(record.first).chain(more.iter().copied())
     }
 
+    /// The campaign and customer of the reservation at `at`, if it joined a
+    /// campaign.
+    pub(crate) fn campaign(&self, at: u32) -> Option<(CampaignId, CustomerId)> {
+        if self.campaign_units.is_empty() {
+            return None;
+        }
+        self.campaign_units
+            .get(&self.records.get(at).id)
+            .map(|units| (units.campaign, units.customer))
+    }
+
+    /// Records that the reservation at `at` counted `units` in a campaign.
+    pub(crate) fn join_campaign(&mut self, at: u32, units: CampaignUnits) {
+        self.campaign_units.insert(self.records.get(at).id, units);
+    }
+
     /// Whether a reserve request names the same lines on the same channel
-    /// as the reservation at `at` (order of lines ignored). Both sides are
-    /// free of repeated items.
+    /// in the same campaign (or none) as the reservation at `at` (order of
+    /// lines ignored). Both sides are free of repeated items.
     pub(crate) fn same_request(
         &self,
         at: u32,
         channel: Channel,
         lines: &[Line],
+        campaign: Option<(CampaignId, CustomerId)>,
         items: &ItemTable,
     ) -> bool {
-        if self.records.get(at).channel != channel || self.lines(at).count() != lines.len() {
+        if self.records.get(at).channel != channel
+            || self.lines(at).count() != lines.len()
+            || self.campaign(at) != campaign
+        {
             return false;
         }
         if lines.len() <= 8 {
@@ -386,6 +414,17 @@ impl ReservationShard {
         if let Some(parts) = parts {
             self.committed_parts.insert(id, parts.into());
         }
+        if !self.campaign_units.is_empty() {
+            if let Some(units) = self.campaign_units.get(&id) {
+                // A campaign reservation has one line: what it keeps
+                // counted is what it takes out of stock.
+                let kept = take(0, self.records.get(at).first);
+                effects.give_back(CampaignUnits {
+                    qty: units.qty - kept,
+                    ..*units
+                });
+            }
+        }
         for (n, held) in self.lines(at).enumerate() {
             let qty = held.qty;
             let on_hand = -i64::from(take(n, held));
@@ -555,6 +594,7 @@ impl ReservationShard {
             self.extra.free(more);
             self.records.remove(position);
             self.committed_parts.remove(&id);
+            self.campaign_units.remove(&id);
             // Counted out after it left the id table: see IdFilter.
             ids.remove(id);
         }

@@ -112,7 +112,11 @@ impl ReferenceModel {
         let r = self.reservations.get_mut(&id).expect("known");
         r.state = ReservationState::Committed;
         r.terminal_at = Some(now);
+        // A campaign reservation has one line: its uncommitted units go back.
+        let (campaign, returned) = (r.campaign, lines[0].qty - parts[0]);
         r.committed = Some(parts);
+        self.give_back(campaign, returned);
+        let r = &self.reservations[&id];
         Ok(ReservationLines {
             ack: r.ack(id, false),
             lines: committed_lines(r),
@@ -187,6 +191,7 @@ impl ReferenceModel {
         // 2. idempotency.
         if let Some(r) = self.reservations.get(&id) {
             let same = r.channel == channel
+                && r.campaign.is_none()
                 && r.lines
                     .iter()
                     .all(|l| l.sku == sku && distinct.contains(&l.store))
@@ -258,6 +263,7 @@ impl ReferenceModel {
             state: ReservationState::Pending,
             terminal_at: None,
             committed: None,
+            campaign: None,
         };
         let ack: ReservationAck = r.ack(id, false);
         self.reservations.insert(id, r);

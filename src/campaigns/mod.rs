@@ -1,0 +1,234 @@
+//! Flash-sale campaigns: a quota of units on one item and a limit per
+//! customer, counted over the campaign's pending and committed
+//! reservations.
+//!
+//! - `table.rs`: the campaigns, found without a lock; each slot's terms
+//!   and its quota counter (`used`, one atomic word with the generation).
+//! - `customers.rs`: per-customer counters in lock shards, removed at 0.
+//!
+//! Counting a reservation is, in this order: a compare-and-swap of `used`
+//! that checks `used + qty <= quota`, then the customer's counter under its
+//! shard lock (`customer_used + qty <= per_customer`); a refusal of the
+//! second step, or of the stock after both, takes back what was counted,
+//! in reverse. Neither counter ever passes its limit, at any instant. A
+//! refusal for an exhausted quota reads the campaign's slot and compares:
+//! no lock, no write, no allocation.
+//!
+//! The counters are derivable: `used` of a campaign is the sum, over its
+//! reservations since it was last defined after an end, of the qty of
+//! pending ones plus the committed qty of committed ones, and a customer's
+//! counter the same sum over that customer's reservations. The effect
+//! records (`CampaignDefined`, `CampaignEnded`, `Reserved` with its campaign
+//! and customer, `Finished` with its `Stock` deltas) are enough to rebuild
+//! them.
+
+mod customers;
+mod table;
+
+pub(crate) use customers::MixState;
+
+use crate::effect::CampaignUnits;
+use crate::error::Error;
+use crate::types::{CampaignId, CustomerId, ItemKey};
+use customers::{CustomerCounts, CustomerKey, NotRaised};
+use serde::{Deserialize, Serialize};
+use table::{CampaignTable, NotCounted};
+
+pub(crate) use table::Defined;
+
+/// Campaigns an inventory can hold unless its builder says otherwise
+/// ([`InventoryBuilder::max_campaigns`](crate::InventoryBuilder::max_campaigns)).
+pub const DEFAULT_MAX_CAMPAIGNS: usize = 1024;
+
+/// A campaign's terms and counters as read at one moment
+/// ([`Inventory::campaign`](crate::Inventory::campaign)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CampaignUsage {
+    /// The campaign.
+    pub campaign: CampaignId,
+    /// The item it sells.
+    pub item: ItemKey,
+    /// Units it may count in all.
+    pub quota: u32,
+    /// Units one customer may count.
+    pub per_customer: u32,
+    /// Units counted now (pending and committed reservations).
+    pub used: u32,
+    /// Customers with units counted now.
+    pub customers: usize,
+}
+
+/// The campaigns of one inventory.
+#[derive(Debug)]
+pub(crate) struct Campaigns {
+    table: CampaignTable,
+    customers: CustomerCounts,
+}
+
+impl Campaigns {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Campaigns {
+            table: CampaignTable::new(capacity),
+            customers: CustomerCounts::default(),
+        }
+    }
+
+    /// Defines (or redefines) a campaign; see `Inventory::define_campaign`.
+    pub(crate) fn define(
+        &self,
+        campaign: CampaignId,
+        item: ItemKey,
+        quota: u32,
+        per_customer: u32,
+    ) -> Defined {
+        self.table.define(campaign, item, quota, per_customer)
+    }
+
+    /// Ends a campaign and drops its customer counters; false if it was
+    /// not live.
+    pub(crate) fn end(&self, campaign: CampaignId) -> bool {
+        self.table.end(campaign, |slot, generation| {
+            self.customers.sweep(slot, generation);
+        })
+    }
+
+    /// The refusal a campaign reservation of `qty` units of `item` gets
+    /// before the stock is looked at, if one can be read now: unknown
+    /// campaign, another item, quota exhausted. Loads and compares only.
+    /// (The customer limit is not read here: it needs a lock.)
+    pub(crate) fn refusal_by_reading(
+        &self,
+        campaign: CampaignId,
+        item: ItemKey,
+        qty: u32,
+    ) -> Option<Error> {
+        let Some(terms) = self.table.terms(campaign) else {
+            return Some(Error::UnknownCampaign { campaign });
+        };
+        if terms.item != item {
+            return Some(not_its_item());
+        }
+        (u64::from(terms.used) + u64::from(qty) > u64::from(terms.quota)).then_some(
+            Error::QuotaExhausted {
+                campaign,
+                remaining: terms.quota.saturating_sub(terms.used),
+            },
+        )
+    }
+
+    /// Counts `qty` units of `item` for `customer` in `campaign`: the
+    /// quota, then the customer's counter. On a refusal nothing stays
+    /// counted.
+    pub(crate) fn count(
+        &self,
+        campaign: CampaignId,
+        customer: CustomerId,
+        item: ItemKey,
+        qty: u32,
+    ) -> Result<CampaignUnits, Error> {
+        loop {
+            let Some(terms) = self.table.terms(campaign) else {
+                return Err(Error::UnknownCampaign { campaign });
+            };
+            if terms.item != item {
+                return Err(not_its_item());
+            }
+            match self.table.count(&terms, qty) {
+                Ok(()) => {}
+                Err(NotCounted::Exhausted { remaining }) => {
+                    return Err(Error::QuotaExhausted {
+                        campaign,
+                        remaining,
+                    })
+                }
+                Err(NotCounted::Ended) => continue,
+            }
+            let key = CustomerKey {
+                slot: terms.slot,
+                generation: terms.generation,
+                customer: customer.0,
+            };
+            let raised = self.customers.raise(key, qty, terms.per_customer, || {
+                self.table.is_current(terms.slot, terms.generation)
+            });
+            match raised {
+                Ok(()) => {
+                    return Ok(CampaignUnits {
+                        campaign,
+                        customer,
+                        slot: terms.slot,
+                        generation: terms.generation,
+                        qty,
+                    })
+                }
+                Err(NotRaised::Limit { remaining }) => {
+                    self.table.uncount(terms.slot, terms.generation, qty);
+                    return Err(Error::CustomerLimit {
+                        campaign,
+                        customer,
+                        remaining,
+                    });
+                }
+                Err(NotRaised::Ended) => {
+                    self.table.uncount(terms.slot, terms.generation, qty);
+                }
+            }
+        }
+    }
+
+    /// Gives counted units back: the customer's counter, then the quota
+    /// (the reverse of counting). Units of an ended generation go nowhere.
+    pub(crate) fn uncount(&self, units: &CampaignUnits) {
+        if units.qty == 0 {
+            return;
+        }
+        let key = CustomerKey {
+            slot: units.slot,
+            generation: units.generation,
+            customer: units.customer.0,
+        };
+        self.customers.lower(key, units.qty);
+        self.table.uncount(units.slot, units.generation, units.qty);
+    }
+
+    /// A live campaign's terms and counters.
+    pub(crate) fn usage(&self, campaign: CampaignId) -> Option<CampaignUsage> {
+        let terms = self.table.terms(campaign)?;
+        Some(CampaignUsage {
+            campaign,
+            item: terms.item,
+            quota: terms.quota,
+            per_customer: terms.per_customer,
+            used: terms.used,
+            customers: self.customers.customers_of(terms.slot, terms.generation),
+        })
+    }
+
+    /// Units `customer` has counted in a live campaign (0 if none).
+    pub(crate) fn customer_used(&self, campaign: CampaignId, customer: CustomerId) -> u32 {
+        self.table.terms(campaign).map_or(0, |terms| {
+            self.customers.get(CustomerKey {
+                slot: terms.slot,
+                generation: terms.generation,
+                customer: customer.0,
+            })
+        })
+    }
+
+    /// Customer counters held now, all campaigns together, and the bytes
+    /// their maps hold.
+    pub(crate) fn counter_memory(&self) -> (usize, usize) {
+        (self.customers.len(), self.customers.heap_bytes())
+    }
+
+    /// How many campaigns the table can hold.
+    pub(crate) fn capacity(&self) -> usize {
+        self.table.capacity()
+    }
+}
+
+fn not_its_item() -> Error {
+    Error::Invalid {
+        reason: "a campaign reservation's line must be the campaign's item",
+    }
+}
