@@ -214,11 +214,13 @@ impl Inventory {
                 let held = self
                     .campaigns
                     .count(campaign, customer, line.item(), line.qty)
-                    .and_then(|units| match self.hold_line(&line, None, channel, &mut Seal::new(None)) {
-                        Ok(held) => Ok((units, held)),
-                        Err(refusal) => {
-                            self.campaigns.uncount(&units);
-                            Err(refusal)
+                    .and_then(|units| {
+                        match self.hold_line(&line, None, channel, &mut Seal::new(None)) {
+                            Ok(held) => Ok((units, held)),
+                            Err(refusal) => {
+                                self.campaigns.uncount(&units);
+                                Err(refusal)
+                            }
                         }
                     });
                 match held {
