@@ -134,6 +134,8 @@ struct Recovering {
     covers: u64,
     rng: Rng,
     crashes: u64,
+    alerts: Vec<omnistock::Alert>,
+    journaled: bool,
 }
 
 impl Recovering {
@@ -153,16 +155,22 @@ impl Recovering {
             covers: 0,
             rng: Rng::new(0x5EED),
             crashes: 0,
+            alerts: Vec::new(),
+            journaled: true,
         }
     }
 
     fn maybe_crash(&mut self) {
+        if !self.journaled {
+            return;
+        }
         if self.rng.percent(5) {
             self.covers = self.sink.watermark();
             self.image = self.inventory.image(self.covers);
         }
         if self.rng.percent(4) {
             self.crashes += 1;
+            self.alerts.extend(self.inventory.take_alerts());
             self.clock = Arc::new(ManualClock::new());
             let records = self.sink.after(self.covers);
             let (inventory, last) = Inventory::builder()
@@ -178,7 +186,34 @@ impl Recovering {
 
 impl Engine for Recovering {
     fn apply(&mut self, command: &Command) -> Result<Outcome, Error> {
-        let answer = self.inventory.apply(command);
+        if self.journaled
+            && matches!(
+                command,
+                Command::Campaign { .. } | Command::ReserveCampaign { .. }
+            )
+        {
+            // Campaigns are not journaled yet (a journaled inventory
+            // refuses them): from the seed's first campaign on, the run
+            // goes on in memory, rebuilt once more from its records, and
+            // crashes no more.
+            let records = self.sink.after(self.covers);
+            let (inventory, _) = Inventory::builder()
+                .clock(self.clock.clone())
+                .recover(Some(&self.image), records)
+                .expect("recovery from the engine's own records");
+            self.inventory = inventory;
+            self.journaled = false;
+        }
+        let answer = match (self.inventory.apply(command), command) {
+            // Alerts not yet taken do not survive a crash (they are not
+            // state): the driver keeps those the lost engines raised.
+            (Ok(Outcome::Alerts(new)), Command::Alerts) => {
+                let mut alerts = std::mem::take(&mut self.alerts);
+                alerts.extend(new);
+                Ok(Outcome::Alerts(alerts))
+            }
+            (answer, _) => answer,
+        };
         self.maybe_crash();
         answer
     }

@@ -70,6 +70,10 @@ pub(crate) fn apply(
                 }
             }
             Change::Clock { now_ms } => inventory.restore_clock(*now_ms),
+            Change::ReorderPoint {
+                item,
+                reorder_point,
+            } => inventory.restore_reorder_point(*item, *reorder_point),
         }
     }
     inventory.restore_clock(record.at_ms);

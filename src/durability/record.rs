@@ -18,6 +18,7 @@
 //!          | 5 id expires_at overdue:u8         (extended)
 //!          | 6 id                               (forgotten)
 //!          | 7 now_ms                           (the clock moved)
+//!          | 8 item reorder_point               (a reorder point set)
 //! item     = sku:varint store:varint            line = item qty:varint
 //! bytes    = len:varint utf8
 //! ```
@@ -65,10 +66,12 @@ pub enum Op {
     Forget,
     /// The clock was moved (the replay tool's manual clock).
     Clock,
+    /// `set_reorder_point`.
+    SetReorderPoint,
 }
 
 impl Op {
-    const ALL: [Op; 15] = [
+    const ALL: [Op; 16] = [
         Op::Restock,
         Op::SetOnHand,
         Op::SetOnHandExpecting,
@@ -84,6 +87,7 @@ impl Op {
         Op::Expire,
         Op::Forget,
         Op::Clock,
+        Op::SetReorderPoint,
     ];
 
     fn code(self) -> u8 {
@@ -184,6 +188,13 @@ pub enum Change {
         /// The time now, in ms.
         now_ms: u64,
     },
+    /// An item's reorder point (0: none).
+    ReorderPoint {
+        /// The item.
+        item: ItemKey,
+        /// The reorder point set.
+        reorder_point: u32,
+    },
 }
 
 /// One decoded journal record: one step of one operation.
@@ -205,7 +216,9 @@ impl Record {
     /// Whether the record changed the item `item`.
     pub fn touches_item(&self, item: ItemKey) -> bool {
         self.changes.iter().any(|change| match change {
-            Change::Item { item: it, .. } | Change::SafetyStock { item: it, .. } => *it == item,
+            Change::Item { item: it, .. }
+            | Change::SafetyStock { item: it, .. }
+            | Change::ReorderPoint { item: it, .. } => *it == item,
             Change::Reserved { lines, .. } => lines.iter().any(|line| line.item() == item),
             _ => false,
         })
@@ -365,6 +378,12 @@ impl Writer {
     pub(crate) fn clock(&mut self, now_ms: u64) {
         self.out.push(7);
         put_varint(&mut self.out, now_ms);
+    }
+
+    pub(crate) fn reorder_point(&mut self, item: ItemKey, reorder_point: u32) {
+        self.out.push(8);
+        put_item(&mut self.out, item);
+        put_varint(&mut self.out, u64::from(reorder_point));
     }
 }
 
@@ -563,6 +582,10 @@ pub fn decode(seq: u64, payload: &[u8]) -> Result<Record, DecodeError> {
             7 => Change::Clock {
                 now_ms: r.varint()?,
             },
+            8 => Change::ReorderPoint {
+                item: r.item()?,
+                reorder_point: r.u32()?,
+            },
             _ => return r.fail("unknown change"),
         };
         changes.push(change);
@@ -597,11 +620,12 @@ mod tests {
         w.extended(ReservationId(9), (77, false));
         w.forgotten(ReservationId(9));
         w.clock(99);
+        w.reorder_point(key, 4);
         let record = decode(4, &w.out).unwrap();
         assert_eq!(record.seq, 4);
         assert_eq!(record.op, Op::CommitLines);
         assert_eq!(record.note, Some(note));
-        assert_eq!(record.changes.len(), 7);
+        assert_eq!(record.changes.len(), 8);
         assert!(record.touches_item(key));
         assert!(record.touches_reservation(ReservationId(9)));
         for cut in 0..w.out.len() {

@@ -48,6 +48,7 @@ pub(crate) fn replay(
         })?;
         last = seq;
     }
+    inventory.restore_alert_marks();
     Ok(last)
 }
 

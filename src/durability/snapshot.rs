@@ -24,6 +24,7 @@
 //! 2 items = count (sku store on_hand reserved safety)*
 //! 3 resv  = count (id kind state expires_at finished_at n line* parts)*
 //!           kind = channel | overdue<<1; parts = count part*
+//! 4 points = count (sku store reorder_point)*   (optional)
 //! end     = 0 checksum:u64le               (over every byte before it)
 //! ```
 
@@ -166,6 +167,18 @@ pub(crate) fn image(inventory: &Inventory, covers: u64) -> Vec<u8> {
     section(&mut out, 1, &head);
     section(&mut out, 2, &counted);
     section(&mut out, 3, &reservations);
+    let mut points = Vec::new();
+    let mut count = 0u64;
+    inventory.snapshot_reorder_points(|key, point| {
+        count += 1;
+        put_varint(&mut points, key.sku.0);
+        put_varint(&mut points, key.store.0);
+        put_varint(&mut points, u64::from(point));
+    });
+    let mut counted = Vec::with_capacity(points.len() + 10);
+    put_varint(&mut counted, count);
+    counted.extend_from_slice(&points);
+    section(&mut out, 4, &counted);
     out.push(0);
     let sum = checksum(&out);
     out.extend_from_slice(&sum.to_le_bytes());
@@ -247,7 +260,7 @@ pub(crate) fn load(inventory: &Inventory, bytes: &[u8]) -> Result<Cover, DecodeE
     };
     if let Some((tag, _)) = found
         .iter()
-        .find(|(tag, _)| !(1..=3).contains(tag) && *tag < 128)
+        .find(|(tag, _)| !(1..=4).contains(tag) && *tag < 128)
     {
         let _ = tag;
         return Err(DecodeError {
@@ -341,6 +354,14 @@ pub(crate) fn load(inventory: &Inventory, bytes: &[u8]) -> Result<Cover, DecodeE
                 .is_err()
         {
             return r.fail("a terminal reservation that does not fit");
+        }
+    }
+    if let Some((_, points)) = found.iter().find(|(tag, _)| *tag == 4) {
+        let mut r = Reader::new(points);
+        let count = r.varint()?;
+        for _ in 0..count {
+            let key = ItemKey::new(Sku(r.varint()?), StoreId(r.varint()?));
+            inventory.restore_reorder_point(key, r.u32()?);
         }
     }
     Ok(Cover {

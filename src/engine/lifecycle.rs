@@ -33,6 +33,8 @@ impl Inventory {
             }
             None => Err(Error::UnknownReservation { id }),
         };
+        // Campaign units given back are settled under the shard lock.
+        self.settle_log(&mut effects);
         drop(shard);
         self.publish_answer(&mut effects, answer)
     }
@@ -163,6 +165,7 @@ impl Inventory {
             let now = self.clock.now_ms();
             expired += shard.expire_due(now, &self.items, &mut effects);
             shard.forget_old(now, self.retention_ms, ids, &mut effects);
+            self.settle_log(&mut effects);
             drop(shard);
             // A journal failure is reported by the next operation that can
             // fail (the journal's errors are sticky).

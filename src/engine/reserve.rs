@@ -376,6 +376,8 @@ impl Inventory {
                 })
             }
         };
+        // Campaign units given back are settled under the shard lock.
+        self.settle_log(&mut effects);
         drop(shard);
         self.publish_answer(&mut effects, answer)
     }

@@ -57,6 +57,38 @@ impl Inventory {
         self.items.cell(index).restore_safety(safety);
     }
 
+    /// Sets a recovered reorder point (no alert is raised: recovery
+    /// evaluates nothing).
+    pub(crate) fn restore_reorder_point(&self, key: ItemKey, reorder_point: u32) {
+        let _ = self.alerts.set(key, reorder_point, || None);
+    }
+
+    /// Re-marks every item with a reorder point from its recovered level
+    /// (an item below its point has had its alert: the mark is what the
+    /// level says), raising nothing. Alerts not yet taken when the
+    /// process stopped are not kept.
+    pub(crate) fn restore_alert_marks(&self) {
+        let mut points = Vec::new();
+        self.alerts
+            .for_each_point(|key, point| points.push((key, point)));
+        for (key, point) in points {
+            let _ = self
+                .alerts
+                .set(key, point, || self.level(key.sku, key.store).ok());
+        }
+    }
+
+    /// Every item's reorder point (those set), for a snapshot.
+    pub(crate) fn snapshot_reorder_points(&self, visit: impl FnMut(ItemKey, u32)) {
+        self.alerts.for_each_point(visit);
+    }
+
+    /// Whether any campaign is defined or was (campaigns are not journaled
+    /// yet: a journaled inventory refuses them).
+    pub(crate) fn refuses_campaigns(&self) -> bool {
+        self.durable.is_some()
+    }
+
     pub(crate) fn restore_clock(&self, now_ms: u64) {
         self.clock.recovered(now_ms);
     }
