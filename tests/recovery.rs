@@ -304,3 +304,50 @@ fn the_replay_tool_on_a_journal_recovers_its_answers_and_its_clock() {
     drop(replayer);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn reorder_points_survive_a_restart_and_campaigns_are_refused_with_a_journal() {
+    use omnistock::{CampaignId, CustomerId, Error};
+    let dir = fresh_dir("alerts");
+    let clock = Arc::new(ManualClock::new());
+    let inventory = open(&dir, &clock, Durability::Sync);
+    let (sku, store) = (Sku(3), StoreId(1));
+    inventory.restock(sku, store, 20).unwrap();
+    inventory.set_reorder_point(sku, store, 10);
+    inventory.sell(sku, store, 12, Channel::InStore).unwrap(); // 8 < 10: alerted
+    assert_eq!(inventory.take_alerts().len(), 1);
+    inventory.set_reorder_point(Sku(4), store, 2); // creates the item
+    let refused = inventory.define_campaign(CampaignId(1), sku, store, 5, 1);
+    assert!(matches!(refused, Err(Error::Invalid { .. })), "{refused:?}");
+    let line = Line::new(sku, store, 1);
+    let refused = inventory.reserve_in_campaign(
+        ReservationId(9),
+        Channel::Online,
+        line,
+        CampaignId(1),
+        CustomerId(1),
+        1_000,
+    );
+    assert!(matches!(refused, Err(Error::Invalid { .. })), "{refused:?}");
+    inventory.snapshot().unwrap();
+    inventory.set_reorder_point(Sku(5), store, 1); // after the snapshot
+    drop(inventory);
+
+    let inventory = open(&dir, &Arc::new(ManualClock::new()), Durability::Sync);
+    assert_eq!(inventory.reorder_point(sku, store), 10);
+    assert_eq!(inventory.reorder_point(Sku(4), store), 2);
+    assert_eq!(inventory.reorder_point(Sku(5), store), 1);
+    assert!(
+        inventory.level(Sku(4), store).is_ok(),
+        "the item it created came back"
+    );
+    // Still below its point: the mark came back too, so no second alert.
+    inventory.sell(sku, store, 1, Channel::InStore).unwrap();
+    assert!(inventory.take_alerts().is_empty());
+    // Back above, then below again: one alert.
+    inventory.restock(sku, store, 10).unwrap();
+    inventory.sell(sku, store, 10, Channel::InStore).unwrap();
+    assert_eq!(inventory.take_alerts().len(), 1);
+    drop(inventory);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
