@@ -100,6 +100,9 @@ impl Inventory {
         lines: &[Line],
         deadline: (u64, bool),
     ) -> Result<(), Disagrees> {
+        if super::reserve::validate_lines(lines).is_err() {
+            return Err("a reservation with lines no reserve accepts");
+        }
         let held: HeldLines = lines
             .iter()
             .map(|line| HeldLine {
@@ -129,8 +132,13 @@ impl Inventory {
             .ok_or("a finish of an unknown reservation")?;
         let parts = (!parts.is_empty()).then_some(parts);
         if let Some(parts) = parts {
-            if parts.len() != shard.lines(at).count() {
-                return Err("a partial commit with another number of lines");
+            if parts.len() != shard.lines(at).count()
+                || shard
+                    .lines(at)
+                    .zip(parts)
+                    .any(|(held, &part)| part > held.qty)
+            {
+                return Err("a partial commit that does not fit the reservation's lines");
             }
         }
         shard
