@@ -27,8 +27,15 @@
 
 // The crate-private modules the structures need, at their own paths so
 // that their `crate::` imports resolve here.
+#[path = "../src/durability"]
+mod durability {
+    pub(crate) mod record;
+    pub(crate) mod steps;
+}
 #[path = "../src/error.rs"]
 mod error;
+#[path = "../src/limits.rs"]
+mod limits;
 #[path = "../src/prefetch.rs"]
 mod prefetch;
 #[path = "../src/sync.rs"]
@@ -123,7 +130,10 @@ fn item_lookup(c: &mut Criterion) {
     let dash = dashmap::DashMap::with_capacity(items as usize);
     for n in 0..items {
         let (index, _) = table.find_or_create(item(n));
-        table.cell(index).restock(1).expect("room for a unit");
+        table
+            .cell(index)
+            .restock(1, &mut durability::steps::Seal::new(None))
+            .expect("room for a unit");
         map.insert(item(n), n as u32);
         dash.insert(item(n), n as u32);
     }

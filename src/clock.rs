@@ -10,6 +10,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub trait Clock: Send + Sync + std::fmt::Debug {
     /// Milliseconds since the clock's epoch.
     fn now_ms(&self) -> u64;
+
+    /// Recovery found that the clock had reached `now_ms` before a
+    /// restart: a clock driven by hand moves there (never backwards); a
+    /// clock that reads real time ignores it, as the default does.
+    fn recovered(&self, now_ms: u64) {
+        let _ = now_ms;
+    }
 }
 
 /// Wall-clock milliseconds since the Unix epoch, never going backwards even
@@ -98,10 +105,18 @@ impl Clock for ManualClock {
     fn now_ms(&self) -> u64 {
         self.now.load(Ordering::Acquire)
     }
+
+    fn recovered(&self, now_ms: u64) {
+        self.set(now_ms);
+    }
 }
 
 impl<C: Clock + ?Sized> Clock for std::sync::Arc<C> {
     fn now_ms(&self) -> u64 {
         (**self).now_ms()
+    }
+
+    fn recovered(&self, now_ms: u64) {
+        (**self).recovered(now_ms);
     }
 }

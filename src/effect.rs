@@ -10,6 +10,8 @@
 //! the units finished campaign reservations give back to their campaign's
 //! counters.
 
+use crate::durability::steps::{Sequencer, Steps};
+use crate::error::Error;
 use crate::types::{
     CampaignId, Channel, CustomerId, ItemKey, Line, ReservationId, ReservationState,
 };
@@ -123,7 +125,10 @@ pub(crate) struct CampaignUnits {
 /// Receives the effects of every successful mutation, one call per operation
 /// (an operation's effects are all-or-nothing, so a journal can write them as
 /// one record). Called on the thread that made the change, after the change
-/// is visible; calls from different threads may interleave. Keep it quick:
+/// is visible and after the operation released its locks; calls from
+/// different threads may interleave, and two operations on one reservation
+/// may reach the observer in either order (a journal orders its records by
+/// sequence number instead). Keep it quick:
 /// hand the records to a channel or buffer rather than doing I/O inline.
 pub trait EffectObserver: Send + Sync {
     /// The effects of one operation, in the order they were made.
@@ -136,9 +141,10 @@ impl<F: Fn(&[Effect]) + Send + Sync> EffectObserver for F {
     }
 }
 
-/// The effects of one operation, collected only when someone listens.
+/// The effects of one operation, collected only when someone listens, and,
+/// with a journal, its journal records (see `src/durability/steps.rs`).
 #[derive(Debug)]
-pub(crate) struct EffectLog {
+pub(crate) struct EffectLog<'a> {
     /// Dropped by hand (see `Drop`): an operation's log is made and dropped
     /// on every call, and the compiler's drop of two owning fields is an
     /// out-of-line call where one inlined test of both suffices.
@@ -147,9 +153,11 @@ pub(crate) struct EffectLog {
     alerting: bool,
     /// What waits to be settled, allocated only when there is something.
     settle: ManuallyDrop<Option<Box<Settlement>>>,
+    /// The journal records of a journaled inventory.
+    pub(crate) steps: Option<Steps<'a>>,
 }
 
-impl Drop for EffectLog {
+impl Drop for EffectLog<'_> {
     #[inline]
     fn drop(&mut self) {
         if self.records.is_some() || self.settle.is_some() {
@@ -167,15 +175,16 @@ pub(crate) struct Settlement {
     pub(crate) given_back: Vec<CampaignUnits>,
 }
 
-impl EffectLog {
-    /// A log that records effects when `listening`, and the items changed
-    /// when `alerting`.
+impl<'a> EffectLog<'a> {
+    /// A log that records effects when `listening`, the items changed
+    /// when `alerting`, and journal records into `steps`.
     #[inline]
-    pub(crate) fn new(listening: bool, alerting: bool) -> Self {
+    pub(crate) fn new(listening: bool, alerting: bool, steps: Option<Steps<'a>>) -> Self {
         EffectLog {
             records: ManuallyDrop::new(listening.then(Vec::new)),
             alerting,
             settle: ManuallyDrop::new(None),
+            steps,
         }
     }
 
@@ -236,14 +245,33 @@ impl EffectLog {
         self.settle.take().map(|settle| *settle).unwrap_or_default()
     }
 
-    /// Hands what was recorded to `observer` and empties the log.
+    /// The sequence numbers of a journaled inventory, `None` without one.
     #[inline]
-    pub(crate) fn flush(&mut self, observer: Option<&dyn EffectObserver>) {
+    pub(crate) fn seqs(&self) -> Option<&'a Sequencer> {
+        self.steps.as_ref().map(|steps| steps.seqs)
+    }
+
+    /// Writes into the journal record being built, if journaled.
+    #[inline]
+    pub(crate) fn journal(&mut self, write: impl FnOnce(&mut Steps<'a>)) {
+        if let Some(steps) = &mut self.steps {
+            write(steps);
+        }
+    }
+
+    /// Hands what was recorded to `observer` and the journal and empties
+    /// the log. Called after every lock is released.
+    #[inline]
+    pub(crate) fn flush(&mut self, observer: Option<&dyn EffectObserver>) -> Result<(), Error> {
         if let (Some(records), Some(observer)) = (&mut *self.records, observer) {
             if !records.is_empty() {
                 observer.on_effects(records);
                 records.clear();
             }
+        }
+        match &mut self.steps {
+            Some(steps) => steps.flush(),
+            None => Ok(()),
         }
     }
 }

@@ -154,6 +154,16 @@ pub enum Error {
         /// Units the customer may still reserve in the campaign.
         remaining: u32,
     },
+    /// The operation's effect was made in memory (others may see it), but
+    /// the journal could not make it durable: it is not acknowledged, and
+    /// after a restart it may or may not be there (docs/CONTRACT.md).
+    /// The journal stays failed: stop taking orders, and recover with
+    /// `Inventory::open` once the disk is fixed.
+    NotDurable {
+        /// What the journal reported.
+        #[serde(skip)]
+        reason: String,
+    },
 }
 
 /// The item of a deserialized [`Error::BelowReserved`] that does not name one.
@@ -187,6 +197,7 @@ impl Error {
             Error::UnknownCampaign { .. } => "unknown_campaign",
             Error::QuotaExhausted { .. } => "quota_exhausted",
             Error::CustomerLimit { .. } => "customer_limit",
+            Error::NotDurable { .. } => "not_durable",
         }
     }
 }
@@ -249,6 +260,10 @@ impl fmt::Display for Error {
             Error::CustomerLimit { campaign, customer, remaining } => write!(
                 f,
                 "{customer} may reserve only {remaining} more units in {campaign}"
+            ),
+            Error::NotDurable { reason } => write!(
+                f,
+                "the change is not durable ({reason}); it may be lost on a restart: stop and recover once the journal's disk is fixed"
             ),
         }
     }

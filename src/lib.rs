@@ -96,6 +96,7 @@ mod alerts;
 mod campaigns;
 mod clock;
 mod command;
+pub mod durability;
 mod effect;
 mod engine;
 mod error;

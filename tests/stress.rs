@@ -860,12 +860,16 @@ fn many_threads_on_one_campaign_never_pass_its_quota_or_a_customers_limit() {
         let (inventory, done) = (inventory.clone(), done.clone());
         thread::spawn(move || {
             let mut reads = 0u64;
-            while !done.load(Ordering::Relaxed) {
+            // At least one reading, however the threads are scheduled.
+            loop {
                 let usage = inventory.campaign(sale).unwrap();
                 assert!(usage.used <= QUOTA, "{usage:?}");
                 let customer = CustomerId(reads % CUSTOMERS);
                 assert!(inventory.campaign_customer_used(sale, customer) <= LIMIT);
                 reads += 1;
+                if done.load(Ordering::Relaxed) {
+                    break;
+                }
             }
             reads
         })

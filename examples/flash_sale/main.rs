@@ -80,6 +80,13 @@ usage: flash_sale [options]
                       hot run of the same stock; reports quota use, refusals
                       by reason, the proof that no limit was passed, the
                       sold-out refusal's cost and bytes per customer
+  --durability MODE   omnistock journaled: sync (every answer waits for its
+                      fsync, shared by concurrent shoppers), batch (fsync every
+                      5 ms) or none (written, not fsync'd); without it, in memory.
+                      A last JSON line reports the journal: records, bytes,
+                      bytes per cart, fsyncs and their mean latency
+  --journal-dir DIR   where the journal goes (default: a fresh directory under
+                      the system's temporary directory, removed after the run)
   --quiet             no progress line (it is shown only on a terminal anyway)
   -h, --help          this text";
 
@@ -96,6 +103,8 @@ struct Config {
     retention_ms: u64,
     connections: usize,
     campaign: Option<campaign::Terms>,
+    durability: Option<omnistock::durability::Durability>,
+    journal_dir: Option<std::path::PathBuf>,
 }
 
 fn parse_number<T: std::str::FromStr>(name: &str, text: &str) -> Result<T, String> {
@@ -127,6 +136,8 @@ impl Config {
             retention_ms: 1_000,
             connections: 64,
             campaign: None,
+            durability: None,
+            journal_dir: None,
         };
         let mut duration_given = false;
         let mut args = args.peekable();
@@ -195,6 +206,20 @@ impl Config {
                 "--retention-ms" => config.retention_ms = parse_number(&name, &value()?)?,
                 "--connections" => config.connections = parse_number(&name, &value()?)?,
                 "--campaign" => config.campaign = Some(campaign::Terms::parse(&value()?)?),
+                "--durability" => {
+                    use omnistock::durability::Durability;
+                    config.durability = Some(match value()?.as_str() {
+                        "sync" => Durability::Sync,
+                        "batch" => Durability::Batch { every_ms: 5 },
+                        "none" => Durability::None,
+                        other => {
+                            return Err(format!(
+                                "--durability: `{other}` is not `sync`, `batch` or `none`"
+                            ))
+                        }
+                    })
+                }
+                "--journal-dir" => config.journal_dir = Some(value()?.into()),
                 "-h" | "--help" => return Err(String::new()),
                 _ => return Err(format!("unknown option `{arg}`")),
             }
@@ -246,10 +271,33 @@ fn run_engine(config: &Config, name: &str, workload: &Workload) -> Outcome {
     #[cfg(feature = "peers")]
     let limit = s.duration + Duration::from_secs(900);
     match name {
-        "omnistock" => outcome(
-            Omnistock::new(Arc::clone(&clock), items, s.ttl_ms, config.retention_ms)
-                .and_then(|engine| driver::run(&engine, workload, s, clock)),
-        ),
+        "omnistock" => match config.durability {
+            None => outcome(
+                Omnistock::new(Arc::clone(&clock), items, s.ttl_ms, config.retention_ms)
+                    .and_then(|engine| driver::run(&engine, workload, s, clock)),
+            ),
+            Some(durability) => {
+                let dir = config.journal_dir.clone().unwrap_or_else(|| {
+                    std::env::temp_dir()
+                        .join(format!("omnistock-flash-sale-{}", std::process::id()))
+                });
+                outcome(
+                    Omnistock::journaled(
+                        Arc::clone(&clock),
+                        items,
+                        s.ttl_ms,
+                        config.retention_ms,
+                        dir,
+                        durability,
+                    )
+                    .and_then(|engine| {
+                        let report = driver::run(&engine, workload, s, clock)?;
+                        journal_line(&engine, durability, &report);
+                        Ok(report)
+                    }),
+                )
+            }
+        },
         "mutex" => {
             let engine = MutexEngine::new(Arc::clone(&clock), config.retention_ms);
             outcome(driver::run(&engine, workload, s, clock))
@@ -291,6 +339,36 @@ fn run_engine(config: &Config, name: &str, workload: &Workload) -> Outcome {
         }
         other => Outcome::Failed(format!("unknown engine `{other}`")),
     }
+}
+
+/// The journal's figures after a durable omnistock run, as one JSON line.
+fn journal_line(
+    engine: &Omnistock,
+    durability: omnistock::durability::Durability,
+    report: &Report,
+) {
+    let _ = engine.inventory().sync();
+    let Some(stats) = engine.inventory().journal_stats() else {
+        return;
+    };
+    let mode = match durability {
+        omnistock::durability::Durability::Sync => "sync",
+        omnistock::durability::Durability::Batch { .. } => "batch",
+        omnistock::durability::Durability::None => "none",
+    };
+    let fsync_us = stats.fsync_nanos as f64 / stats.fsyncs.max(1) as f64 / 1e3;
+    let durable_per_s = report.reserve_ok as f64 / report.elapsed_s.max(1e-9);
+    println!(
+        "{{\"journal\":{{\"durability\":\"{mode}\",\"records\":{},\"bytes\":{},\"bytes_per_record\":{:.1},\"bytes_per_cart\":{:.1},\"reservations_per_s\":{:.0},\"fsyncs\":{},\"fsync_mean_us\":{:.1},\"records_per_fsync\":{:.1}}}}}",
+        stats.records,
+        stats.bytes,
+        stats.bytes as f64 / stats.records.max(1) as f64,
+        stats.bytes as f64 / report.carts.max(1) as f64,
+        durable_per_s,
+        stats.fsyncs,
+        fsync_us,
+        stats.records as f64 / stats.fsyncs.max(1) as f64,
+    );
 }
 
 /// `--workload memory`: each engine in a child process of its own, so one

@@ -106,6 +106,16 @@ impl Alerts {
         &self.points[(mixed >> 60) as usize % SHARDS]
     }
 
+    /// Visits every item with a reorder point (for a snapshot), one lock
+    /// shard at a time.
+    pub(crate) fn for_each_point(&self, mut visit: impl FnMut(ItemKey, u32)) {
+        for shard in self.points.iter() {
+            for (item, mark) in shard.lock().iter() {
+                visit(*item, mark.reorder_point);
+            }
+        }
+    }
+
     /// Sets `item`'s reorder point and evaluates it with `level()`, read
     /// under the mark's lock; returns the alert this raised, if any. A
     /// reorder point of 0 clears the mark.

@@ -9,6 +9,8 @@
 
 use super::Inventory;
 use crate::alerts::Alert;
+use crate::durability::steps::Seal;
+use crate::durability::Op;
 use crate::effect::Effect;
 use crate::types::{ItemKey, Level, Sku, StoreId};
 use smallvec::SmallVec;
@@ -43,8 +45,16 @@ impl Inventory {
     /// ```
     pub fn set_reorder_point(&self, sku: Sku, store: StoreId, qty: u32) -> Level {
         let key = ItemKey::new(sku, store);
-        let mut effects = self.effects();
-        self.on_cell_or_create(key, &mut effects, |_| ());
+        let mut effects = self.effects(Op::SetReorderPoint);
+        let mut seal = Seal::new(effects.seqs());
+        // Journaled, a new item's creation is a step of its own (an empty
+        // claim of the new cell numbers it before the item is published).
+        self.on_cell_or_create(key, &mut effects, |cell| {
+            if seal.is_on() {
+                let _ = cell.set_on_hand_expecting(0, 0, &mut seal);
+            }
+        });
+        self.journal_sealed(&mut effects, key, seal, false);
         effects.push(|| Effect::ReorderPoint {
             item: key,
             reorder_point: qty,
@@ -52,10 +62,23 @@ impl Inventory {
         // The item is evaluated here, not from the log (which only notes
         // items while some reorder point is set).
         effects.take_settlement();
-        let alert = self.alerts.set(key, qty, || self.level(sku, store).ok());
+        let seqs = effects.seqs();
+        let mut numbered = None;
+        let alert = self.alerts.set(key, qty, || {
+            // Under the mark's lock: two settings of one item are numbered
+            // in the order they are made.
+            numbered = seqs.map(|seqs| seqs.take());
+            self.level(sku, store).ok()
+        });
+        if let Some(seq) = numbered {
+            effects.journal(|steps| {
+                steps.begin(seq, None, None);
+                steps.current().reorder_point(key, qty);
+            });
+        }
         self.alerts
             .deliver(&mut alert.into_iter().collect::<Vec<_>>());
-        self.publish(&mut effects);
+        let _ = self.publish(&mut effects);
         self.level(sku, store)
             .expect("the item exists: it was created above")
     }

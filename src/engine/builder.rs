@@ -5,6 +5,9 @@ use super::{Inventory, RESERVATION_SHARDS};
 use crate::alerts::{AlertObserver, Alerts};
 use crate::campaigns::{Campaigns, DEFAULT_MAX_CAMPAIGNS};
 use crate::clock::{Clock, SystemClock};
+use crate::durability::steps::Sequencer;
+use crate::durability::Durable;
+use crate::durability::{recover, RecordSink, RecoveryError};
 use crate::effect::EffectObserver;
 use crate::error::BuildError;
 use crate::limits::{DEFAULT_RETENTION_MS, DEFAULT_TTL_MS};
@@ -45,6 +48,16 @@ pub struct InventoryBuilder {
     alert_observer: Option<Arc<dyn AlertObserver>>,
     keep_alerts: Option<bool>,
     max_campaigns: usize,
+    /// Where journal records go, and the first sequence number.
+    sink: Option<(Arc<dyn RecordSink>, u64)>,
+    /// How reservation ids are placed in shards; random unless recovered.
+    id_key: Option<u64>,
+    /// The journal's directory and options, for `open`.
+    #[cfg(feature = "journal")]
+    journal: Option<(std::path::PathBuf, crate::journal::JournalOptions)>,
+    /// The journal sink `open` installs.
+    #[cfg(feature = "journal")]
+    journaled: Option<Arc<crate::durability::log::Journaled>>,
 }
 
 impl fmt::Debug for InventoryBuilder {
@@ -61,6 +74,8 @@ impl fmt::Debug for InventoryBuilder {
             .field("alert_observer", &self.alert_observer.is_some())
             .field("keep_alerts", &self.keep_alerts)
             .field("max_campaigns", &self.max_campaigns)
+            .field("sink", &self.sink.as_ref().map(|(sink, _)| sink))
+            .field("id_key", &self.id_key.is_some())
             .finish()
     }
 }
@@ -84,6 +99,12 @@ impl Default for InventoryBuilder {
             } else {
                 DEFAULT_MAX_CAMPAIGNS
             },
+            sink: None,
+            id_key: None,
+            #[cfg(feature = "journal")]
+            journal: None,
+            #[cfg(feature = "journal")]
+            journaled: None,
         }
     }
 }
@@ -293,6 +314,76 @@ impl InventoryBuilder {
         self
     }
 
+    /// Hands every mutating operation's journal records to `sink`
+    /// (numbered from 1), as a journal would get them: the lower-level
+    /// hook under [`journal`](Self::journal), for tests and for sinks of
+    /// one's own. Records are built only when a sink is installed.
+    pub fn record_sink(mut self, sink: Arc<dyn RecordSink>) -> Self {
+        self.sink = Some((sink, 1));
+        self
+    }
+
+    #[cfg(feature = "journal")]
+    pub(crate) fn set_journal(
+        mut self,
+        dir: std::path::PathBuf,
+        options: crate::journal::JournalOptions,
+    ) -> Self {
+        self.journal = Some((dir, options));
+        self
+    }
+
+    #[cfg(feature = "journal")]
+    pub(crate) fn take_journal(
+        mut self,
+    ) -> (
+        Self,
+        Option<(std::path::PathBuf, crate::journal::JournalOptions)>,
+    ) {
+        let journal = self.journal.take();
+        (self, journal)
+    }
+
+    /// Installs the journal as the record sink (numbering is set after
+    /// recovery).
+    #[cfg(feature = "journal")]
+    pub(crate) fn journaled(mut self, sink: Arc<crate::durability::log::Journaled>) -> Self {
+        self.sink = Some((sink.clone(), 1));
+        self.journaled = Some(sink);
+        self
+    }
+
+    /// Places reservation ids as the process that wrote a snapshot did.
+    pub(crate) fn id_key(mut self, key: u64) -> Self {
+        self.id_key = Some(key);
+        self
+    }
+
+    /// Rebuilds an inventory from a snapshot image
+    /// ([`Inventory::image`]) and the records a [`RecordSink`] received
+    /// after it, in sequence order (those the image covers are skipped),
+    /// with this builder's settings. A sink given to this builder gets the
+    /// records of the recovered inventory, numbered on from the last one.
+    /// Returns the inventory and the last sequence number applied.
+    ///
+    /// # Errors
+    ///
+    /// A [`RecoveryError`] naming the damaged snapshot, the record that
+    /// does not decode or apply, or the first missing number.
+    pub fn recover(
+        self,
+        image: Option<&[u8]>,
+        records: impl IntoIterator<Item = (u64, Vec<u8>)>,
+    ) -> Result<(Inventory, u64), RecoveryError> {
+        let builder = recover::builder_for(self, image)?;
+        let inventory = builder.try_build().map_err(RecoveryError::Build)?;
+        let last = recover::replay(&inventory, image, records.into_iter().map(Ok))?;
+        if let Some(durable) = inventory.durability_state() {
+            durable.seqs.set(last + 1);
+        }
+        Ok((inventory, last))
+    }
+
     /// The inventory, empty.
     ///
     /// # Panics
@@ -334,6 +425,13 @@ impl InventoryBuilder {
             });
         }
         self.id_filter.check()?;
+        #[cfg(feature = "journal")]
+        if self.journal.is_some() {
+            return Err(BuildError::InvalidSetting {
+                setting: "journal",
+                reason: "an inventory with a journal is opened with open(), which recovers it",
+            });
+        }
         let filter_counters = self.id_filter.start_counters(
             self.expected_items,
             self.expected_reservations,
@@ -356,7 +454,9 @@ impl InventoryBuilder {
         Ok(Inventory {
             items: ItemTable::try_new(self.expected_items)?,
             reservations: reservations.into_boxed_slice(),
-            id_hasher: IdHasher::default(),
+            id_hasher: self
+                .id_key
+                .map_or_else(IdHasher::default, IdHasher::with_key),
             clock: self.clock,
             default_ttl_ms: self.default_ttl_ms,
             retention_ms: self.retention_ms,
@@ -366,6 +466,14 @@ impl InventoryBuilder {
                 self.alert_observer.clone(),
                 self.keep_alerts.unwrap_or(self.alert_observer.is_none()),
             ),
+            durable: self.sink.map(|(sink, first)| {
+                Box::new(Durable {
+                    seqs: Sequencer::starting_at(first),
+                    sink,
+                    #[cfg(feature = "journal")]
+                    journal: self.journaled,
+                })
+            }),
         })
     }
 }

@@ -17,6 +17,8 @@ use super::{ack, zero_ttl, Inventory};
 use crate::campaigns::{CampaignUsage, Defined};
 use crate::clock::Clock;
 use crate::command::ReservationAck;
+use crate::durability::steps::Seal;
+use crate::durability::Op;
 use crate::effect::Effect;
 use crate::error::Error;
 use crate::reservations::shard::deadline_after;
@@ -63,6 +65,7 @@ impl Inventory {
         quota: u32,
         per_customer: u32,
     ) -> Result<(), Error> {
+        self.campaigns_allowed()?;
         let item = ItemKey::new(sku, store);
         match self.campaigns.define(campaign, item, quota, per_customer) {
             Defined::Ok => {}
@@ -77,14 +80,15 @@ impl Inventory {
                 })
             }
         }
-        let mut effects = self.effects();
+        // Never journaled (see campaigns_allowed): the op names nothing.
+        let mut effects = self.effects(Op::Reserve);
         effects.push(|| Effect::CampaignDefined {
             campaign,
             item,
             quota,
             per_customer,
         });
-        self.publish(&mut effects);
+        let _ = self.publish(&mut effects);
         Ok(())
     }
 
@@ -97,12 +101,13 @@ impl Inventory {
     ///
     /// [`Error::UnknownCampaign`] if it is not defined.
     pub fn end_campaign(&self, campaign: CampaignId) -> Result<(), Error> {
+        self.campaigns_allowed()?;
         if !self.campaigns.end(campaign) {
             return Err(Error::UnknownCampaign { campaign });
         }
-        let mut effects = self.effects();
+        let mut effects = self.effects(Op::Reserve);
         effects.push(|| Effect::CampaignEnded { campaign });
-        self.publish(&mut effects);
+        let _ = self.publish(&mut effects);
         Ok(())
     }
 
@@ -168,6 +173,7 @@ impl Inventory {
         if ttl_ms == 0 {
             return Err(zero_ttl());
         }
+        self.campaigns_allowed()?;
         let (home, keyed) = self.shard(id);
         // The sold-out path: read the campaign, compare, and refuse if the
         // id filter proves the id unknown (a known id is answered from its
@@ -182,7 +188,7 @@ impl Inventory {
                 }
             }
         }
-        let mut effects = self.effects();
+        let mut effects = self.effects(Op::Reserve);
         let mut shard = home.records.lock();
         let now = self.clock.now_ms();
         let answer = match shard.find_or_vacancy(keyed) {
@@ -210,7 +216,7 @@ impl Inventory {
                 let held =
                     self.campaigns
                         .reserve(campaign, customer, line.item(), line.qty, || {
-                            self.hold_line(&line, None, channel)
+                            self.hold_line(&line, None, channel, &mut Seal::new(None))
                         });
                 match held {
                     Err(refusal) => {
@@ -248,10 +254,21 @@ impl Inventory {
                 }
             }
         };
-        // Published under the shard lock so one id's effects stay in order.
-        self.publish(&mut effects);
+        // Campaign units given back are settled under the shard lock.
+        self.settle_log(&mut effects);
         drop(shard);
-        answer
+        self.publish_answer(&mut effects, answer)
+    }
+
+    /// Campaigns are not journaled yet: a journaled inventory refuses
+    /// them rather than keep state it could not recover.
+    fn campaigns_allowed(&self) -> Result<(), Error> {
+        if self.refuses_campaigns() {
+            return Err(Error::Invalid {
+                reason: "campaigns are not journaled yet: an inventory with a journal refuses them",
+            });
+        }
+        Ok(())
     }
 
     /// The `reserve` request with `campaign` and `customer` (the replay

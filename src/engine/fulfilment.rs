@@ -17,7 +17,9 @@ use super::sourcing::{SourceRequest, Sourcing};
 use super::{ack, zero_qty, zero_ttl, Inventory};
 use crate::clock::Clock;
 use crate::command::{CheckReport, Mismatch, ReservationLines};
-use crate::effect::Effect;
+use crate::durability::steps::Seal;
+use crate::durability::Op;
+use crate::effect::{Effect, EffectLog};
 use crate::error::Error;
 use crate::limits::MAX_LINES;
 use crate::reservations::held_lines::{HeldLine, HeldLines};
@@ -65,8 +67,10 @@ impl Inventory {
         id: ReservationId,
         lines: &[Line],
     ) -> Result<ReservationLines, Error> {
-        self.with_reservation(id, |shard, at, now, effects, _| {
-            match shard.record(at).state {
+        self.with_reservation(
+            id,
+            Op::CommitLines,
+            |shard, at, now, effects, _| match shard.record(at).state {
                 ReservationState::Committed => Ok(ReservationLines {
                     ack: ack(id, shard.record(at), true),
                     lines: self.committed_lines(shard, at),
@@ -83,8 +87,8 @@ impl Inventory {
                         lines: self.committed_lines(shard, at),
                     })
                 }
-            }
-        })
+            },
+        )
     }
 
     /// The units picked per held line, from a partial commit's `lines`.
@@ -164,11 +168,12 @@ impl Inventory {
             // Unknown at that lookup: 0 on hand, and nothing is created.
             return Err(Error::Stale { on_hand: 0 });
         }
-        let mut effects = self.effects();
+        let mut effects = self.effects(Op::SetOnHandExpecting);
+        let mut seal = Seal::new(effects.seqs());
         // A new cell holds 0 units, nothing reserved: the count expecting 0
         // that creates it cannot be refused.
         let result = self.on_cell_or_create(key, &mut effects, |cell| {
-            cell.set_on_hand_expecting(qty, expect)
+            cell.set_on_hand_expecting(qty, expect, &mut seal)
         });
         let answer = match result {
             Ok((level, delta)) => {
@@ -188,8 +193,8 @@ impl Inventory {
                 reserved,
             }),
         };
-        self.publish(&mut effects);
-        answer
+        self.journal_sealed(&mut effects, key, seal, false);
+        self.publish_answer(&mut effects, answer)
     }
 
     /// A POS basket: sells every line at once, all or nothing, without a
@@ -222,6 +227,7 @@ impl Inventory {
         super::reserve::validate_lines(lines)?;
         let mut levels = Vec::with_capacity(lines.len());
         let mut cells: Vec<u32> = Vec::with_capacity(lines.len());
+        let mut effects = self.effects(Op::SellLines);
         loop {
             cells.clear();
             for line in lines {
@@ -264,12 +270,17 @@ impl Inventory {
                     });
                 }
             }
-            if verdict.is_err() {
+            if let Err(refusal) = verdict {
                 claims.undo();
+                return Err(refusal);
             }
-            drop(claims);
-            verdict?;
-            let mut effects = self.effects();
+            if let Some((seq, words)) = claims.release_sealed(effects.seqs()) {
+                let cells = words.iter().map(|(cell, word)| {
+                    let (on_hand, reserved) = word.counters();
+                    (*cell, on_hand, reserved)
+                });
+                self.journal_cells(&mut effects, seq, cells);
+            }
             for line in lines {
                 effects.push(|| Effect::Stock {
                     item: line.item(),
@@ -277,8 +288,7 @@ impl Inventory {
                     reserved: 0,
                 });
             }
-            self.publish(&mut effects);
-            return Ok(levels);
+            return self.publish_answer(&mut effects, Ok(levels));
         }
     }
 
@@ -331,7 +341,7 @@ impl Inventory {
         if ttl_ms == 0 {
             return Err(zero_ttl());
         }
-        let mut effects = self.effects();
+        let mut effects = self.effects(Op::ReserveAny);
         let (home, keyed) = self.shard(id);
         let mut shard = home.records.lock();
         let now = self.clock.now_ms();
@@ -364,7 +374,7 @@ impl Inventory {
                 // reserve.rs).
                 let ids = &home.ids;
                 ids.add(id.0);
-                match self.hold_any(request, channel) {
+                match self.hold_any(request, channel, &mut effects) {
                     Err(refusal) => {
                         ids.remove(id.0);
                         Err(refusal)
@@ -387,6 +397,11 @@ impl Inventory {
                             campaign: None,
                             customer: None,
                         });
+                        effects.journal(|steps| {
+                            steps
+                                .current()
+                                .reserved(id, channel, deadline, lines.iter().copied());
+                        });
                         let at = shard.insert(keyed, channel, deadline, &held, vacancy);
                         Ok(ReservationLines {
                             ack: ack(id, shard.record(at), false),
@@ -396,16 +411,21 @@ impl Inventory {
                 }
             }
         };
-        // Published under the shard lock so one id's effects stay in order.
-        self.publish(&mut effects);
+        // Campaign units given back are settled under the shard lock.
+        self.settle_log(&mut effects);
         drop(shard);
-        answer
+        self.publish_answer(&mut effects, answer)
     }
 
     /// Chooses and holds the lines of a `reserve_any` at one instant: claims
     /// the cells of the stores where the item exists, decides on their
     /// words, and stores them back held or as they were.
-    fn hold_any(&self, request: &SourceRequest<'_>, channel: Channel) -> Result<HeldLines, Error> {
+    fn hold_any(
+        &self,
+        request: &SourceRequest<'_>,
+        channel: Channel,
+        effects: &mut EffectLog<'_>,
+    ) -> Result<HeldLines, Error> {
         let mut found: SmallVec<[Option<u32>; 8]> = SmallVec::with_capacity(request.stores.len());
         let mut take: SmallVec<[u32; 8]> = SmallVec::with_capacity(request.stores.len());
         loop {
@@ -474,7 +494,13 @@ impl Inventory {
                     }
                 }
             }
-            drop(claims);
+            if let Some((seq, words)) = claims.release_sealed(effects.seqs()) {
+                let cells = words.iter().map(|(cell, word)| {
+                    let (on_hand, reserved) = word.counters();
+                    (*cell, on_hand, reserved)
+                });
+                self.journal_cells(effects, seq, cells);
+            }
             let mut held = HeldLines::new();
             for (cell, &qty) in found.iter().zip(&take) {
                 if let (Some(cell), true) = (*cell, qty > 0) {

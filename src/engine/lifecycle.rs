@@ -5,6 +5,7 @@
 use super::{ack, zero_ttl, Inventory};
 use crate::clock::Clock;
 use crate::command::{ReservationAck, ReservationInfo};
+use crate::durability::Op;
 use crate::effect::{Effect, EffectLog};
 use crate::error::Error;
 use crate::reservations::shard::ReservationShard;
@@ -18,9 +19,10 @@ impl Inventory {
     pub(super) fn with_reservation<T>(
         &self,
         id: ReservationId,
-        act: impl FnOnce(&mut ReservationShard, u32, u64, &mut EffectLog, bool) -> Result<T, Error>,
+        op: Op,
+        act: impl FnOnce(&mut ReservationShard, u32, u64, &mut EffectLog<'_>, bool) -> Result<T, Error>,
     ) -> Result<T, Error> {
-        let mut effects = self.effects();
+        let mut effects = self.effects(op);
         let (home, keyed) = self.shard(id);
         let mut shard = home.records.lock();
         let now = self.clock.now_ms();
@@ -31,9 +33,10 @@ impl Inventory {
             }
             None => Err(Error::UnknownReservation { id }),
         };
-        self.publish(&mut effects);
+        // Campaign units given back are settled under the shard lock.
+        self.settle_log(&mut effects);
         drop(shard);
-        answer
+        self.publish_answer(&mut effects, answer)
     }
 
     /// Takes a pending reservation's units out of stock (the order is paid
@@ -45,7 +48,7 @@ impl Inventory {
     /// [`Error::UnknownReservation`], [`Error::AlreadyReleased`], or
     /// [`Error::Expired`] (also when this call expired it).
     pub fn commit(&self, id: ReservationId) -> Result<ReservationAck, Error> {
-        self.with_reservation(id, |shard, at, now, effects, _| {
+        self.with_reservation(id, Op::Commit, |shard, at, now, effects, _| {
             match shard.record(at).state {
                 ReservationState::Pending => {
                     let to = ReservationState::Committed;
@@ -68,8 +71,10 @@ impl Inventory {
     ///
     /// [`Error::UnknownReservation`], or [`Error::AlreadyCommitted`].
     pub fn release(&self, id: ReservationId) -> Result<ReservationAck, Error> {
-        self.with_reservation(id, |shard, at, now, effects, expired_now| {
-            match shard.record(at).state {
+        self.with_reservation(
+            id,
+            Op::Release,
+            |shard, at, now, effects, expired_now| match shard.record(at).state {
                 ReservationState::Pending => {
                     let to = ReservationState::Released;
                     shard.finish(at, to, now, &self.items, effects);
@@ -78,8 +83,8 @@ impl Inventory {
                 ReservationState::Expired => Ok(ack(id, shard.record(at), !expired_now)),
                 ReservationState::Released => Ok(ack(id, shard.record(at), true)),
                 ReservationState::Committed => Err(Error::AlreadyCommitted { id }),
-            }
-        })
+            },
+        )
     }
 
     /// Moves a pending reservation's deadline to `now + ttl_ms` (from now,
@@ -95,10 +100,20 @@ impl Inventory {
         if ttl_ms == 0 {
             return Err(zero_ttl());
         }
-        self.with_reservation(id, |shard, at, now, effects, _| {
+        self.with_reservation(id, Op::Extend, |shard, at, now, effects, _| {
             match shard.record(at).state {
                 ReservationState::Pending => {
                     shard.extend(at, now, ttl_ms);
+                    let record = shard.record(at);
+                    let deadline = (record.expires_at, record.overdue_at_once);
+                    if let Some(seqs) = effects.seqs() {
+                        // Under the shard lock: the step's instant.
+                        let seq = seqs.take();
+                        effects.journal(|steps| {
+                            steps.begin(seq, None, Some(now));
+                            steps.current().extended(id, deadline);
+                        });
+                    }
                     let answer = ack(id, shard.record(at), false);
                     effects.push(|| Effect::Extended {
                         id,
@@ -120,7 +135,7 @@ impl Inventory {
     /// [`Error::UnknownReservation`] if the id was never recorded or has
     /// been forgotten after retention.
     pub fn get(&self, id: ReservationId) -> Result<ReservationInfo, Error> {
-        self.with_reservation(id, |shard, at, _, _, _| {
+        self.with_reservation(id, Op::Expire, |shard, at, _, _, _| {
             let record = shard.record(at);
             Ok(ReservationInfo {
                 id,
@@ -143,14 +158,18 @@ impl Inventory {
     /// so an inventory that is never reaped keeps growing. Never fails.
     pub fn expire(&self) -> u64 {
         let mut expired = 0;
-        let mut effects = self.effects();
+        let mut effects = self.effects(Op::Expire);
         for shard in self.reservations.iter() {
             let ids = &shard.ids;
             let mut shard = shard.records.lock();
             let now = self.clock.now_ms();
             expired += shard.expire_due(now, &self.items, &mut effects);
             shard.forget_old(now, self.retention_ms, ids, &mut effects);
-            self.publish(&mut effects);
+            self.settle_log(&mut effects);
+            drop(shard);
+            // A journal failure is reported by the next operation that can
+            // fail (the journal's errors are sticky).
+            let _ = self.publish(&mut effects);
         }
         expired
     }

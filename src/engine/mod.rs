@@ -10,6 +10,7 @@ mod campaigns;
 mod fulfilment;
 mod lifecycle;
 mod reserve;
+mod restore;
 mod sourcing;
 mod stock_ops;
 #[cfg(all(test, feature = "model", not(omnistock_loom)))]
@@ -22,6 +23,9 @@ use crate::alerts::Alerts;
 use crate::campaigns::Campaigns;
 use crate::clock::Clock;
 use crate::command::{Command, Outcome, ReservationAck};
+use crate::durability::steps::Steps;
+use crate::durability::Durable;
+use crate::durability::Op;
 use crate::effect::{EffectLog, EffectObserver};
 use crate::error::Error;
 use crate::reservations::id_placement::{self, IdHasher};
@@ -74,6 +78,8 @@ pub struct Inventory {
     observer: Option<Arc<dyn EffectObserver>>,
     campaigns: std::sync::Arc<Campaigns>,
     alerts: Alerts,
+    /// The journal's sequence numbers and sink; `None`: in memory only.
+    durable: Option<Box<Durable>>,
 }
 
 impl fmt::Debug for Inventory {
@@ -83,6 +89,7 @@ impl fmt::Debug for Inventory {
             .field("default_ttl_ms", &self.default_ttl_ms)
             .field("retention_ms", &self.retention_ms)
             .field("observer", &self.observer.is_some())
+            .field("journaled", &self.durable.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -115,27 +122,52 @@ impl Inventory {
         self.default_ttl_ms
     }
 
-    fn effects(&self) -> EffectLog {
-        EffectLog::new(self.observer.is_some(), self.alerts.watching())
+    /// The effect log of one operation `op`: it collects the observer's
+    /// effects if one listens, the items changed if alerts are watched, and
+    /// the journal records if journaled.
+    pub(crate) fn effects(&self, op: Op) -> EffectLog<'_> {
+        let steps = self
+            .durable
+            .as_deref()
+            .map(|durable| Steps::new(&durable.seqs, &*durable.sink, op, self.clock.now_ms()));
+        EffectLog::new(self.observer.is_some(), self.alerts.watching(), steps)
     }
 
-    /// Settles an operation's log (under the shard lock, where the
-    /// operation took one): gives finished campaign reservations' units
-    /// back, evaluates the changed items for alerts, then hands the effect
-    /// records to the observer.
+    /// Settles an operation's log, under the shard lock where the
+    /// operation took one: gives finished campaign reservations' units
+    /// back and evaluates the changed items for alerts.
     #[inline]
-    fn publish(&self, effects: &mut EffectLog) {
+    pub(crate) fn settle_log(&self, effects: &mut EffectLog<'_>) {
         if effects.needs_settling() {
             self.settle(effects);
         }
-        effects.flush(self.observer.as_deref());
+    }
+
+    /// Settles what is left to settle, then hands an operation's effects
+    /// and records on, after every lock is released; with a `Sync`
+    /// journal, waits until they are durable.
+    #[inline]
+    pub(crate) fn publish(&self, effects: &mut EffectLog<'_>) -> Result<(), Error> {
+        self.settle_log(effects);
+        effects.flush(self.observer.as_deref())
+    }
+
+    /// [`publish`](Self::publish), then the operation's answer: a success
+    /// whose records could not be made durable is [`Error::NotDurable`].
+    pub(super) fn publish_answer<T>(
+        &self,
+        effects: &mut EffectLog<'_>,
+        answer: Result<T, Error>,
+    ) -> Result<T, Error> {
+        let durable = self.publish(effects);
+        answer.and_then(|value| durable.map(|()| value))
     }
 
     /// The campaign and alert part of [`publish`](Self::publish), out of
     /// line: most operations have nothing to settle.
     #[cold]
     #[inline(never)]
-    fn settle(&self, effects: &mut EffectLog) {
+    fn settle(&self, effects: &mut EffectLog<'_>) {
         let settlement = effects.take_settlement();
         for units in &settlement.given_back {
             self.campaigns.uncount(units);

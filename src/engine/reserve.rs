@@ -12,6 +12,8 @@
 use super::{ack, zero_ttl, Inventory};
 use crate::clock::Clock;
 use crate::command::ReservationAck;
+use crate::durability::steps::Seal;
+use crate::durability::Op;
 use crate::effect::{Effect, EffectLog};
 use crate::error::Error;
 use crate::limits::MAX_LINES;
@@ -314,7 +316,7 @@ impl Inventory {
                 self.items.prefetch(line.item());
             }
         }
-        let mut effects = self.effects();
+        let mut effects = self.effects(Op::Reserve);
         let mut shard = home.records.lock();
         let looked = if early {
             looked
@@ -364,15 +366,38 @@ impl Inventory {
                         campaign: None,
                         customer: None,
                     });
+                    effects.journal(|steps| {
+                        steps
+                            .current()
+                            .reserved(id, channel, deadline, lines.iter().copied());
+                    });
                     let at = shard.insert(keyed, channel, deadline, &held, vacancy);
                     ack(id, shard.record(at), false)
                 })
             }
         };
-        // Published under the shard lock so one id's effects stay in order.
-        self.publish(&mut effects);
+        // Campaign units given back are settled under the shard lock.
+        self.settle_log(&mut effects);
         drop(shard);
-        answer
+        self.publish_answer(&mut effects, answer)
+    }
+
+    /// Begins the record of a step that changed `cells` (with the words
+    /// stored back), numbered `seq` under their claims.
+    pub(super) fn journal_cells(
+        &self,
+        effects: &mut EffectLog<'_>,
+        seq: u64,
+        cells: impl Iterator<Item = (u32, u32, u32)>,
+    ) {
+        effects.journal(|steps| {
+            steps.begin(seq, None, None);
+            for (cell, on_hand, reserved) in cells {
+                steps
+                    .current()
+                    .item(self.items.key(cell), on_hand, reserved);
+            }
+        });
     }
 
     /// Holds every line's units, or none. `looked`: the cell indices of the
@@ -382,14 +407,22 @@ impl Inventory {
         lines: &[Line],
         looked: &LookedUp,
         channel: Channel,
-        effects: &mut EffectLog,
+        effects: &mut EffectLog<'_>,
     ) -> Result<HeldLines, Error> {
         let mut held = HeldLines::new();
         match lines {
             // The common single-line cart: one compare-and-swap, no
             // allocation, failed or not.
-            [line] => held.push(self.hold_line(line, looked.first().copied(), channel)?),
-            _ => self.hold_together(lines, looked, channel, &mut held)?,
+            [line] => {
+                let mut seal = Seal::new(effects.seqs());
+                let one = self.hold_line(line, looked.first().copied(), channel, &mut seal)?;
+                held.push(one);
+                if let Some(got) = seal.got {
+                    let cell = (one.cell, got.on_hand, got.reserved);
+                    self.journal_cells(effects, got.seq, std::iter::once(cell));
+                }
+            }
+            _ => self.hold_together(lines, looked, channel, &mut held, effects)?,
         }
         for line in lines {
             effects.push(|| Effect::Stock {
@@ -419,6 +452,7 @@ impl Inventory {
         looked: &LookedUp,
         channel: Channel,
         held: &mut HeldLines,
+        effects: &mut EffectLog<'_>,
     ) -> Result<(), Error> {
         loop {
             let mut cells: SmallVec<[u32; 8]> = SmallVec::with_capacity(lines.len());
@@ -459,11 +493,17 @@ impl Inventory {
                     });
                 }
             }
-            if verdict.is_err() {
+            if let Err(refusal) = verdict {
                 claims.undo();
+                return Err(refusal);
             }
-            drop(claims);
-            verdict?;
+            if let Some((seq, words)) = claims.release_sealed(effects.seqs()) {
+                let cells = words.iter().map(|(cell, word)| {
+                    let (on_hand, reserved) = word.counters();
+                    (*cell, on_hand, reserved)
+                });
+                self.journal_cells(effects, seq, cells);
+            }
             for (line, &cell) in lines.iter().zip(&cells) {
                 held.push(HeldLine {
                     cell,
@@ -482,6 +522,7 @@ impl Inventory {
         line: &Line,
         found: Option<u32>,
         channel: Channel,
+        seal: &mut Seal<'_>,
     ) -> Result<HeldLine, Error> {
         let index = found
             .or_else(|| self.items.find(line.item()))
@@ -491,7 +532,7 @@ impl Inventory {
             })?;
         self.items
             .cell(index)
-            .reserve(line.qty, channel, self.items.safety_changes())
+            .reserve(line.qty, channel, self.items.safety_changes(), seal)
             .map_err(|cell::Short { available }| Error::Insufficient {
                 sku: line.sku,
                 store: line.store,

@@ -2,6 +2,8 @@
 //! reading a level. Each is one atomic step on one item's cell word.
 
 use super::{zero_qty, Inventory};
+use crate::durability::steps::Seal;
+use crate::durability::Op;
 use crate::effect::{Effect, EffectLog};
 use crate::error::Error;
 use crate::stock::cell::{self, StockCell};
@@ -14,7 +16,7 @@ impl Inventory {
     pub(super) fn on_cell_or_create<T>(
         &self,
         key: ItemKey,
-        effects: &mut EffectLog,
+        effects: &mut EffectLog<'_>,
         op: impl FnOnce(&StockCell) -> T,
     ) -> T {
         let mut op = Some(op);
@@ -51,9 +53,10 @@ impl Inventory {
             return Err(zero_qty());
         }
         let key = ItemKey::new(sku, store);
-        let mut effects = self.effects();
+        let mut effects = self.effects(Op::Restock);
+        let mut seal = Seal::new(effects.seqs());
         let result = self
-            .on_cell_or_create(key, &mut effects, |cell| cell.restock(qty))
+            .on_cell_or_create(key, &mut effects, |cell| cell.restock(qty, &mut seal))
             .map_err(|cell::WouldOverflow { on_hand }| Error::Overflow {
                 sku,
                 store,
@@ -67,9 +70,28 @@ impl Inventory {
                 reserved: 0,
             });
         }
+        self.journal_sealed(&mut effects, key, seal, false);
         // A new item cannot overflow, so a failed restock created nothing.
-        self.publish(&mut effects);
-        result
+        self.publish_answer(&mut effects, result)
+    }
+
+    /// Writes the record of a single-cell step sealed under its claim (if
+    /// journaled and the step changed the cell).
+    pub(super) fn journal_sealed(
+        &self,
+        effects: &mut EffectLog<'_>,
+        key: ItemKey,
+        seal: Seal<'_>,
+        safety: bool,
+    ) {
+        if let Some(sealed) = seal.got {
+            effects.journal(|steps| {
+                steps.sealed(key, sealed);
+                if safety {
+                    steps.current().safety(key, sealed.safety);
+                }
+            });
+        }
     }
 
     /// A cycle count: sets `on_hand` to what was counted (0 allowed),
@@ -81,9 +103,11 @@ impl Inventory {
     /// units were counted than pending reservations hold; nothing changes.
     pub fn set_on_hand(&self, sku: Sku, store: StoreId, qty: u32) -> Result<Level, Error> {
         let key = ItemKey::new(sku, store);
-        let mut effects = self.effects();
+        let mut effects = self.effects(Op::SetOnHand);
+        let mut seal = Seal::new(effects.seqs());
         // A new cell has nothing reserved, so a refused count created nothing.
-        let result = self.on_cell_or_create(key, &mut effects, |cell| cell.set_on_hand(qty));
+        let result =
+            self.on_cell_or_create(key, &mut effects, |cell| cell.set_on_hand(qty, &mut seal));
         let answer = match result {
             Ok((level, delta)) => {
                 if delta != 0 {
@@ -101,22 +125,26 @@ impl Inventory {
                 reserved,
             }),
         };
-        self.publish(&mut effects);
-        answer
+        self.journal_sealed(&mut effects, key, seal, false);
+        self.publish_answer(&mut effects, answer)
     }
 
     /// Sets the units the online channel may not take (0 allowed), creating
-    /// the item if new, and answers the level after it. Never fails.
+    /// the item if new, and answers the level after it. Never fails (a
+    /// journal failure is reported by the next operation that can fail:
+    /// the journal's errors are sticky).
     pub fn set_safety_stock(&self, sku: Sku, store: StoreId, qty: u32) -> Level {
         let key = ItemKey::new(sku, store);
-        let mut effects = self.effects();
+        let mut effects = self.effects(Op::SetSafetyStock);
+        let mut seal = Seal::new(effects.seqs());
         let (level, delta) = self.on_cell_or_create(key, &mut effects, |cell| {
-            cell.set_safety_stock(qty, self.items.safety_changes())
+            cell.set_safety_stock(qty, self.items.safety_changes(), &mut seal)
         });
         if delta != 0 {
             effects.push(|| Effect::SafetyStock { item: key, delta });
         }
-        self.publish(&mut effects);
+        self.journal_sealed(&mut effects, key, seal, true);
+        let _ = self.publish(&mut effects);
         level
     }
 
@@ -139,23 +167,25 @@ impl Inventory {
         if qty == 0 {
             return Err(zero_qty());
         }
-        let level = self
-            .known_cell(sku, store)?
-            .sell(qty, channel, self.items.safety_changes())
+        let cell = self.known_cell(sku, store)?;
+        let mut effects = self.effects(Op::Sell);
+        let mut seal = Seal::new(effects.seqs());
+        let level = cell
+            .sell(qty, channel, self.items.safety_changes(), &mut seal)
             .map_err(|cell::Short { available }| Error::Insufficient {
                 sku,
                 store,
                 requested: qty,
                 available,
             })?;
-        let mut effects = self.effects();
+        let key = ItemKey::new(sku, store);
         effects.push(|| Effect::Stock {
-            item: ItemKey::new(sku, store),
+            item: key,
             on_hand: -i64::from(qty),
             reserved: 0,
         });
-        self.publish(&mut effects);
-        Ok(level)
+        self.journal_sealed(&mut effects, key, seal, false);
+        self.publish_answer(&mut effects, Ok(level))
     }
 
     /// The item's stock: one consistent reading of its cell.

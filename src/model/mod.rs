@@ -17,6 +17,8 @@
 //!   and on the model, on one manual clock, and compares the answers and
 //!   then the state; [`Oracle`] does the model's half for a history
 //!   recorded from any engine. Both report a [`Disagreement`].
+//! - [`MemorySink`] keeps journal records in memory, so tests can crash
+//!   and recover an inventory without a disk.
 //!
 //! Readings of the contract that the model fixes:
 //! - `expires_at = now.saturating_add(ttl)`. When `now + ttl` overflows
@@ -47,10 +49,12 @@
 
 mod conservation;
 mod lockstep;
+mod memory_sink;
 mod reference;
 mod rng;
 
 pub use conservation::{level_ok, Conservation};
 pub use lockstep::{Answer, Disagreement, Lockstep, Oracle};
+pub use memory_sink::MemorySink;
 pub use reference::{same_answer, ReferenceModel};
 pub use rng::Rng;

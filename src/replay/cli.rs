@@ -18,7 +18,7 @@ use std::sync::Arc;
 pub const USAGE: &str = "\
 replay: runs a script of inventory operations on a fresh in-memory engine
 
-Usage: replay [-h | --help]
+Usage: replay [-h | --help] [--journal DIR [--durability sync|batch|none]]
 
 Reads a script from standard input: one JSON request per line, such as
   {\"op\":\"restock\",\"sku\":1,\"store\":2,\"qty\":10}
@@ -32,7 +32,12 @@ carries on. The ops, their fields and the answers are defined in the
 \"Replay format\" section of docs/CONTRACT.md.
 
 Options:
-  -h, --help  print this help and exit
+  -h, --help          print this help and exit
+  --journal DIR       keep the engine in DIR (feature `journal`): recover it
+                      on start (stock, reservations and the clock's time)
+                      and journal every change; in `sync` mode an answer is
+                      written only once its operation is durable
+  --durability MODE   sync (the default), batch (fsync every 5 ms) or none
 
 Exit status: 0 at the end of the input, 1 on a read or write error,
 2 on a bad argument.
@@ -77,7 +82,14 @@ impl Replayer {
         let answer = match parse_request(line) {
             Ok(None) => return None,
             Ok(Some(Request::Command(command))) => format_outcome(&self.inventory.apply(&command)),
-            Ok(Some(Request::Advance { ms })) => format_now(self.clock.advance(ms)),
+            Ok(Some(Request::Advance { ms })) => {
+                let now = self.clock.advance(ms);
+                // Journaled: the clock's time survives a restart.
+                match self.inventory.record_clock() {
+                    Ok(()) => format_now(now),
+                    Err(error) => format_outcome(&Err(error)),
+                }
+            }
             Ok(Some(Request::Refused(refused))) => format_outcome(&Err(Error::Invalid {
                 reason: refused.reason(),
             })),
@@ -93,6 +105,28 @@ impl Default for Replayer {
     }
 }
 
+#[cfg(feature = "journal")]
+impl Replayer {
+    /// An engine kept in the journal directory `dir`: recovered from it
+    /// (the manual clock included), journaling every change with
+    /// `durability`.
+    ///
+    /// # Errors
+    ///
+    /// What [`Inventory::open`] reports.
+    pub fn open(
+        dir: &std::path::Path,
+        durability: crate::journal::Durability,
+    ) -> Result<Self, crate::durability::RecoveryError> {
+        let clock = Arc::new(ManualClock::new());
+        let (inventory, _) = Inventory::builder()
+            .clock(Arc::clone(&clock) as Arc<dyn Clock>)
+            .journal(dir, durability)
+            .open()?;
+        Ok(Replayer { clock, inventory })
+    }
+}
+
 /// Replays a whole script on a fresh [`Replayer`]: reads `input` line by line
 /// (as bytes, split on `\n`; a trailing `\r` is JSON whitespace), writes one
 /// answer line per non-blank input line to `output` and flushes it before
@@ -103,8 +137,20 @@ impl Default for Replayer {
 /// # Errors
 ///
 /// The first I/O error of `input` or `output`, which ends the replay early.
-pub fn run<R: BufRead, W: Write>(mut input: R, mut output: W) -> io::Result<()> {
-    let mut replayer = Replayer::new();
+pub fn run<R: BufRead, W: Write>(input: R, output: W) -> io::Result<()> {
+    run_on(Replayer::new(), input, output)
+}
+
+/// [`run`] on a given replayer (a journaled one, say).
+///
+/// # Errors
+///
+/// As [`run`].
+pub fn run_on<R: BufRead, W: Write>(
+    mut replayer: Replayer,
+    mut input: R,
+    mut output: W,
+) -> io::Result<()> {
     let mut line = Vec::new();
     loop {
         line.clear();
@@ -148,6 +194,10 @@ where
     E: Write,
 {
     let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    #[cfg(feature = "journal")]
+    if args.first().is_some_and(|arg| arg == "--journal") {
+        return journaled(&args, input, output, errors);
+    }
     match args.first() {
         None => match run(input, output) {
             Ok(()) => 0,
@@ -177,6 +227,51 @@ where
             let _ = write!(errors, "replay: {problem}\n\n{USAGE}");
             let _ = errors.flush();
             2
+        }
+    }
+}
+
+/// `main` with `--journal DIR [--durability MODE]`.
+#[cfg(feature = "journal")]
+fn journaled<R: BufRead, W: Write, E: Write>(
+    args: &[OsString],
+    input: R,
+    output: W,
+    mut errors: E,
+) -> u8 {
+    use crate::journal::Durability;
+    let durability = match (
+        args.get(2).and_then(|a| a.to_str()),
+        args.get(3).and_then(|a| a.to_str()),
+    ) {
+        (None, _) => Some(Durability::Sync),
+        (Some("--durability"), Some("sync")) => Some(Durability::Sync),
+        (Some("--durability"), Some("batch")) => Some(Durability::Batch { every_ms: 5 }),
+        (Some("--durability"), Some("none")) => Some(Durability::None),
+        _ => None,
+    };
+    let (Some(dir), Some(durability), true) =
+        (args.get(1), durability, args.len() == 2 || args.len() == 4)
+    else {
+        let _ = write!(errors, "replay: --journal takes a directory, then optionally --durability sync|batch|none\n\n{USAGE}");
+        return 2;
+    };
+    let replayer = match Replayer::open(std::path::Path::new(dir), durability) {
+        Ok(replayer) => replayer,
+        Err(error) => {
+            let _ = writeln!(
+                errors,
+                "replay: cannot open {}: {error}",
+                dir.to_string_lossy()
+            );
+            return 1;
+        }
+    };
+    match run_on(replayer, input, output) {
+        Ok(()) => 0,
+        Err(error) => {
+            let _ = writeln!(errors, "replay: {error}");
+            1
         }
     }
 }

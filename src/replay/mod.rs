@@ -30,7 +30,7 @@ use serde::{Serialize, Serializer};
 use std::fmt;
 
 pub use answer::{format_outcome, format_parse_error};
-pub use cli::{main, run, Replayer, USAGE};
+pub use cli::{main, run, run_on, Replayer, USAGE};
 pub use request::{format_request, parse_request};
 pub use strict::MAX_DEPTH;
 

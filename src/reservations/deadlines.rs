@@ -158,6 +158,21 @@ impl DeadlineIndex {
         }
     }
 
+    /// The oldest terminal reservation still remembered.
+    pub(crate) fn oldest_finished(&self) -> Option<&Finished> {
+        self.finished.front()
+    }
+
+    /// When the newest terminal reservation finished.
+    pub(crate) fn newest_finished_at(&self) -> Option<u64> {
+        self.finished.back().map(|newest| newest.at_ms)
+    }
+
+    /// Every terminal reservation still remembered, oldest first.
+    pub(crate) fn finished_in_order(&self) -> impl Iterator<Item = &Finished> + '_ {
+        self.finished.iter()
+    }
+
     /// Terminal reservations still remembered.
     pub(crate) fn finished_len(&self) -> usize {
         self.finished.len()

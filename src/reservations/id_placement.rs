@@ -80,6 +80,17 @@ impl Default for IdHasher {
 }
 
 impl IdHasher {
+    /// A hasher with the key `key` (a snapshot's, to place ids as the
+    /// process that wrote it did).
+    pub(crate) fn with_key(key: u64) -> Self {
+        IdHasher { key }
+    }
+
+    /// The hasher's key.
+    pub(crate) fn key(&self) -> u64 {
+        self.key
+    }
+
     fn mix(&self, value: u64) -> u64 {
         let mut x = self.key ^ value;
         x = (x ^ (x >> 32)).wrapping_mul(0xD6E8_FEB8_6659_FD93);
@@ -98,7 +109,6 @@ impl IdHasher {
 
     /// The shard of `id`: its block's group, and within it the shard its
     /// low bits name, so consecutive ids take the group's shards in turn.
-    #[cfg(test)]
     pub(crate) fn shard_of(&self, id: u64) -> usize {
         shard_from(self.mix(run(id)), id)
     }

@@ -6,6 +6,8 @@
 //! gives a reservation's units back or takes them out of stock.
 
 use crate::campaigns::{Campaigns, MixState};
+use crate::durability::steps::Seal;
+use crate::durability::Op;
 use crate::effect::{CampaignUnits, Effect, EffectLog};
 use crate::error::BuildError;
 use crate::reservations::deadlines::{DeadlineIndex, Filed, Finished};
@@ -15,10 +17,12 @@ use crate::reservations::id_filter::{self, IdFilter};
 use crate::reservations::id_placement::{IdHasher, KeyedId};
 use crate::reservations::id_table::{IdTable, Vacancy};
 use crate::reservations::slab::Slab;
+use crate::stock::cell::Word;
 use crate::stock::claims::Claims;
 use crate::stock::item_table::ItemTable;
 use crate::sync::Mutex;
 use crate::types::{CampaignId, Channel, CustomerId, Line, ReservationId, ReservationState};
+use smallvec::SmallVec;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -306,7 +310,7 @@ impl ReservationShard {
         to: ReservationState,
         now: u64,
         items: &ItemTable,
-        effects: &mut EffectLog,
+        effects: &mut EffectLog<'_>,
     ) -> bool {
         self.finish_with(at, to, now, items, effects, None)
     }
@@ -345,7 +349,7 @@ impl ReservationShard {
         to: ReservationState,
         now: u64,
         items: &ItemTable,
-        effects: &mut EffectLog,
+        effects: &mut EffectLog<'_>,
         parts: Option<&[u32]>,
     ) -> bool {
         debug_assert!(to.is_terminal());
@@ -389,13 +393,29 @@ impl ReservationShard {
             Some((units, Some(campaigns))) => Some(campaigns.begin_give_back(units)),
             _ => None,
         };
+        let seqs = effects.seqs();
+        // The step's sequence number and the cells' post-values, when
+        // journaled: taken with the cells claimed, under this shard's lock.
+        let mut sealed: SmallVec<[(u64, u32, Word); 1]> = SmallVec::new();
         if more == MoreLines::NONE {
             let first = self.records.get(at).first;
             let (cell, qty) = (items.cell(first.cell), first.qty);
-            match (commit, parts) {
-                (true, None) => cell.commit(qty),
-                (true, Some(_)) => cell.commit_part(qty, take(0, first)),
-                (false, _) => cell.unreserve(qty),
+            if seqs.is_some() {
+                let mut seal = Seal::new(seqs);
+                let part = take(0, first);
+                cell.change_sealed(&mut seal, |word| match commit {
+                    true => word.committed_part(qty, part),
+                    false => word.unreserved(qty),
+                });
+                if let Some(got) = seal.got {
+                    sealed.push((got.seq, first.cell, Word::of(got.on_hand, got.reserved)));
+                }
+            } else {
+                match (commit, parts) {
+                    (true, None) => cell.commit(qty),
+                    (true, Some(_)) => cell.commit_part(qty, take(0, first)),
+                    (false, _) => cell.unreserve(qty),
+                }
             }
         } else {
             // Every line at one instant: nobody sees the reservation partly
@@ -410,13 +430,30 @@ impl ReservationShard {
                 };
                 claims.set(held.cell, next);
             }
+            if let Some((seq, words)) = claims.release_sealed(seqs) {
+                sealed.extend(words.into_iter().map(|(cell, word)| (seq, cell, word)));
+            }
+        }
+        if let Some(giving) = giving {
+            giving.finish();
+        }
+        if let Some(&(seq, _, _)) = sealed.first() {
+            let op = (to == ReservationState::Expired).then_some(Op::Expire);
+            effects.journal(|steps| {
+                steps.begin(seq, op, Some(now));
+                for &(_, cell, word) in &sealed {
+                    let (on_hand, reserved) = word.counters();
+                    steps.current().item(items.key(cell), on_hand, reserved);
+                }
+                steps
+                    .current()
+                    .finished(ReservationId(id), to, now, parts.unwrap_or(&[]));
+            });
         }
         if let Some(parts) = parts {
             self.committed_parts.insert(id, parts.into());
         }
-        if let Some(giving) = giving {
-            giving.finish();
-        } else if let Some((units, None)) = back {
+        if let Some((units, None)) = back {
             effects.give_back(units);
         }
         for (n, held) in self.lines(at).enumerate() {
@@ -451,7 +488,7 @@ impl ReservationShard {
         at: u32,
         now: u64,
         items: &ItemTable,
-        effects: &mut EffectLog,
+        effects: &mut EffectLog<'_>,
     ) -> bool {
         self.records.get(at).is_overdue(now)
             && self.finish(at, ReservationState::Expired, now, items, effects)
@@ -460,10 +497,16 @@ impl ReservationShard {
     /// Moves the pending reservation at `at` to the deadline `now + ttl`
     /// (saturated: overdue at once).
     pub(crate) fn extend(&mut self, at: u32, now: u64, ttl: u64) {
+        self.extend_to(at, deadline_after(now, ttl));
+    }
+
+    /// Moves the pending reservation at `at` to `deadline` (as
+    /// `deadline_after` gives it).
+    pub(crate) fn extend_to(&mut self, at: u32, deadline: (u64, bool)) {
         let record = self.records.get_mut(at);
         debug_assert_eq!(record.state, ReservationState::Pending);
         let old = record.index_deadline();
-        (record.expires_at, record.overdue_at_once) = deadline_after(now, ttl);
+        (record.expires_at, record.overdue_at_once) = deadline;
         let (new, filed) = (record.index_deadline(), record.filed);
         self.index.unschedule(old, at, filed);
         self.records.get_mut(at).filed = self.index.schedule(new, at);
@@ -482,7 +525,7 @@ impl ReservationShard {
         &mut self,
         now: u64,
         items: &ItemTable,
-        effects: &mut EffectLog,
+        effects: &mut EffectLog<'_>,
     ) -> u64 {
         let mut expired = 0;
         let mut until_read_ahead = 0;
@@ -535,13 +578,39 @@ impl ReservationShard {
         now: u64,
         retention: u64,
         ids: &IdFilter,
-        effects: &mut EffectLog,
+        effects: &mut EffectLog<'_>,
     ) {
         let Some(mut gone) = self.index.pop_forgettable(now, retention) else {
             return;
         };
+        if let Some(seqs) = effects.seqs() {
+            // One step for the batch, under this shard's lock.
+            let seq = seqs.take();
+            effects.journal(|steps| steps.begin(seq, Some(Op::Forget), Some(now)));
+        }
         ids.begin_forgetting();
         loop {
+            let id = gone.id;
+            self.forget(gone, ids);
+            effects.push(|| Effect::Forgotten {
+                id: ReservationId(id),
+            });
+            effects.journal(|steps| steps.current().forgotten(ReservationId(id)));
+            match self.index.pop_forgettable(now, retention) {
+                Some(next) => gone = next,
+                None => break,
+            }
+        }
+        ids.end_forgetting();
+        self.fit_filter(ids, false);
+        self.compact_if_sparse();
+    }
+
+    /// Removes the terminal reservation `gone`, just taken off the
+    /// finished queue, from the shard, between the id filter's
+    /// `begin_forgetting` and `end_forgetting`.
+    fn forget(&mut self, gone: Finished, ids: &IdFilter) {
+        {
             let Finished {
                 id, position, more, ..
             } = gone;
@@ -559,17 +628,110 @@ impl ReservationShard {
             self.campaign_units.remove(&id);
             // Counted out after it left the id table: see IdFilter.
             ids.remove(id);
-            effects.push(|| Effect::Forgotten {
-                id: ReservationId(id),
-            });
-            match self.index.pop_forgettable(now, retention) {
-                Some(next) => gone = next,
-                None => break,
+        }
+    }
+
+    // ------------------------------------------------- recovery, snapshots
+    // (src/durability): single-threaded while recovering; under the lock
+    // for a snapshot. None of these touches a cell: recovery sets cells
+    // from the records' post-values.
+
+    /// Records a recovered reservation, pending, with the lines `lines`
+    /// (whose units the recovered cells already count). `Err` if the id is
+    /// remembered already.
+    pub(crate) fn insert_recovered(
+        &mut self,
+        keyed: KeyedId,
+        channel: Channel,
+        deadline: (u64, bool),
+        lines: &HeldLines,
+        ids: &IdFilter,
+    ) -> Result<u32, ()> {
+        match self.find_or_vacancy(keyed) {
+            Ok(_) => Err(()),
+            Err(vacancy) => {
+                ids.add(keyed.id);
+                Ok(self.insert(keyed, channel, deadline, lines, vacancy))
             }
         }
+    }
+
+    /// A recovered finish: the state change and its filing, without the
+    /// units (see [`finish_with`](Self::finish_with)). False if not pending.
+    pub(crate) fn finish_recovered(
+        &mut self,
+        at: u32,
+        to: ReservationState,
+        now: u64,
+        parts: Option<&[u32]>,
+    ) -> bool {
+        // Finish times are filed in order (a clock never goes back).
+        let in_order = self
+            .index
+            .newest_finished_at()
+            .map_or(true, |newest| newest <= now);
+        let record = self.records.get_mut(at);
+        if record.state != ReservationState::Pending || !to.is_terminal() || !in_order {
+            return false;
+        }
+        record.state = to;
+        let (id, deadline, filed, more) = (
+            record.id,
+            record.index_deadline(),
+            record.filed,
+            record.more,
+        );
+        if let Some(parts) = parts {
+            self.committed_parts.insert(id, parts.into());
+        }
+        self.index.unschedule(deadline, at, filed);
+        self.index.finished(Finished {
+            at_ms: now,
+            id,
+            position: at,
+            more,
+        });
+        true
+    }
+
+    /// A recovered forgetting of `id`, which must be the oldest terminal
+    /// reservation (forgetting goes oldest first). False otherwise.
+    pub(crate) fn forget_recovered(&mut self, id: u64, ids: &IdFilter) -> bool {
+        if self.index.oldest_finished().map(|oldest| oldest.id) != Some(id) {
+            return false;
+        }
+        let Some(gone) = self.index.pop_forgettable(u64::MAX, 0) else {
+            return false;
+        };
+        ids.begin_forgetting();
+        self.forget(gone, ids);
         ids.end_forgetting();
-        self.fit_filter(ids, false);
-        self.compact_if_sparse();
+        true
+    }
+
+    /// Every remembered reservation for a snapshot: pending ones first (in
+    /// no particular order), then terminal ones oldest first, as
+    /// `(record, lines, parts, finished at)`.
+    pub(crate) fn for_each_remembered(
+        &self,
+        mut visit: impl FnMut(&Reservation, &mut dyn Iterator<Item = HeldLine>, Option<&[u32]>, u64),
+    ) {
+        for at in self.by_id.positions() {
+            let record = self.records.get(at);
+            if record.state == ReservationState::Pending {
+                visit(record, &mut self.lines(at), None, 0);
+            }
+        }
+        for finished in self.index.finished_in_order() {
+            let record = self.records.get(finished.position);
+            let parts = self.committed_parts(finished.position);
+            visit(
+                record,
+                &mut self.lines(finished.position),
+                parts,
+                finished.at_ms,
+            );
+        }
     }
 
     /// Gives back the memory of a burst once it is over: when the record

@@ -13,6 +13,7 @@
 
 use std::convert::Infallible;
 
+use crate::durability::steps::Seal;
 use crate::sync::{wait_a_little, AtomicU32, AtomicU64, Ordering};
 use crate::types::Channel;
 use crate::types::Level;
@@ -42,6 +43,17 @@ pub(crate) struct Word(u64);
 impl Word {
     /// An empty cell's word, a placeholder until a claim fills it in.
     pub(crate) const EMPTY: Word = Word(0);
+
+    /// The word of these counters (`reserved <= on_hand`).
+    pub(crate) fn of(on_hand: u32, reserved: u32) -> Word {
+        Word(pack(on_hand, reserved))
+    }
+
+    /// `(on_hand, reserved)` of the word.
+    #[inline]
+    pub(crate) fn counters(self) -> (u32, u32) {
+        unpack(self.0)
+    }
 
     /// The word with `qty` held units returned (`reserved -= qty`). The
     /// caller owns that hold, so `reserved >= qty`.
@@ -322,6 +334,7 @@ impl StockCell {
     #[inline]
     fn update_claimed<T, E>(
         &self,
+        seal: &mut Seal<'_>,
         step: impl FnOnce(u32, u32, u32) -> Result<(u64, T), E>,
     ) -> Result<T, E> {
         let taken = self.claim();
@@ -330,6 +343,11 @@ impl StockCell {
         let safety = self.safety_stock.load(Ordering::Acquire);
         match step(on_hand, reserved, safety) {
             Ok((next, answer)) => {
+                if seal.is_on() {
+                    // The step's sequence number, inside the claim.
+                    let (on_hand, reserved) = unpack(next);
+                    seal.seal(on_hand, reserved, safety);
+                }
                 self.unclaim(Word(next));
                 Ok(answer)
             }
@@ -352,8 +370,19 @@ impl StockCell {
         qty: u32,
         channel: Channel,
         changes: &SafetyChanges,
+        seal: &mut Seal<'_>,
     ) -> Result<(), Short> {
         match channel {
+            // Journaled: under a claim, so the step's number is taken there.
+            Channel::InStore if seal.is_on() => {
+                self.update_claimed(seal, |on_hand, reserved, _| {
+                    let available = on_hand - reserved;
+                    if qty > available {
+                        return Err(Short { available });
+                    }
+                    Ok((pack(on_hand, reserved + qty), ()))
+                })
+            }
             Channel::InStore => self
                 .update(|on_hand, reserved| {
                     let available = on_hand - reserved;
@@ -367,7 +396,7 @@ impl StockCell {
                 if let Some(Err(short)) = self.peek_available(qty, channel, changes) {
                     return Err(short);
                 }
-                self.update_claimed(|on_hand, reserved, safety| {
+                self.update_claimed(seal, |on_hand, reserved, safety| {
                     let available = (on_hand - reserved).saturating_sub(safety);
                     if qty > available {
                         return Err(Short { available });
@@ -443,6 +472,38 @@ impl StockCell {
         }
     }
 
+    /// A journaled commit or return of a hold: `change` applied to the word
+    /// under a claim of the cell, so that the step's sequence number (taken
+    /// by `seal`) is taken there.
+    pub(crate) fn change_sealed(&self, seal: &mut Seal<'_>, change: impl FnOnce(Word) -> Word) {
+        let result = self.update_claimed::<(), Infallible>(seal, |on_hand, reserved, _| {
+            Ok((change(Word(pack(on_hand, reserved))).0, ()))
+        });
+        match result {
+            Ok(()) => {}
+            Err(never) => match never {},
+        }
+    }
+
+    /// Sets the cell to recovered values (recovery only: nobody else
+    /// holds the inventory yet).
+    pub(crate) fn restore(&self, on_hand: u32, reserved: u32) {
+        self.word.store(pack(on_hand, reserved), Ordering::Release);
+    }
+
+    /// Sets the safety stock to a recovered value (recovery only).
+    pub(crate) fn restore_safety(&self, safety: u32) {
+        self.safety_stock.store(safety, Ordering::Release);
+    }
+
+    /// The counters and safety stock, for a snapshot: `(on_hand,
+    /// reserved, safety)` at one instant.
+    pub(crate) fn counters(&self, changes: &SafetyChanges) -> (u32, u32, u32) {
+        let (word, safety) = self.read(changes, true).expect("read waits");
+        let (on_hand, reserved) = unpack(word);
+        (on_hand, reserved, safety)
+    }
+
     /// What is available to `channel` in `word`, the word the caller's
     /// claim took out of this cell. Safety stock is read now, inside the
     /// claim.
@@ -489,8 +550,9 @@ impl StockCell {
         &self,
         qty: u32,
         expect: u32,
+        seal: &mut Seal<'_>,
     ) -> Result<(Level, i64), CountRefused> {
-        self.update_claimed(|on_hand, reserved, safety| {
+        self.update_claimed(seal, |on_hand, reserved, safety| {
             if on_hand != expect {
                 return Err(CountRefused::Stale { on_hand });
             }
@@ -513,11 +575,12 @@ impl StockCell {
         qty: u32,
         channel: Channel,
         changes: &SafetyChanges,
+        seal: &mut Seal<'_>,
     ) -> Result<Level, Short> {
         if let Some(Err(short)) = self.peek_available(qty, channel, changes) {
             return Err(short);
         }
-        self.update_claimed(|on_hand, reserved, safety| {
+        self.update_claimed(seal, |on_hand, reserved, safety| {
             let floor = match channel {
                 Channel::Online => safety,
                 Channel::InStore => 0,
@@ -532,18 +595,24 @@ impl StockCell {
     }
 
     /// Receives `qty` units, under a claim (its level answers safety stock).
-    pub(crate) fn restock(&self, qty: u32) -> Result<Level, WouldOverflow> {
-        self.update_claimed(|on_hand, reserved, safety| match on_hand.checked_add(qty) {
-            Some(next) => Ok((pack(next, reserved), Level::new(next, reserved, safety))),
-            None => Err(WouldOverflow { on_hand }),
+    pub(crate) fn restock(&self, qty: u32, seal: &mut Seal<'_>) -> Result<Level, WouldOverflow> {
+        self.update_claimed(seal, |on_hand, reserved, safety| {
+            match on_hand.checked_add(qty) {
+                Some(next) => Ok((pack(next, reserved), Level::new(next, reserved, safety))),
+                None => Err(WouldOverflow { on_hand }),
+            }
         })
     }
 
     /// A cycle count: `on_hand = qty`, refused below the units reserved,
     /// under a claim (its level answers safety stock). Returns the new
     /// level and the change of `on_hand` it caused.
-    pub(crate) fn set_on_hand(&self, qty: u32) -> Result<(Level, i64), BelowReserved> {
-        self.update_claimed(|on_hand, reserved, safety| {
+    pub(crate) fn set_on_hand(
+        &self,
+        qty: u32,
+        seal: &mut Seal<'_>,
+    ) -> Result<(Level, i64), BelowReserved> {
+        self.update_claimed(seal, |on_hand, reserved, safety| {
             if qty < reserved {
                 return Err(BelowReserved { reserved });
             }
@@ -562,10 +631,19 @@ impl StockCell {
     /// instant; it is counted in progress in `changes` around the claim,
     /// so that a reader by loads alone (see `read`) that overlaps it
     /// reads again.
-    pub(crate) fn set_safety_stock(&self, qty: u32, changes: &SafetyChanges) -> (Level, i64) {
+    pub(crate) fn set_safety_stock(
+        &self,
+        qty: u32,
+        changes: &SafetyChanges,
+        seal: &mut Seal<'_>,
+    ) -> (Level, i64) {
         changes.begin();
         let word = self.claim();
         let previous = self.safety_stock.swap(qty, Ordering::AcqRel);
+        if seal.is_on() {
+            let (on_hand, reserved) = unpack(word.0);
+            seal.seal(on_hand, reserved, qty);
+        }
         self.unclaim(word);
         changes.end();
         let (on_hand, reserved) = unpack(word.0);
@@ -590,8 +668,9 @@ mod tests {
     #[test]
     fn commit_subtracts_both_halves_without_borrow() {
         let (cell, changes) = (StockCell::default(), SafetyChanges::default());
-        cell.restock(u32::MAX).unwrap();
-        cell.reserve(u32::MAX, Channel::InStore, &changes).unwrap();
+        cell.restock(u32::MAX, &mut Seal::new(None)).unwrap();
+        cell.reserve(u32::MAX, Channel::InStore, &changes, &mut Seal::new(None))
+            .unwrap();
         cell.commit(u32::MAX);
         assert_eq!(cell.level(&changes), Level::new(0, 0, 0));
     }
@@ -599,20 +678,22 @@ mod tests {
     #[test]
     fn online_reserve_respects_safety_stock() {
         let (cell, changes) = (StockCell::default(), SafetyChanges::default());
-        cell.restock(10).unwrap();
-        cell.set_safety_stock(4, &changes);
+        cell.restock(10, &mut Seal::new(None)).unwrap();
+        cell.set_safety_stock(4, &changes, &mut Seal::new(None));
         assert_eq!(
-            cell.reserve(7, Channel::Online, &changes),
+            cell.reserve(7, Channel::Online, &changes, &mut Seal::new(None)),
             Err(Short { available: 6 })
         );
-        assert!(cell.reserve(7, Channel::InStore, &changes).is_ok());
+        assert!(cell
+            .reserve(7, Channel::InStore, &changes, &mut Seal::new(None))
+            .is_ok());
         assert_eq!(cell.level(&changes).available_online, 0);
         assert_eq!(
-            cell.sell(1, Channel::Online, &changes),
+            cell.sell(1, Channel::Online, &changes, &mut Seal::new(None)),
             Err(Short { available: 0 })
         );
         assert_eq!(
-            cell.sell(3, Channel::InStore, &changes),
+            cell.sell(3, Channel::InStore, &changes, &mut Seal::new(None)),
             Ok(Level::new(7, 7, 4))
         );
     }

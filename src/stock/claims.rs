@@ -13,7 +13,11 @@
 
 use super::cell::{StockCell, Word};
 use super::item_table::ItemTable;
+use crate::durability::steps::Sequencer;
 use smallvec::SmallVec;
+
+/// The cells a sealed release stored back, with their words.
+pub(crate) type SealedWords = SmallVec<[(u32, Word); 4]>;
 
 /// One claimed cell.
 #[derive(Debug)]
@@ -80,6 +84,19 @@ impl<'a> Claims<'a> {
         self.held[at].next = word;
     }
 
+    /// Releases the claims as dropping them does, taking the step's
+    /// sequence number from `seqs` first (while every cell is still
+    /// claimed) when journaled; returns it with the cells and the words
+    /// stored back, in ascending cell index.
+    pub(crate) fn release_sealed(mut self, seqs: Option<&Sequencer>) -> Option<(u64, SealedWords)> {
+        let seq = seqs.map(Sequencer::take);
+        let held = std::mem::take(&mut self.held);
+        for claim in &held {
+            self.items.cell(claim.cell).unclaim(claim.next);
+        }
+        seq.map(|seq| (seq, held.iter().map(|c| (c.cell, c.next)).collect()))
+    }
+
     /// Stores back the words taken out, whatever was set.
     pub(crate) fn undo(&mut self) {
         for claim in &mut self.held {
@@ -109,7 +126,10 @@ mod tests {
             .enumerate()
             .map(|(n, &qty)| {
                 let (index, _) = items.find_or_create(ItemKey::new(Sku(n as u64), StoreId(1)));
-                items.cell(index).restock(qty).unwrap();
+                items
+                    .cell(index)
+                    .restock(qty, &mut crate::durability::steps::Seal::new(None))
+                    .unwrap();
                 index
             })
             .collect();
@@ -165,9 +185,11 @@ mod tests {
     #[test]
     fn a_short_line_is_refused_with_what_was_available() {
         let (items, cells) = table_of(&[4]);
-        items
-            .cell(cells[0])
-            .set_safety_stock(3, items.safety_changes());
+        items.cell(cells[0]).set_safety_stock(
+            3,
+            items.safety_changes(),
+            &mut crate::durability::steps::Seal::new(None),
+        );
         let claims = Claims::take(&items, cells.iter().copied());
         let (stock, taken) = claims.taken(cells[0]);
         assert_eq!(

@@ -337,6 +337,11 @@ impl ItemTable {
         }
     }
 
+    /// Makes room for `items` more items in the SKU index (recovery).
+    pub(crate) fn reserve(&self, items: usize) {
+        self.by_sku.reserve(items);
+    }
+
     /// The number of `store`, numbering it (and publishing its id in the
     /// store table, for the entry's release to carry) if it is new. Called
     /// under the creation lock, which guards `numbers`.

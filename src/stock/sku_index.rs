@@ -11,10 +11,32 @@ use crate::sync::RwLock;
 use crate::types::Sku;
 use std::collections::HashMap;
 
+/// A multiply-rotate hasher for SKU numbers: item creation (and recovery,
+/// which creates every item of a snapshot) pays SipHash's cost per item
+/// otherwise. SKUs are the retailer's own numbers, not chosen by outsiders.
+#[derive(Clone, Copy, Debug, Default)]
+struct SkuHasher(u64);
+
+impl std::hash::Hasher for SkuHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.write_u64(u64::from(byte));
+        }
+    }
+
+    fn write_u64(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7C_C1_B7_27_22_0A_95);
+    }
+}
+
 /// Every SKU's cell indices.
 #[derive(Debug, Default)]
 pub(crate) struct SkuIndex {
-    by_sku: RwLock<HashMap<Sku, Vec<u32>>>,
+    by_sku: RwLock<HashMap<Sku, Vec<u32>, std::hash::BuildHasherDefault<SkuHasher>>>,
 }
 
 impl SkuIndex {
@@ -22,6 +44,12 @@ impl SkuIndex {
     /// per item, by its creation.
     pub(crate) fn add(&self, sku: Sku, index: u32) {
         self.by_sku.write().entry(sku).or_default().push(index);
+    }
+
+    /// Makes room for `skus` more SKUs at once (recovery knows how many
+    /// items come), so the map does not grow step by step.
+    pub(crate) fn reserve(&self, skus: usize) {
+        self.by_sku.write().reserve(skus);
     }
 
     /// Visits the cell index of every item of `sku`, oldest first, under

@@ -7,6 +7,16 @@ use std::sync::Arc;
 
 pub struct Omnistock {
     inventory: Arc<Inventory>,
+    /// The journal directory of a durable run, removed at the end.
+    journal: Option<std::path::PathBuf>,
+}
+
+impl Drop for Omnistock {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.journal {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
 }
 
 impl Omnistock {
@@ -25,6 +35,31 @@ impl Omnistock {
             .map_err(|e| format!("omnistock: {e}"))?;
         Ok(Omnistock {
             inventory: Arc::new(inventory),
+            journal: None,
+        })
+    }
+
+    /// The engine journaled in `dir` (emptied first) with `durability`.
+    pub fn journaled(
+        clock: Arc<ManualClock>,
+        items: u32,
+        ttl_ms: u64,
+        retention_ms: u64,
+        dir: std::path::PathBuf,
+        durability: omnistock::durability::Durability,
+    ) -> Result<Omnistock, String> {
+        let _ = std::fs::remove_dir_all(&dir);
+        let (inventory, _) = Inventory::builder()
+            .clock(clock)
+            .expected_items(items as usize)
+            .default_ttl_ms(ttl_ms)
+            .retention_ms(retention_ms)
+            .journal(&dir, durability)
+            .open()
+            .map_err(|e| format!("omnistock: {e}"))?;
+        Ok(Omnistock {
+            inventory: Arc::new(inventory),
+            journal: Some(dir),
         })
     }
 
