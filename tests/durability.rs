@@ -581,3 +581,39 @@ fn campaign_runs_recover_exactly_from_every_prefix_and_after_a_snapshot() {
         campaigns_agree(&recovered, &records, last);
     }
 }
+
+#[test]
+fn campaign_records_recover_and_a_reservation_outside_its_campaign_is_refused() {
+    // fuzz/corpus/recovery/campaign-records: a kind byte, then records
+    // each after its length byte.
+    let seed = include_bytes!("../fuzz/corpus/recovery/campaign-records");
+    let mut records = Vec::new();
+    let mut rest = &seed[1..];
+    while let Some((&len, tail)) = rest.split_first() {
+        records.push((records.len() as u64 + 1, tail[..usize::from(len)].to_vec()));
+        rest = &tail[usize::from(len)..];
+    }
+    let recover = |records: Vec<(u64, Vec<u8>)>| {
+        Inventory::builder()
+            .clock(Arc::new(ManualClock::new()))
+            .recover(None, records)
+    };
+    // Defined, a reservation of 2 for customer 3 released, one of 1 for
+    // customer 4 committed: 1 unit counted, by customer 4.
+    let (inventory, _) = recover(records[..6].to_vec()).unwrap();
+    let usage = inventory.campaign(CampaignId(7)).unwrap();
+    assert_eq!((usage.used, usage.customers), (1, 1));
+    assert_eq!(
+        inventory.campaign_customer_used(CampaignId(7), CustomerId(4)),
+        1
+    );
+    let (inventory, _) = recover(records.clone()).unwrap();
+    assert!(inventory.campaign(CampaignId(7)).is_none(), "ended");
+    // Without its definition the campaign reservation does not apply.
+    let mut skipped = records.clone();
+    skipped.remove(1);
+    for (n, record) in skipped.iter_mut().enumerate() {
+        record.0 = n as u64 + 1;
+    }
+    assert!(recover(skipped).is_err());
+}
