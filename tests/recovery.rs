@@ -306,7 +306,7 @@ fn the_replay_tool_on_a_journal_recovers_its_answers_and_its_clock() {
 }
 
 #[test]
-fn reorder_points_survive_a_restart_and_campaigns_are_refused_with_a_journal() {
+fn reorder_points_and_campaigns_survive_a_restart() {
     use omnistock::{CampaignId, CustomerId, Error};
     let dir = fresh_dir("alerts");
     let clock = Arc::new(ManualClock::new());
@@ -317,23 +317,49 @@ fn reorder_points_survive_a_restart_and_campaigns_are_refused_with_a_journal() {
     inventory.sell(sku, store, 12, Channel::InStore).unwrap(); // 8 < 10: alerted
     assert_eq!(inventory.take_alerts().len(), 1);
     inventory.set_reorder_point(Sku(4), store, 2); // creates the item
-    let refused = inventory.define_campaign(CampaignId(1), sku, store, 5, 1);
-    assert!(matches!(refused, Err(Error::Invalid { .. })), "{refused:?}");
-    let line = Line::new(sku, store, 1);
-    let refused = inventory.reserve_in_campaign(
-        ReservationId(9),
-        Channel::Online,
-        line,
-        CampaignId(1),
-        CustomerId(1),
-        1_000,
-    );
-    assert!(matches!(refused, Err(Error::Invalid { .. })), "{refused:?}");
+    inventory
+        .define_campaign(CampaignId(1), sku, store, 5, 2)
+        .unwrap();
+    let shop = |inventory: &Inventory, id: u64, customer: u64, qty: u32| {
+        inventory.reserve_in_campaign(
+            ReservationId(id),
+            Channel::Online,
+            Line::new(sku, store, qty),
+            CampaignId(1),
+            CustomerId(customer),
+            1_000,
+        )
+    };
+    shop(&inventory, 9, 1, 2).unwrap();
+    inventory.commit(ReservationId(9)).unwrap();
     inventory.snapshot().unwrap();
-    inventory.set_reorder_point(Sku(5), store, 1); // after the snapshot
+    shop(&inventory, 10, 2, 2).unwrap(); // after the snapshot
+    inventory.set_reorder_point(Sku(5), store, 1);
     drop(inventory);
 
     let inventory = open(&dir, &Arc::new(ManualClock::new()), Durability::Sync);
+    let usage = inventory
+        .campaign(CampaignId(1))
+        .expect("the campaign came back");
+    assert_eq!((usage.used, usage.customers), (4, 2));
+    assert!(matches!(
+        shop(&inventory, 11, 1, 1),
+        Err(Error::CustomerLimit { remaining: 0, .. })
+    ));
+    assert!(matches!(
+        shop(&inventory, 12, 3, 2),
+        Err(Error::QuotaExhausted { remaining: 1, .. })
+    ));
+    assert!(
+        shop(&inventory, 10, 2, 2).unwrap().replayed,
+        "a campaign reservation retried after the restart is a replay"
+    );
+    inventory.release(ReservationId(10)).unwrap();
+    assert_eq!(
+        inventory.campaign_customer_used(CampaignId(1), CustomerId(2)),
+        0
+    );
+    inventory.restock(sku, store, 2).unwrap();
     assert_eq!(inventory.reorder_point(sku, store), 10);
     assert_eq!(inventory.reorder_point(Sku(4), store), 2);
     assert_eq!(inventory.reorder_point(Sku(5), store), 1);

@@ -135,7 +135,6 @@ struct Recovering {
     rng: Rng,
     crashes: u64,
     alerts: Vec<omnistock::Alert>,
-    journaled: bool,
 }
 
 impl Recovering {
@@ -156,14 +155,10 @@ impl Recovering {
             rng: Rng::new(0x5EED),
             crashes: 0,
             alerts: Vec::new(),
-            journaled: true,
         }
     }
 
     fn maybe_crash(&mut self) {
-        if !self.journaled {
-            return;
-        }
         if self.rng.percent(5) {
             self.covers = self.sink.watermark();
             self.image = self.inventory.image(self.covers);
@@ -186,24 +181,6 @@ impl Recovering {
 
 impl Engine for Recovering {
     fn apply(&mut self, command: &Command) -> Result<Outcome, Error> {
-        if self.journaled
-            && matches!(
-                command,
-                Command::Campaign { .. } | Command::ReserveCampaign { .. }
-            )
-        {
-            // Campaigns are not journaled yet (a journaled inventory
-            // refuses them): from the seed's first campaign on, the run
-            // goes on in memory, rebuilt once more from its records, and
-            // crashes no more.
-            let records = self.sink.after(self.covers);
-            let (inventory, _) = Inventory::builder()
-                .clock(self.clock.clone())
-                .recover(Some(&self.image), records)
-                .expect("recovery from the engine's own records");
-            self.inventory = inventory;
-            self.journaled = false;
-        }
         let answer = match (self.inventory.apply(command), command) {
             // Alerts not yet taken do not survive a crash (they are not
             // state): the driver keeps those the lost engines raised.

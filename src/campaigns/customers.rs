@@ -126,6 +126,18 @@ impl CustomerCounts {
         }
     }
 
+    /// Every counter of generation `generation` of the campaign at `slot`
+    /// (snapshots).
+    pub(crate) fn for_each_of(&self, slot: u32, generation: u32, mut visit: impl FnMut(u64, u32)) {
+        for shard in self.shards.iter() {
+            for (key, &count) in shard.lock().iter() {
+                if key.slot == slot && key.generation == generation {
+                    visit(key.customer, count);
+                }
+            }
+        }
+    }
+
     /// Counters of the campaign at `slot`, generation `generation`.
     pub(crate) fn customers_of(&self, slot: u32, generation: u32) -> usize {
         self.shards

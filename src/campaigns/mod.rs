@@ -202,6 +202,90 @@ impl Campaigns {
         }
     }
 
+    /// Counts `qty` units for `customer` in the live `campaign` without
+    /// checking its limits (recovery: the units were counted when the
+    /// journal's step was made; a redefinition may since have lowered the
+    /// limits below them). `None` if the campaign is not live or sells
+    /// another item.
+    pub(crate) fn count_in(
+        &self,
+        campaign: CampaignId,
+        customer: CustomerId,
+        item: ItemKey,
+        qty: u32,
+    ) -> Option<CampaignUnits> {
+        let terms = self.table.terms(campaign)?;
+        if terms.item != item {
+            return None;
+        }
+        let unlimited = table::Terms {
+            quota: u32::MAX,
+            ..terms
+        };
+        self.table.count(&unlimited, qty).ok()?;
+        let key = CustomerKey {
+            slot: terms.slot,
+            generation: terms.generation,
+            customer: customer.0,
+        };
+        let raised = self
+            .customers
+            .raise(key, qty, u32::MAX, || true, || Ok::<(), Error>(()));
+        if raised.is_err() {
+            self.table.take_back(terms.slot, terms.generation, qty);
+            return None;
+        }
+        self.table.settle(terms.slot, terms.generation);
+        Some(CampaignUnits {
+            campaign,
+            customer,
+            slot: terms.slot,
+            generation: terms.generation,
+            qty,
+        })
+    }
+
+    /// The units a reservation of `qty` for `customer` in the live
+    /// `campaign` would count, without counting them (a snapshot's
+    /// reservations, whose units its counters already hold).
+    pub(crate) fn units_of(
+        &self,
+        campaign: CampaignId,
+        customer: CustomerId,
+        qty: u32,
+    ) -> Option<CampaignUnits> {
+        let terms = self.table.terms(campaign)?;
+        Some(CampaignUnits {
+            campaign,
+            customer,
+            slot: terms.slot,
+            generation: terms.generation,
+            qty,
+        })
+    }
+
+    /// Every live campaign with its terms and each customer's count, in
+    /// no particular order (snapshots: the caller holds off every change).
+    pub(crate) fn for_each_live(&self, mut visit: impl FnMut(CampaignUsage, &[(CustomerId, u32)])) {
+        let mut customers = Vec::new();
+        self.table.for_each_live(|campaign, terms| {
+            customers.clear();
+            self.customers
+                .for_each_of(terms.slot, terms.generation, |customer, count| {
+                    customers.push((CustomerId(customer), count));
+                });
+            let usage = CampaignUsage {
+                campaign,
+                item: terms.item,
+                quota: terms.quota,
+                per_customer: terms.per_customer,
+                used: terms.used,
+                customers: customers.len(),
+            };
+            visit(usage, &customers);
+        });
+    }
+
     /// Gives counted units back: the customer's counter, then the quota
     /// (the reverse of counting). Units of an ended generation go nowhere.
     pub(crate) fn uncount(&self, units: &CampaignUnits) {

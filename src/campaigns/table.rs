@@ -312,6 +312,19 @@ impl CampaignTable {
         }
     }
 
+    /// Every live campaign's id and terms (snapshots, with definitions and
+    /// ends held off by the caller).
+    pub(crate) fn for_each_live(&self, mut visit: impl FnMut(CampaignId, Terms)) {
+        for slot in self.slots.iter() {
+            if slot.taken.load(Ordering::Acquire) {
+                let campaign = CampaignId(slot.campaign.load(Ordering::Relaxed));
+                if let Some(terms) = self.terms(campaign) {
+                    visit(campaign, terms);
+                }
+            }
+        }
+    }
+
     /// Whether generation `generation` of the campaign at `slot` is current.
     pub(crate) fn is_current(&self, slot: u32, generation_then: u32) -> bool {
         generation(self.slots[slot as usize].counted.load(Ordering::Acquire)) == generation_then

@@ -4,15 +4,17 @@
 //! the snapshot had not seen them (`fresh` says which).
 
 use super::record::{Change, Record};
-use crate::engine::Inventory;
+use crate::engine::{Inventory, Joins};
 use crate::types::ReservationId;
 
 /// Applies `record`. `fresh(id)`: whether reservation changes of `id` in
-/// this record are newer than the snapshot under it.
+/// this record are newer than the snapshot under it; `campaigns_fresh`:
+/// whether its campaign definitions and ends are.
 pub(crate) fn apply(
     inventory: &Inventory,
     record: &Record,
     fresh: &dyn Fn(ReservationId) -> bool,
+    campaigns_fresh: bool,
 ) -> Result<(), &'static str> {
     for change in &record.changes {
         match change {
@@ -35,6 +37,7 @@ pub(crate) fn apply(
                 lines,
                 expires_at_ms,
                 overdue_at_once,
+                campaign,
             } => {
                 if fresh(*id) {
                     inventory.restore_reserved(
@@ -42,6 +45,7 @@ pub(crate) fn apply(
                         *channel,
                         lines,
                         (*expires_at_ms, *overdue_at_once),
+                        campaign.map(|(campaign, customer)| (campaign, customer, Joins::CountIn)),
                     )?;
                 }
             }
@@ -52,7 +56,7 @@ pub(crate) fn apply(
                 parts,
             } => {
                 if fresh(*id) {
-                    inventory.restore_finished(*id, *state, *at_ms, parts)?;
+                    inventory.restore_finished(*id, *state, *at_ms, parts, true)?;
                 }
             }
             Change::Extended {
@@ -74,6 +78,21 @@ pub(crate) fn apply(
                 item,
                 reorder_point,
             } => inventory.restore_reorder_point(*item, *reorder_point),
+            Change::CampaignDefined {
+                campaign,
+                item,
+                quota,
+                per_customer,
+            } => {
+                if campaigns_fresh {
+                    inventory.restore_campaign_defined(*campaign, *item, *quota, *per_customer)?;
+                }
+            }
+            Change::CampaignEnded { campaign } => {
+                if campaigns_fresh {
+                    inventory.restore_campaign_ended(*campaign)?;
+                }
+            }
         }
     }
     inventory.restore_clock(record.at_ms);

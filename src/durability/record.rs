@@ -13,17 +13,23 @@
 //! payload  = version:u8 op:u8 at_ms:varint flags:u8 [reason:varint] [reference:bytes] change*
 //! change   = 1 item on_hand reserved            (a cell's post-values)
 //!          | 2 item safety_stock                (safety stock set)
-//!          | 3 id kind expires_at n line*       (reserved; kind = channel | overdue<<1)
+//!          | 3 id kind expires_at n line* [campaign customer]
+//!                                             (reserved; kind = channel | overdue<<1
+//!                                              | in_campaign<<2)
 //!          | 4 id state at_ms n part*           (finished; n = 0 unless a partial commit)
 //!          | 5 id expires_at overdue:u8         (extended)
 //!          | 6 id                               (forgotten)
 //!          | 7 now_ms                           (the clock moved)
 //!          | 8 item reorder_point               (a reorder point set)
+//!          | 9 campaign item quota per_customer (a campaign defined)
+//!          | 10 campaign                        (a campaign ended)
 //! item     = sku:varint store:varint            line = item qty:varint
 //! bytes    = len:varint utf8
 //! ```
 
-use crate::types::{Channel, ItemKey, Line, ReservationId, ReservationState, Sku, StoreId};
+use crate::types::{
+    CampaignId, Channel, CustomerId, ItemKey, Line, ReservationId, ReservationState, Sku, StoreId,
+};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -68,10 +74,14 @@ pub enum Op {
     Clock,
     /// `set_reorder_point`.
     SetReorderPoint,
+    /// `define_campaign`.
+    DefineCampaign,
+    /// `end_campaign`.
+    EndCampaign,
 }
 
 impl Op {
-    const ALL: [Op; 16] = [
+    const ALL: [Op; 18] = [
         Op::Restock,
         Op::SetOnHand,
         Op::SetOnHandExpecting,
@@ -88,6 +98,8 @@ impl Op {
         Op::Forget,
         Op::Clock,
         Op::SetReorderPoint,
+        Op::DefineCampaign,
+        Op::EndCampaign,
     ];
 
     fn code(self) -> u8 {
@@ -157,6 +169,8 @@ pub enum Change {
         expires_at_ms: u64,
         /// `now + ttl` saturated: overdue from the start.
         overdue_at_once: bool,
+        /// The campaign and customer it counts against, if any.
+        campaign: Option<(CampaignId, CustomerId)>,
     },
     /// A pending reservation reached a terminal state.
     Finished {
@@ -195,6 +209,22 @@ pub enum Change {
         /// The reorder point set.
         reorder_point: u32,
     },
+    /// A campaign defined, or a live one's limits changed.
+    CampaignDefined {
+        /// The campaign.
+        campaign: CampaignId,
+        /// The item it sells.
+        item: ItemKey,
+        /// Units it may count in all.
+        quota: u32,
+        /// Units one customer may count.
+        per_customer: u32,
+    },
+    /// A campaign ended: its counters are dropped.
+    CampaignEnded {
+        /// The campaign.
+        campaign: CampaignId,
+    },
 }
 
 /// One decoded journal record: one step of one operation.
@@ -218,7 +248,8 @@ impl Record {
         self.changes.iter().any(|change| match change {
             Change::Item { item: it, .. }
             | Change::SafetyStock { item: it, .. }
-            | Change::ReorderPoint { item: it, .. } => *it == item,
+            | Change::ReorderPoint { item: it, .. }
+            | Change::CampaignDefined { item: it, .. } => *it == item,
             Change::Reserved { lines, .. } => lines.iter().any(|line| line.item() == item),
             _ => false,
         })
@@ -333,17 +364,42 @@ impl Writer {
         channel: Channel,
         (expires_at, overdue): (u64, bool),
         lines: impl ExactSizeIterator<Item = Line>,
+        campaign: Option<(CampaignId, CustomerId)>,
     ) {
         self.out.push(3);
         put_varint(&mut self.out, id.0);
-        self.out
-            .push(channel_code(channel) | (u8::from(overdue) << 1));
+        self.out.push(
+            channel_code(channel) | (u8::from(overdue) << 1) | (u8::from(campaign.is_some()) << 2),
+        );
         put_varint(&mut self.out, expires_at);
         put_varint(&mut self.out, lines.len() as u64);
         for line in lines {
             put_item(&mut self.out, line.item());
             put_varint(&mut self.out, u64::from(line.qty));
         }
+        if let Some((campaign, customer)) = campaign {
+            put_varint(&mut self.out, campaign.0);
+            put_varint(&mut self.out, customer.0);
+        }
+    }
+
+    pub(crate) fn campaign_defined(
+        &mut self,
+        campaign: CampaignId,
+        item: ItemKey,
+        quota: u32,
+        per_customer: u32,
+    ) {
+        self.out.push(9);
+        put_varint(&mut self.out, campaign.0);
+        put_item(&mut self.out, item);
+        put_varint(&mut self.out, u64::from(quota));
+        put_varint(&mut self.out, u64::from(per_customer));
+    }
+
+    pub(crate) fn campaign_ended(&mut self, campaign: CampaignId) {
+        self.out.push(10);
+        put_varint(&mut self.out, campaign.0);
     }
 
     pub(crate) fn finished(
@@ -525,7 +581,7 @@ pub fn decode(seq: u64, payload: &[u8]) -> Result<Record, DecodeError> {
             3 => {
                 let id = ReservationId(r.varint()?);
                 let kind = r.byte()?;
-                if kind > 3 {
+                if kind > 7 {
                     return r.fail("unknown reservation kind");
                 }
                 let channel = if kind & 1 == 0 {
@@ -543,12 +599,18 @@ pub fn decode(seq: u64, payload: &[u8]) -> Result<Record, DecodeError> {
                     let item = r.item()?;
                     lines.push(Line::new(item.sku, item.store, r.u32()?));
                 }
+                let campaign = if kind & 4 != 0 {
+                    Some((CampaignId(r.varint()?), CustomerId(r.varint()?)))
+                } else {
+                    None
+                };
                 Change::Reserved {
                     id,
                     channel,
                     lines,
                     expires_at_ms,
                     overdue_at_once: kind & 2 != 0,
+                    campaign,
                 }
             }
             4 => {
@@ -586,6 +648,15 @@ pub fn decode(seq: u64, payload: &[u8]) -> Result<Record, DecodeError> {
                 item: r.item()?,
                 reorder_point: r.u32()?,
             },
+            9 => Change::CampaignDefined {
+                campaign: CampaignId(r.varint()?),
+                item: r.item()?,
+                quota: r.u32()?,
+                per_customer: r.u32()?,
+            },
+            10 => Change::CampaignEnded {
+                campaign: CampaignId(r.varint()?),
+            },
             _ => return r.fail("unknown change"),
         };
         changes.push(change);
@@ -615,7 +686,17 @@ mod tests {
             Channel::InStore,
             (u64::MAX, true),
             [Line::new(Sku(1), StoreId(2), 3)].into_iter(),
+            None,
         );
+        w.reserved(
+            ReservationId(10),
+            Channel::Online,
+            (8, false),
+            [Line::new(Sku(1), StoreId(2), 1)].into_iter(),
+            Some((CampaignId(5), CustomerId(6))),
+        );
+        w.campaign_defined(CampaignId(5), key, 100, 2);
+        w.campaign_ended(CampaignId(5));
         w.finished(ReservationId(9), ReservationState::Committed, 5, &[1]);
         w.extended(ReservationId(9), (77, false));
         w.forgotten(ReservationId(9));
@@ -625,7 +706,7 @@ mod tests {
         assert_eq!(record.seq, 4);
         assert_eq!(record.op, Op::CommitLines);
         assert_eq!(record.note, Some(note));
-        assert_eq!(record.changes.len(), 8);
+        assert_eq!(record.changes.len(), 11);
         assert!(record.touches_item(key));
         assert!(record.touches_reservation(ReservationId(9)));
         for cut in 0..w.out.len() {

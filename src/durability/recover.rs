@@ -40,11 +40,15 @@ pub(crate) fn replay(
             seq,
             reason: error.to_string(),
         })?;
-        apply(inventory, &record, &|id| cover.fresh(seq, id)).map_err(|reason| {
-            RecoveryError::Record {
-                seq,
-                reason: reason.to_owned(),
-            }
+        apply(
+            inventory,
+            &record,
+            &|id| cover.fresh(seq, id),
+            cover.campaigns_fresh(seq),
+        )
+        .map_err(|reason| RecoveryError::Record {
+            seq,
+            reason: reason.to_owned(),
         })?;
         last = seq;
     }

@@ -14,6 +14,22 @@
 //! below the cut, so recovery applies a record's reservation changes only
 //! from the cut of the shard (as this process placed ids: `id_key`) up.
 //!
+//! Campaigns: a campaign's counters move with reservations of every
+//! shard (counting in under one shard's lock, giving back under another's)
+//! and with definitions and ends (under the campaign write lock), so once a
+//! campaign has been defined the image reads every shard and the
+//! campaigns at **one** cut: it takes every shard lock, then the campaign
+//! write lock, and reads the counters and all shards there (every shard's
+//! cut is that one number). Nothing is then between counting and numbering
+//! (a campaign reserve holds its shard lock throughout) nor between a
+//! finish and its give-back (settled under the shard lock), so the
+//! counters are exactly those of the journal prefix below the cut; the
+//! records from the cut up count in and give back as they did live. This
+//! pauses reservations for the copy of the shards; an inventory that never
+//! defined a campaign keeps the per-shard cuts (checked after the shards
+//! are read: a definition sets the flag before taking its number, so if
+//! the flag is still clear every campaign record is above every cut).
+//!
 //! Format, version 1 (integers are varints unless said otherwise):
 //!
 //! ```text
@@ -25,16 +41,24 @@
 //! 3 resv  = count (id kind state expires_at finished_at n line* parts)*
 //!           kind = channel | overdue<<1; parts = count part*
 //! 4 points = count (sku store reorder_point)*   (optional)
+//! 5 campaigns = version:u8(1) cut count (campaign sku store quota per_customer
+//!           n (customer count)*)*              (optional: campaigns ever defined)
+//!           and in section 3, kind |= 4 for a campaign reservation, then
+//!           after its parts: campaign customer current:u8
 //! end     = 0 checksum:u64le               (over every byte before it)
 //! ```
 
 use super::record::{put_varint, DecodeError, Reader};
-use crate::engine::Inventory;
+use crate::engine::{Inventory, Joins, Remembered};
 use crate::reservations::id_placement::IdHasher;
-use crate::types::{Channel, ItemKey, Line, ReservationId, ReservationState, Sku, StoreId};
+use crate::types::{
+    CampaignId, Channel, CustomerId, ItemKey, Line, ReservationId, ReservationState, Sku, StoreId,
+};
 
 const MAGIC: &[u8; 8] = b"OMNISNAP";
 const VERSION: u32 = 1;
+/// The version byte of the campaign section (5).
+const CAMPAIGNS_VERSION: u8 = 1;
 
 /// A 64-bit checksum of `bytes` (8 bytes a step, a multiply-xor mix):
 /// catches torn and damaged files, not tampering (the journal's hash
@@ -77,6 +101,8 @@ pub(crate) struct Cover {
     /// Each reservation shard's cut, and how the writer placed ids.
     cuts: Vec<u64>,
     hasher: IdHasher,
+    /// Campaign records numbered from here up are newer than the image.
+    campaign_cut: u64,
 }
 
 impl Cover {
@@ -86,7 +112,14 @@ impl Cover {
             covers: 0,
             cuts: Vec::new(),
             hasher: IdHasher::with_key(0),
+            campaign_cut: 0,
         }
+    }
+
+    /// Whether record `seq`'s campaign definitions and ends are newer
+    /// than the image.
+    pub(crate) fn campaigns_fresh(&self, seq: u64) -> bool {
+        seq >= self.campaign_cut
     }
 
     /// Whether record `seq`'s changes of reservation `id` are newer than
@@ -112,29 +145,67 @@ pub(crate) fn image(inventory: &Inventory, covers: u64) -> Vec<u8> {
     let mut cuts = Vec::with_capacity(shards);
     let mut body = Vec::new();
     let mut count = 0u64;
-    for n in 0..shards {
-        let cut = inventory.snapshot_shard(n, |r| {
+    let mut write = |r: Remembered<'_>| {
+        count += 1;
+        let record = r.record;
+        put_varint(&mut body, record.id);
+        let channel = u8::from(record.channel == Channel::InStore);
+        body.push(
+            channel
+                | (u8::from(record.overdue_at_once) << 1)
+                | (u8::from(r.campaign.is_some()) << 2),
+        );
+        body.push(state_code(record.state));
+        put_varint(&mut body, record.expires_at);
+        put_varint(&mut body, r.finished_at);
+        put_varint(&mut body, r.lines.len() as u64);
+        for line in &r.lines {
+            put_varint(&mut body, line.sku.0);
+            put_varint(&mut body, line.store.0);
+            put_varint(&mut body, u64::from(line.qty));
+        }
+        let parts = r.parts.unwrap_or(&[]);
+        put_varint(&mut body, parts.len() as u64);
+        for &part in parts {
+            put_varint(&mut body, u64::from(part));
+        }
+        if let Some((campaign, customer, current)) = r.campaign {
+            put_varint(&mut body, campaign.0);
+            put_varint(&mut body, customer.0);
+            body.push(u8::from(current));
+        }
+    };
+    let mut campaigns = None;
+    if inventory.campaigns_seen() {
+        let mut section = Vec::new();
+        let mut count = 0u64;
+        let cut = inventory.snapshot_at_one_cut(&mut write, |usage, customers| {
             count += 1;
-            let record = r.record;
-            put_varint(&mut body, record.id);
-            let channel = u8::from(record.channel == Channel::InStore);
-            body.push(channel | (u8::from(record.overdue_at_once) << 1));
-            body.push(state_code(record.state));
-            put_varint(&mut body, record.expires_at);
-            put_varint(&mut body, r.finished_at);
-            put_varint(&mut body, r.lines.len() as u64);
-            for line in &r.lines {
-                put_varint(&mut body, line.sku.0);
-                put_varint(&mut body, line.store.0);
-                put_varint(&mut body, u64::from(line.qty));
-            }
-            let parts = r.parts.unwrap_or(&[]);
-            put_varint(&mut body, parts.len() as u64);
-            for &part in parts {
-                put_varint(&mut body, u64::from(part));
+            put_varint(&mut section, usage.campaign.0);
+            put_varint(&mut section, usage.item.sku.0);
+            put_varint(&mut section, usage.item.store.0);
+            put_varint(&mut section, u64::from(usage.quota));
+            put_varint(&mut section, u64::from(usage.per_customer));
+            put_varint(&mut section, customers.len() as u64);
+            for &(customer, units) in customers {
+                put_varint(&mut section, customer.0);
+                put_varint(&mut section, u64::from(units));
             }
         });
-        cuts.push(cut);
+        cuts.resize(shards, cut);
+        let mut head = vec![CAMPAIGNS_VERSION];
+        put_varint(&mut head, cut);
+        put_varint(&mut head, count);
+        head.extend_from_slice(&section);
+        campaigns = Some(head);
+    } else {
+        for n in 0..shards {
+            cuts.push(inventory.snapshot_shard(n, &mut write));
+        }
+        if inventory.campaigns_seen() {
+            // A campaign was defined during the pass: read again at one cut.
+            return image(inventory, covers);
+        }
     }
     let mut reservations = Vec::with_capacity(body.len() + 10);
     put_varint(&mut reservations, count);
@@ -179,6 +250,9 @@ pub(crate) fn image(inventory: &Inventory, covers: u64) -> Vec<u8> {
     put_varint(&mut counted, count);
     counted.extend_from_slice(&points);
     section(&mut out, 4, &counted);
+    if let Some(campaigns) = campaigns {
+        section(&mut out, 5, &campaigns);
+    }
     out.push(0);
     let sum = checksum(&out);
     out.extend_from_slice(&sum.to_le_bytes());
@@ -260,7 +334,7 @@ pub(crate) fn load(inventory: &Inventory, bytes: &[u8]) -> Result<Cover, DecodeE
     };
     if let Some((tag, _)) = found
         .iter()
-        .find(|(tag, _)| !(1..=4).contains(tag) && *tag < 128)
+        .find(|(tag, _)| !(1..=5).contains(tag) && *tag < 128)
     {
         let _ = tag;
         return Err(DecodeError {
@@ -309,6 +383,41 @@ pub(crate) fn load(inventory: &Inventory, bytes: &[u8]) -> Result<Cover, DecodeE
         restore(ring[(n % AHEAD as u64) as usize]);
     }
 
+    let mut campaign_cut = 0;
+    if let Some((_, campaigns)) = found.iter().find(|(tag, _)| *tag == 5) {
+        let mut r = Reader::new(campaigns);
+        if r.byte()? != CAMPAIGNS_VERSION {
+            return r.fail("unknown campaign section version");
+        }
+        campaign_cut = r.varint()?;
+        if cuts.iter().any(|&cut| cut != campaign_cut) {
+            return r.fail("campaigns read at another cut than the shards");
+        }
+        let count = r.varint()?;
+        for _ in 0..count {
+            let campaign = CampaignId(r.varint()?);
+            let item = ItemKey::new(Sku(r.varint()?), StoreId(r.varint()?));
+            let (quota, per_customer) = (r.u32()?, r.u32()?);
+            if inventory
+                .restore_campaign_defined(campaign, item, quota, per_customer)
+                .is_err()
+            {
+                return r.fail("a campaign that does not fit the table");
+            }
+            let n = r.varint()?;
+            for _ in 0..n {
+                let customer = CustomerId(r.varint()?);
+                let units = r.u32()?;
+                if inventory
+                    .restore_campaign_count(campaign, item, customer, units)
+                    .is_err()
+                {
+                    return r.fail("a campaign count that does not fit");
+                }
+            }
+        }
+    }
+
     let mut r = Reader::new(body(3)?);
     let count = r.varint()?;
     for _ in 0..count {
@@ -342,15 +451,26 @@ pub(crate) fn load(inventory: &Inventory, bytes: &[u8]) -> Result<Cover, DecodeE
         for _ in 0..n {
             parts.push(r.u32()?);
         }
+        let campaign = if kind & 4 != 0 {
+            let (campaign, customer) = (CampaignId(r.varint()?), CustomerId(r.varint()?));
+            let joins = match r.byte()? {
+                0 => Joins::Dead,
+                1 => Joins::Counted,
+                _ => return r.fail("not a flag"),
+            };
+            Some((campaign, customer, joins))
+        } else {
+            None
+        };
         if inventory
-            .restore_reserved(id, channel, &lines, deadline)
+            .restore_reserved(id, channel, &lines, deadline, campaign)
             .is_err()
         {
             return r.fail("a reservation twice");
         }
         if state != ReservationState::Pending
             && inventory
-                .restore_finished(id, state, finished_at, &parts)
+                .restore_finished(id, state, finished_at, &parts, false)
                 .is_err()
         {
             return r.fail("a terminal reservation that does not fit");
@@ -368,5 +488,6 @@ pub(crate) fn load(inventory: &Inventory, bytes: &[u8]) -> Result<Cover, DecodeE
         covers,
         cuts,
         hasher,
+        campaign_cut,
     })
 }

@@ -462,6 +462,8 @@ impl InventoryBuilder {
             retention_ms: self.retention_ms,
             observer: self.observer,
             campaigns,
+            campaign_order: parking_lot::RwLock::new(()),
+            campaigns_seen: std::sync::atomic::AtomicBool::new(false),
             alerts: Alerts::new(
                 self.alert_observer.clone(),
                 self.keep_alerts.unwrap_or(self.alert_observer.is_none()),

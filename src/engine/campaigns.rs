@@ -11,6 +11,15 @@
 //! flight). A refusal that can be read without the lock (unknown
 //! campaign, another item, quota exhausted) is given before it when the
 //! shard's id filter proves the id unknown, writing nothing.
+//!
+//! With a journal, `campaign_order` orders the records: a definition or an
+//! end takes its sequence number and changes the table under the write
+//! lock; a campaign reservation holds the read lock from counting to
+//! taking its own number (inside the cell's claim). So a reservation's
+//! record always follows the definition it counted under and precedes the
+//! end of that campaign, and every journal prefix recounts to counters the
+//! engine had (see docs/DURABILITY.md). Without a journal the lock is not
+//! taken.
 
 use super::reserve::validate_lines;
 use super::{ack, zero_ttl, Inventory};
@@ -65,8 +74,11 @@ impl Inventory {
         quota: u32,
         per_customer: u32,
     ) -> Result<(), Error> {
-        self.campaigns_allowed()?;
         let item = ItemKey::new(sku, store);
+        let mut effects = self.effects(Op::DefineCampaign);
+        let order = self.durable.is_some().then(|| self.campaign_order.write());
+        self.campaigns_seen
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         match self.campaigns.define(campaign, item, quota, per_customer) {
             Defined::Ok => {}
             Defined::OtherItem => {
@@ -80,8 +92,19 @@ impl Inventory {
                 })
             }
         }
-        // Never journaled (see campaigns_allowed): the op names nothing.
-        let mut effects = self.effects(Op::Reserve);
+        // Numbered under the write lock: no campaign reservation is
+        // between counting and numbering, and none counts under these
+        // terms before this number.
+        if let Some(seqs) = effects.seqs() {
+            let seq = seqs.take();
+            effects.journal(|steps| {
+                steps.begin(seq, None, None);
+                steps
+                    .current()
+                    .campaign_defined(campaign, item, quota, per_customer);
+            });
+        }
+        drop(order);
         effects.push(|| Effect::CampaignDefined {
             campaign,
             item,
@@ -101,11 +124,19 @@ impl Inventory {
     ///
     /// [`Error::UnknownCampaign`] if it is not defined.
     pub fn end_campaign(&self, campaign: CampaignId) -> Result<(), Error> {
-        self.campaigns_allowed()?;
+        let mut effects = self.effects(Op::EndCampaign);
+        let order = self.durable.is_some().then(|| self.campaign_order.write());
         if !self.campaigns.end(campaign) {
             return Err(Error::UnknownCampaign { campaign });
         }
-        let mut effects = self.effects(Op::Reserve);
+        if let Some(seqs) = effects.seqs() {
+            let seq = seqs.take();
+            effects.journal(|steps| {
+                steps.begin(seq, None, None);
+                steps.current().campaign_ended(campaign);
+            });
+        }
+        drop(order);
         effects.push(|| Effect::CampaignEnded { campaign });
         let _ = self.publish(&mut effects);
         Ok(())
@@ -173,7 +204,6 @@ impl Inventory {
         if ttl_ms == 0 {
             return Err(zero_ttl());
         }
-        self.campaigns_allowed()?;
         let (home, keyed) = self.shard(id);
         // The sold-out path: read the campaign, compare, and refuse if the
         // id filter proves the id unknown (a known id is answered from its
@@ -213,11 +243,14 @@ impl Inventory {
                 // held (see reserve.rs).
                 let ids = &home.ids;
                 ids.add(id.0);
+                let order = self.durable.is_some().then(|| self.campaign_order.read());
+                let mut seal = Seal::new(effects.seqs());
                 let held =
                     self.campaigns
                         .reserve(campaign, customer, line.item(), line.qty, || {
-                            self.hold_line(&line, None, channel, &mut Seal::new(None))
+                            self.hold_line(&line, None, channel, &mut seal)
                         });
+                drop(order);
                 match held {
                     Err(refusal) => {
                         ids.remove(id.0);
@@ -232,6 +265,19 @@ impl Inventory {
                     }
                     Ok((units, held)) => {
                         let deadline = deadline_after(now, ttl_ms);
+                        if let Some(got) = seal.got {
+                            let cell = (held.cell, got.on_hand, got.reserved);
+                            self.journal_cells(&mut effects, got.seq, std::iter::once(cell));
+                            effects.journal(|steps| {
+                                steps.current().reserved(
+                                    id,
+                                    channel,
+                                    deadline,
+                                    lines.iter().copied(),
+                                    Some((campaign, customer)),
+                                );
+                            });
+                        }
                         effects.push(|| Effect::Stock {
                             item: line.item(),
                             on_hand: 0,
@@ -258,17 +304,6 @@ impl Inventory {
         self.settle_log(&mut effects);
         drop(shard);
         self.publish_answer(&mut effects, answer)
-    }
-
-    /// Campaigns are not journaled yet: a journaled inventory refuses
-    /// them rather than keep state it could not recover.
-    fn campaigns_allowed(&self) -> Result<(), Error> {
-        if self.refuses_campaigns() {
-            return Err(Error::Invalid {
-                reason: "campaigns are not journaled yet: an inventory with a journal refuses them",
-            });
-        }
-        Ok(())
     }
 
     /// The `reserve` request with `campaign` and `customer` (the replay

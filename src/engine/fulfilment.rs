@@ -398,9 +398,13 @@ impl Inventory {
                             customer: None,
                         });
                         effects.journal(|steps| {
-                            steps
-                                .current()
-                                .reserved(id, channel, deadline, lines.iter().copied());
+                            steps.current().reserved(
+                                id,
+                                channel,
+                                deadline,
+                                lines.iter().copied(),
+                                None,
+                            );
                         });
                         let at = shard.insert(keyed, channel, deadline, &held, vacancy);
                         Ok(ReservationLines {

@@ -17,6 +17,7 @@ mod stock_ops;
 mod tests;
 
 pub use builder::{InventoryBuilder, DEFAULT_EXPECTED_ITEMS};
+pub(crate) use restore::{Joins, Remembered};
 pub use sourcing::{FewestStores, GivenOrder, MostAvailableFirst, SourceRequest, Sourcing};
 
 use crate::alerts::Alerts;
@@ -77,6 +78,13 @@ pub struct Inventory {
     retention_ms: u64,
     observer: Option<Arc<dyn EffectObserver>>,
     campaigns: std::sync::Arc<Campaigns>,
+    /// With a journal, orders campaign definitions and ends (writers)
+    /// against campaign reservations (readers, from counting to taking
+    /// their sequence number): see `engine/campaigns.rs`.
+    campaign_order: parking_lot::RwLock<()>,
+    /// Set (before its number is taken) by the first campaign definition,
+    /// never cleared: snapshots read campaigns only from then on.
+    campaigns_seen: std::sync::atomic::AtomicBool,
     alerts: Alerts,
     /// The journal's sequence numbers and sink; `None`: in memory only.
     durable: Option<Box<Durable>>,

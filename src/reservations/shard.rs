@@ -656,6 +656,34 @@ impl ReservationShard {
         }
     }
 
+    /// The campaign units the reservation at `at` counted, if it joined a
+    /// campaign (recovery and snapshots).
+    pub(crate) fn campaign_units(&self, at: u32) -> Option<CampaignUnits> {
+        if self.campaign_units.is_empty() {
+            return None;
+        }
+        self.campaign_units.get(&self.records.get(at).id).copied()
+    }
+
+    /// What the terminal reservation at `at` gives back to its campaign
+    /// when it finishes (recovery's side of the give-back in
+    /// [`finish_with`](Self::finish_with)): all of it unless committed, the
+    /// uncommitted part of a partial commit.
+    pub(crate) fn campaign_give_back(&self, at: u32) -> Option<CampaignUnits> {
+        let units = self.campaign_units(at)?;
+        let record = self.records.get(at);
+        let kept = match record.state {
+            ReservationState::Committed => self
+                .committed_parts(at)
+                .map_or(units.qty, |parts| parts.first().copied().unwrap_or(0)),
+            _ => 0,
+        };
+        Some(CampaignUnits {
+            qty: units.qty.saturating_sub(kept),
+            ..units
+        })
+    }
+
     /// A recovered finish: the state change and its filing, without the
     /// units (see [`finish_with`](Self::finish_with)). False if not pending.
     pub(crate) fn finish_recovered(
@@ -714,12 +742,24 @@ impl ReservationShard {
     /// `(record, lines, parts, finished at)`.
     pub(crate) fn for_each_remembered(
         &self,
-        mut visit: impl FnMut(&Reservation, &mut dyn Iterator<Item = HeldLine>, Option<&[u32]>, u64),
+        mut visit: impl FnMut(
+            &Reservation,
+            &mut dyn Iterator<Item = HeldLine>,
+            Option<&[u32]>,
+            u64,
+            Option<CampaignUnits>,
+        ),
     ) {
         for at in self.by_id.positions() {
             let record = self.records.get(at);
             if record.state == ReservationState::Pending {
-                visit(record, &mut self.lines(at), None, 0);
+                visit(
+                    record,
+                    &mut self.lines(at),
+                    None,
+                    0,
+                    self.campaign_units(at),
+                );
             }
         }
         for finished in self.index.finished_in_order() {
@@ -730,6 +770,7 @@ impl ReservationShard {
                 &mut self.lines(finished.position),
                 parts,
                 finished.at_ms,
+                self.campaign_units(finished.position),
             );
         }
     }
