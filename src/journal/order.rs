@@ -19,7 +19,7 @@
 
 use super::error::JournalError;
 use super::format::MAX_PAYLOAD;
-use crate::sync::{AtomicU64, Condvar, Mutex, MutexGuard, Ordering};
+use crate::sync::{AtomicBool, AtomicU64, Condvar, Mutex, MutexGuard, Ordering};
 use std::collections::{BTreeMap, VecDeque};
 use std::task::Waker;
 use std::time::Duration;
@@ -33,8 +33,16 @@ pub struct Order {
     work: Condvar,
     /// Appenders held back by backpressure wait here.
     space: Condvar,
-    /// `wait_durable` and `sync` wait here.
+    /// `sync` waits here.
     progress: Condvar,
+    /// `wait_durable` waits on `durable_changed` with this lock, not the
+    /// state's: the many threads woken after an fsync then take this
+    /// short lock in turn, and never hold up appenders or the writer.
+    waiting: Mutex<()>,
+    durable_changed: Condvar,
+    /// Set (under the state lock) once the journal failed or closed:
+    /// `wait_durable` then reads its answer from the state.
+    stopped: AtomicBool,
     written: AtomicU64,
     durable: AtomicU64,
     /// In `Durability::None` a record counts as durable once written.
@@ -118,6 +126,9 @@ impl Order {
             work: Condvar::new(),
             space: Condvar::new(),
             progress: Condvar::new(),
+            waiting: Mutex::new(()),
+            durable_changed: Condvar::new(),
+            stopped: AtomicBool::new(false),
             written: AtomicU64::new(last_seq),
             durable: AtomicU64::new(last_seq),
             durable_when_written,
@@ -271,6 +282,7 @@ impl Order {
         }
         drop(st);
         self.progress.notify_all();
+        self.wake_durable_waiters();
         for waker in ready {
             waker.wake();
         }
@@ -292,12 +304,24 @@ impl Order {
     }
 
     fn wake_all(&self, st: &mut State) {
+        if st.error.is_some() || st.closed {
+            self.stopped.store(true, Ordering::Release);
+        }
         for (_, (_, waker)) in std::mem::take(&mut st.wakers) {
             waker.wake();
         }
         self.work.notify_all();
         self.space.notify_all();
         self.progress.notify_all();
+        self.wake_durable_waiters();
+    }
+
+    /// Wakes every `wait_durable` waiter, after `durable` or `stopped`
+    /// was stored: taking `waiting` first means a waiter that read the old
+    /// value under it is already waiting, so the notification reaches it.
+    fn wake_durable_waiters(&self) {
+        drop(self.waiting.lock());
+        self.durable_changed.notify_all();
     }
 
     /// Asks the writer to write what is ready, sync and stop.
@@ -331,18 +355,20 @@ impl Order {
         if self.durable.load(Ordering::Acquire) >= seq {
             return Ok(());
         }
-        let mut st = self.state.lock();
+        let mut waiting = self.waiting.lock();
         loop {
-            if st.durable >= seq {
+            if self.durable.load(Ordering::Acquire) >= seq {
                 return Ok(());
             }
-            if let Some(error) = &st.error {
-                return Err(error.clone());
+            if self.stopped.load(Ordering::Acquire) {
+                drop(waiting);
+                let st = self.state.lock();
+                if st.durable >= seq {
+                    return Ok(());
+                }
+                return Err(st.error.clone().unwrap_or(JournalError::Closed));
             }
-            if st.closed {
-                return Err(JournalError::Closed);
-            }
-            st = self.progress.wait(st);
+            waiting = self.durable_changed.wait(waiting);
         }
     }
 
