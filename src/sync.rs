@@ -8,8 +8,14 @@
 //! section is a handful of infallible updates).
 
 #[cfg(not(omnistock_loom))]
+#[cfg_attr(not(feature = "journal"), allow(unused_imports))]
+pub(crate) use std::sync::atomic::fence;
+#[cfg(not(omnistock_loom))]
 pub(crate) use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 
+#[cfg(omnistock_loom)]
+#[cfg_attr(not(feature = "journal"), allow(unused_imports))]
+pub(crate) use loom::sync::atomic::fence;
 #[cfg(omnistock_loom)]
 pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 

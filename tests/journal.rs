@@ -522,7 +522,8 @@ fn backpressure_bounds_the_queue_and_the_lowest_seq_always_gets_in() {
     let journal = Arc::new(journal);
     let appended = Arc::new(AtomicUsize::new(0));
     // Seq 1 is held back, so nothing can be written: the appender of
-    // 2..=100 must stop once 8 records wait.
+    // 2..=100 must stop at 9, more than 8 seqs above the last written (0),
+    // with 7 records waiting.
     let appender = {
         let (journal, appended) = (journal.clone(), appended.clone());
         thread::spawn(move || {
@@ -533,7 +534,7 @@ fn backpressure_bounds_the_queue_and_the_lowest_seq_always_gets_in() {
         })
     };
     let started = Instant::now();
-    while appended.load(Ordering::SeqCst) < 8 {
+    while appended.load(Ordering::SeqCst) < 7 {
         assert!(journal.queued_records() <= 8);
         assert!(
             started.elapsed() < Duration::from_secs(60),
@@ -545,8 +546,8 @@ fn backpressure_bounds_the_queue_and_the_lowest_seq_always_gets_in() {
     for _ in 0..1000 {
         thread::yield_now();
     }
-    assert_eq!(appended.load(Ordering::SeqCst), 8);
-    assert_eq!(journal.queued_records(), 8);
+    assert_eq!(appended.load(Ordering::SeqCst), 7);
+    assert_eq!(journal.queued_records(), 7);
     assert!(!appender.is_finished());
     journal.append(1, payload(1));
     appender.join().unwrap();
@@ -554,6 +555,53 @@ fn backpressure_bounds_the_queue_and_the_lowest_seq_always_gets_in() {
     assert_eq!(journal.queued_records(), 0);
     drop(journal);
     assert_eq!(all_records(dir.path(), 0).len(), 100);
+}
+
+#[test]
+fn big_payloads_wait_for_the_byte_budget_and_small_ones_do_not() {
+    let dir = Scratch::new("byte-budget");
+    let bounded = JournalOptions {
+        max_queued_bytes: 4096,
+        ..options(Durability::None)
+    };
+    let (journal, _) = open(dir.path(), bounded);
+    let journal = Arc::new(journal);
+    let big = |seq: u64| vec![seq as u8; 2048];
+    // Seq 1 is held back: small records pass the byte budget, big ones
+    // stop once 4,096 bytes of big payloads wait (seqs 3 and 4).
+    journal.append(2, payload(2));
+    let appended = Arc::new(AtomicUsize::new(0));
+    let appender = {
+        let (journal, appended) = (journal.clone(), appended.clone());
+        thread::spawn(move || {
+            for seq in 3..=10 {
+                journal.append(seq, big(seq));
+                appended.fetch_add(1, Ordering::SeqCst);
+            }
+        })
+    };
+    let started = Instant::now();
+    while appended.load(Ordering::SeqCst) < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "appender stuck early"
+        );
+        thread::yield_now();
+    }
+    for _ in 0..1000 {
+        thread::yield_now();
+    }
+    assert_eq!(appended.load(Ordering::SeqCst), 2);
+    assert_eq!(journal.queued_records(), 3);
+    assert!(!appender.is_finished());
+    journal.append(1, payload(1));
+    appender.join().unwrap();
+    journal.wait_durable(10).unwrap();
+    assert_eq!(journal.queued_records(), 0);
+    drop(journal);
+    let records = all_records(dir.path(), 0);
+    assert_eq!(records.len(), 10);
+    assert_eq!(records[9], (10, big(10)));
 }
 
 #[test]

@@ -93,7 +93,7 @@ pub enum Durability {
 }
 
 /// How a [`Journal`] writes. `Default`: [`Durability::Sync`], 64 MiB
-/// segments, backpressure at 1,000,000 records or 64 MiB of payload queued.
+/// segments, backpressure at 65,536 records or 64 MiB of big payloads queued.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JournalOptions {
     /// When a record counts as durable.
@@ -101,11 +101,14 @@ pub struct JournalOptions {
     /// A segment is rolled before a record would take it past this many
     /// bytes (a record larger than this gets a segment of its own).
     pub segment_bytes: u64,
-    /// Backpressure: `append` waits while this many records are appended
-    /// and not yet written (see [`Journal::append`]).
+    /// Backpressure: `append` of a seq waits while it is more than this
+    /// many seqs above the last one written (so at most this many records
+    /// wait in memory). Capped at 65,536: the records wait in a ring of
+    /// slots of that many entries at most (64 bytes each).
     pub max_queued_records: usize,
-    /// Backpressure: `append` waits while this many payload bytes are
-    /// appended and not yet written.
+    /// Backpressure: `append` of a payload of 1 KiB or more waits while
+    /// this many bytes of such payloads are appended and not yet written
+    /// (smaller payloads are bounded by `max_queued_records`).
     pub max_queued_bytes: usize,
     /// Recovery after a power loss in `Batch` or `None` mode, where pages
     /// written but never synced can reach the disk out of order (a hole,
@@ -124,7 +127,7 @@ impl Default for JournalOptions {
         JournalOptions {
             durability: Durability::Sync,
             segment_bytes: 64 << 20,
-            max_queued_records: 1_000_000,
+            max_queued_records: 1 << 16,
             max_queued_bytes: 64 << 20,
             salvage_last_segment: false,
         }
@@ -347,14 +350,15 @@ impl Journal {
     /// `last_seq()`, sets a sticky [`JournalError::Sequence`] (as does a
     /// payload over [`MAX_PAYLOAD`]); after an error the record is dropped.
     ///
-    /// Backpressure: while [`JournalOptions::max_queued_records`] records
-    /// (or `max_queued_bytes` payload bytes) are appended and not yet
-    /// written, or when `seq` is more than that many records above the
-    /// lowest seq not yet appended, `append` blocks until the writer catches up. The
-    /// append of the lowest missing seq never blocks, so the queue always
-    /// drains, provided no thread holding an unappended seq waits for one
-    /// blocked in `append` (take a seq and append it without waiting on
-    /// other appenders in between).
+    /// Backpressure: while `seq` is more than
+    /// [`JournalOptions::max_queued_records`] above the last seq written
+    /// (or, for a payload of 1 KiB or more, while `max_queued_bytes` of
+    /// such payloads wait), `append` blocks until the writer catches up.
+    /// The append of the lowest missing seq always gets in once the
+    /// records below it are written, so the queue always drains, provided
+    /// no thread holding an unappended seq waits for one blocked in
+    /// `append` (take a seq and append it without waiting on other
+    /// appenders in between).
     pub fn append(&self, seq: u64, payload: Vec<u8>) {
         self.shared.order.append(seq, payload);
     }

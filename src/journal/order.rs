@@ -1,36 +1,74 @@
-//! The ordering step between appenders and the writer thread: the reorder
-//! buffer, the written and durable watermarks, and every wait on them.
+//! The ordering step between appenders and the writer thread: the ring of
+//! record slots, the written and durable watermarks, and every wait on them.
 //! No I/O here, only `crate::sync` primitives, so the loom model
 //! (tests/loom_journal.rs) runs this very code.
 //!
+//! An append takes no shared lock: record `seq` goes into slot
+//! `seq % ring` (a lock of its own, shared only with the writer), and the
+//! writer collects slots in seq order, stopping at the first one not yet
+//! filled. One global lock per append made 64 appenders on 2 cores queue and
+//! park on it; the slots removed that (see `docs/PERFORMANCE.md`).
+//!
 //! Invariants:
 //! - Records reach the writer (`take`) strictly in seq order and densely:
-//!   a record above a missing seq waits in `early` until the gap fills.
+//!   a record above a missing seq waits in its slot until the gap fills.
+//! - A slot is reused (by `seq + ring`) only after `seq` was written: an
+//!   append waits while its seq is more than `window` (at most the ring's
+//!   size) above the written watermark.
 //! - `written` and `durable` only grow, and only to the last seq of a batch
 //!   the writer finished: every seq at or below them was written (synced)
 //!   in order, so a waiter released at `seq` has everything below on disk.
+//! - No lost wakeup of the idle writer: it announces `writer_idle`, then
+//!   looks at the next slot again; an appender fills its slot, then reads
+//!   `writer_idle`; a SeqCst fence on both sides makes at least one of them
+//!   see the other.
 //! - A writer error is sticky: after `fail`, no waiter is told "durable"
 //!   for a seq the watermarks had not reached.
-//! - Backpressure: an append waits while `max_records` records (or
-//!   `max_bytes` payload bytes) are appended but not yet written, or while
-//!   its seq is more than `max_records` above the lowest missing one; the
-//!   append of the lowest missing seq never waits, so the queue always
-//!   drains and no set of blocked appenders can wait for each other.
+//! - Backpressure never deadlocks: the lowest missing seq is always within
+//!   the window of the written watermark once the writer has written the
+//!   records below it, which are contiguous; the byte budget never holds
+//!   back the seq right after the last one collected.
 
 use super::error::JournalError;
 use super::format::MAX_PAYLOAD;
-use crate::sync::{AtomicBool, AtomicU64, Condvar, Mutex, MutexGuard, Ordering};
-use std::collections::{BTreeMap, VecDeque};
+use crate::sync::{fence, AtomicBool, AtomicU64, Condvar, Mutex, MutexGuard, Ordering};
+use std::collections::BTreeMap;
 use std::task::Waker;
 use std::time::Duration;
 
-/// The reorder buffer and watermarks shared by appenders, waiters and the
-/// writer (see the module doc for its invariants).
+/// The most slots a ring holds (64-byte slots: 4 MiB).
+pub const MAX_RING: usize = 1 << 16;
+
+/// Payloads this large or larger count against the byte budget
+/// (`max_bytes`); smaller ones are bounded by the window alone.
+pub const BIG_PAYLOAD: usize = 1024;
+
+/// One record's place in the ring.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct Slot {
+    /// The seq whose record the slot holds or held last (0: none yet).
+    /// Stored, under `record`'s lock, after the record.
+    seq: AtomicU64,
+    record: Mutex<Option<Vec<u8>>>,
+}
+
+/// The ring, the watermarks and the waits shared by appenders, waiters and
+/// the writer (see the module doc for its invariants).
 #[derive(Debug)]
 pub struct Order {
     state: Mutex<State>,
+    ring: Box<[Slot]>,
+    /// `ring.len() - 1` (the ring's length is a power of two).
+    mask: u64,
+    /// An append waits while its seq is above `written + window`.
+    window: u64,
+    /// The last seq at open: appends start above it.
+    start: u64,
     /// The writer waits here for records, a sync request or closing.
     work: Condvar,
+    /// Set by the writer (under the state lock) before it waits in `work`.
+    writer_idle: AtomicBool,
     /// Appenders held back by backpressure wait here.
     space: Condvar,
     /// `sync` waits here.
@@ -43,31 +81,31 @@ pub struct Order {
     /// Set (under the state lock) once the journal failed or closed:
     /// `wait_durable` then reads its answer from the state.
     stopped: AtomicBool,
+    /// Set (under the state lock) once the journal failed or is closing:
+    /// appends are dropped.
+    halted: AtomicBool,
+    /// The last seq collected from the ring (the state's `next - 1`).
+    collected: AtomicU64,
     written: AtomicU64,
     durable: AtomicU64,
+    /// Bytes of payloads of at least [`BIG_PAYLOAD`] appended, not yet written.
+    queued_big: AtomicU64,
     /// In `Durability::None` a record counts as durable once written.
     durable_when_written: bool,
-    max_records: usize,
-    max_bytes: usize,
+    max_bytes: u64,
 }
 
 #[derive(Debug)]
 struct State {
-    /// The lowest seq not yet moved to `ready` (the lowest missing one).
+    /// The lowest seq not yet collected from the ring.
     next: u64,
-    /// `early[i]` holds seq `next + i` if it was appended; `early[0]` is
-    /// always empty (it would have moved to `ready`).
-    early: VecDeque<Option<Vec<u8>>>,
     /// Records `ready_first..next`, in order, for the writer to take.
     ready: Vec<Vec<u8>>,
     ready_first: u64,
-    /// Appended and not yet written: records and payload bytes.
-    queued_records: usize,
-    queued_bytes: usize,
+    /// Big-payload bytes collected since the writer's last `written`.
+    collected_big: u64,
     /// Appenders waiting in `space`.
     blocked: usize,
-    /// The writer is waiting in `work`.
-    writer_idle: bool,
     written: u64,
     synced: u64,
     durable: u64,
@@ -96,23 +134,26 @@ pub struct Batch {
 }
 
 impl Order {
-    /// An empty buffer whose next expected seq is `last_seq + 1`.
+    /// An empty order whose next expected seq is `last_seq + 1`. At most
+    /// `max_records` (capped at [`MAX_RING`]) seqs past the last one
+    /// written may be appended, and `max_bytes` of big payloads.
     pub fn new(
         last_seq: u64,
         durable_when_written: bool,
         max_records: usize,
         max_bytes: usize,
     ) -> Order {
+        let window = max_records.clamp(1, MAX_RING);
+        let ring: Box<[Slot]> = (0..window.next_power_of_two())
+            .map(|_| Slot::default())
+            .collect();
         Order {
             state: Mutex::new(State {
                 next: last_seq + 1,
-                early: VecDeque::new(),
                 ready: Vec::new(),
                 ready_first: last_seq + 1,
-                queued_records: 0,
-                queued_bytes: 0,
+                collected_big: 0,
                 blocked: 0,
-                writer_idle: false,
                 written: last_seq,
                 synced: last_seq,
                 durable: last_seq,
@@ -123,18 +164,40 @@ impl Order {
                 wakers: BTreeMap::new(),
                 next_token: 0,
             }),
+            mask: ring.len() as u64 - 1,
+            ring,
+            window: window as u64,
+            start: last_seq,
             work: Condvar::new(),
+            writer_idle: AtomicBool::new(false),
             space: Condvar::new(),
             progress: Condvar::new(),
             waiting: Mutex::new(()),
             durable_changed: Condvar::new(),
             stopped: AtomicBool::new(false),
+            halted: AtomicBool::new(false),
+            collected: AtomicU64::new(last_seq),
             written: AtomicU64::new(last_seq),
             durable: AtomicU64::new(last_seq),
+            queued_big: AtomicU64::new(0),
             durable_when_written,
-            max_records: max_records.max(1),
-            max_bytes: max_bytes.max(1),
+            max_bytes: max_bytes.max(1) as u64,
         }
+    }
+
+    fn slot(&self, seq: u64) -> &Slot {
+        &self.ring[(seq & self.mask) as usize]
+    }
+
+    /// Whether record `seq` of `len` bytes may go into the ring now.
+    fn has_room(&self, seq: u64, len: usize) -> bool {
+        let written = self.written.load(Ordering::Acquire);
+        if seq > written + self.window {
+            return false;
+        }
+        len < BIG_PAYLOAD
+            || self.queued_big.load(Ordering::Acquire) < self.max_bytes
+            || seq <= self.collected.load(Ordering::Acquire) + 1
     }
 
     /// Hands over record `seq`. Waits only for backpressure (see the module
@@ -143,65 +206,84 @@ impl Order {
     /// dropped.
     pub fn append(&self, seq: u64, payload: Vec<u8>) {
         let len = payload.len();
-        let mut st = self.state.lock();
-        let index = loop {
-            if st.error.is_some() || st.closing {
-                return;
-            }
-            if seq < st.next {
-                let reason = "seq already appended (or at or below the journal's last seq at open)";
-                self.fail_locked(&mut st, JournalError::Sequence { seq, reason });
-                return;
-            }
-            let index = seq - st.next;
-            if index < st.early.len() as u64 && st.early[index as usize].is_some() {
-                let reason = "seq appended twice";
-                self.fail_locked(&mut st, JournalError::Sequence { seq, reason });
-                return;
-            }
-            let full = st.queued_records >= self.max_records
-                || st.queued_bytes >= self.max_bytes
-                || index > self.max_records as u64;
-            if index == 0 || !full {
-                break index as usize;
-            }
-            st.blocked += 1;
-            st = self.space.wait(st);
-            st.blocked -= 1;
-        };
+        if self.halted.load(Ordering::Acquire) {
+            return;
+        }
+        if seq <= self.start {
+            let reason = "seq at or below the journal's last seq at open";
+            self.fail(JournalError::Sequence { seq, reason });
+            return;
+        }
         if len > MAX_PAYLOAD {
-            self.fail_locked(&mut st, JournalError::TooLarge { seq, len });
+            self.fail(JournalError::TooLarge { seq, len });
             return;
         }
-        st.queued_records += 1;
-        st.queued_bytes += len;
-        if index != 0 {
-            if st.early.len() <= index {
-                st.early.resize_with(index + 1, || None);
-            }
-            st.early[index] = Some(payload);
+        if !self.has_room(seq, len) && !self.wait_for_room(seq, len) {
             return;
         }
-        if st.ready.is_empty() {
-            st.ready_first = seq;
-        }
-        st.ready.push(payload);
-        st.next += 1;
-        if !st.early.is_empty() {
-            st.early.pop_front();
-            while let Some(Some(_)) = st.early.front() {
-                let record = st.early.pop_front().flatten().expect("checked Some");
-                st.ready.push(record);
-                st.next += 1;
+        let slot = self.slot(seq);
+        {
+            let mut record = slot.record.lock();
+            if slot.seq.load(Ordering::Acquire) == seq
+                || seq <= self.collected.load(Ordering::Acquire)
+            {
+                drop(record);
+                let reason = "seq appended twice";
+                self.fail(JournalError::Sequence { seq, reason });
+                return;
             }
+            if len >= BIG_PAYLOAD {
+                self.queued_big.fetch_add(len as u64, Ordering::AcqRel);
+            }
+            *record = Some(payload);
+            slot.seq.store(seq, Ordering::Release);
         }
-        if st.writer_idle {
+        // Pairs with the fence in `take`: either the writer sees this slot
+        // filled, or this thread sees it idle and wakes it.
+        fence(Ordering::SeqCst);
+        if self.writer_idle.load(Ordering::Relaxed) {
+            let _st = self.state.lock();
             self.work.notify_one();
         }
-        if st.blocked > 0 {
-            // The lowest missing seq moved: its appender may be waiting.
-            self.space.notify_all();
+    }
+
+    /// Waits until `seq` has room (true) or the journal halted (false).
+    fn wait_for_room(&self, seq: u64, len: usize) -> bool {
+        let mut st = self.state.lock();
+        st.blocked += 1;
+        let room = loop {
+            if st.error.is_some() || st.closing {
+                break false;
+            }
+            if self.has_room(seq, len) {
+                break true;
+            }
+            st = self.space.wait(st);
+        };
+        st.blocked -= 1;
+        room
+    }
+
+    /// Moves the records filled in order from slot `next` on into `ready`.
+    fn collect(&self, st: &mut State) {
+        loop {
+            let slot = self.slot(st.next);
+            if slot.seq.load(Ordering::Acquire) != st.next {
+                break;
+            }
+            let Some(record) = slot.record.lock().take() else {
+                break;
+            };
+            if record.len() >= BIG_PAYLOAD {
+                st.collected_big += record.len() as u64;
+            }
+            if st.ready.is_empty() {
+                st.ready_first = st.next;
+            }
+            st.ready.push(record);
+            st.next += 1;
         }
+        self.collected.store(st.next - 1, Ordering::Release);
     }
 
     /// The writer's side: waits until records are ready, a sync is asked
@@ -212,18 +294,28 @@ impl Order {
         debug_assert!(out.is_empty());
         let mut st = self.state.lock();
         let mut waited = false;
-        while st.ready.is_empty()
-            && !st.closing
-            && st.error.is_none()
-            && st.sync_target <= st.synced
-            && !(waited && timeout.is_some())
-        {
-            st.writer_idle = true;
+        loop {
+            self.collect(&mut st);
+            if !st.ready.is_empty()
+                || st.closing
+                || st.error.is_some()
+                || st.sync_target > st.synced
+                || (waited && timeout.is_some())
+            {
+                break;
+            }
+            self.writer_idle.store(true, Ordering::Relaxed);
+            // Pairs with the fence in `append` (see the module doc).
+            fence(Ordering::SeqCst);
+            if self.slot(st.next).seq.load(Ordering::Acquire) == st.next {
+                self.writer_idle.store(false, Ordering::Relaxed);
+                continue;
+            }
             st = match timeout {
                 None => self.work.wait(st),
                 Some(timeout) => self.work.wait_for(st, timeout),
             };
-            st.writer_idle = false;
+            self.writer_idle.store(false, Ordering::Relaxed);
             waited = true;
         }
         std::mem::swap(out, &mut st.ready);
@@ -236,12 +328,14 @@ impl Order {
         }
     }
 
-    /// The writer wrote (to the OS) every record through `through`:
-    /// `records` records of `bytes` payload bytes since its last call.
-    pub fn written(&self, through: u64, records: usize, bytes: usize) {
+    /// The writer wrote (to the OS) every record through `through`: every
+    /// record it took so far.
+    pub fn written(&self, through: u64) {
         let mut st = self.state.lock();
-        st.queued_records -= records;
-        st.queued_bytes -= bytes;
+        let big = std::mem::take(&mut st.collected_big);
+        if big > 0 {
+            self.queued_big.fetch_sub(big, Ordering::AcqRel);
+        }
         st.written = through;
         self.written.store(through, Ordering::Release);
         if st.blocked > 0 {
@@ -298,12 +392,13 @@ impl Order {
         if st.error.is_none() {
             st.error = Some(error);
         }
-        // Nothing more will be written: free the queued payloads.
-        st.early.clear();
+        // Nothing more will be written: drop what waits.
+        st.ready.clear();
         self.wake_all(st);
     }
 
     fn wake_all(&self, st: &mut State) {
+        self.halted.store(true, Ordering::Release);
         if st.error.is_some() || st.closed {
             self.stopped.store(true, Ordering::Release);
         }
@@ -335,7 +430,6 @@ impl Order {
     pub fn closed(&self) {
         let mut st = self.state.lock();
         st.closed = true;
-        st.early.clear();
         self.wake_all(&mut st);
     }
 
@@ -377,12 +471,11 @@ impl Order {
     /// sticky error once there is one.
     pub fn sync(&self) -> Result<u64, JournalError> {
         let mut st = self.state.lock();
+        self.collect(&mut st);
         let target = st.next - 1;
         if st.synced < target {
             st.sync_target = st.sync_target.max(target);
-            if st.writer_idle {
-                self.work.notify_one();
-            }
+            self.work.notify_one();
         }
         loop {
             if let Some(error) = &st.error {
@@ -441,6 +534,13 @@ impl Order {
 
     /// Records appended and not yet written (for tests of backpressure).
     pub fn queued_records(&self) -> usize {
-        self.state.lock().queued_records
+        let st = self.state.lock();
+        let collected = (st.next - 1 - st.written) as usize;
+        let in_ring = self
+            .ring
+            .iter()
+            .filter(|slot| slot.seq.load(Ordering::Acquire) >= st.next)
+            .count();
+        collected + in_ring
     }
 }

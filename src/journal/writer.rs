@@ -107,7 +107,6 @@ impl Writer {
     fn write_batch(&mut self, first: u64, batch: &mut Vec<Vec<u8>>) -> Result<(), JournalError> {
         debug_assert_eq!(first, self.written + 1);
         let records = batch.len();
-        let mut payload_bytes = 0;
         self.buf.clear();
         for (i, payload) in batch.drain(..).enumerate() {
             let seq = first + i as u64;
@@ -119,14 +118,13 @@ impl Writer {
             }
             self.chain = format::chain(&self.chain, seq, &payload);
             format::encode_frame(&mut self.buf, seq, &self.chain, &payload);
-            payload_bytes += payload.len();
         }
         self.flush()?;
         self.written = first + records as u64 - 1;
         let stats = &self.shared.stats;
         stats.records.fetch_add(records as u64, Ordering::Relaxed);
         stats.batches.fetch_add(1, Ordering::Relaxed);
-        self.order().written(self.written, records, payload_bytes);
+        self.order().written(self.written);
         Ok(())
     }
 
