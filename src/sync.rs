@@ -16,8 +16,16 @@ pub(crate) use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, O
 #[cfg(omnistock_loom)]
 #[cfg_attr(not(feature = "journal"), allow(unused_imports))]
 pub(crate) use loom::sync::atomic::fence;
+
 #[cfg(omnistock_loom)]
 pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
+
+#[cfg(omnistock_loom)]
+#[cfg_attr(not(feature = "journal"), allow(unused_imports))]
+pub(crate) use loom::thread::{current as current_thread, park, Thread};
+#[cfg(not(omnistock_loom))]
+#[cfg_attr(not(feature = "journal"), allow(unused_imports))]
+pub(crate) use std::thread::{current as current_thread, park, Thread};
 
 /// One round of waiting for another thread to finish a step of a few
 /// instructions (a cell claimed by a multi-line cart): a spin hint for the

@@ -31,8 +31,12 @@
 
 use super::error::JournalError;
 use super::format::MAX_PAYLOAD;
-use crate::sync::{fence, AtomicBool, AtomicU64, Condvar, Mutex, MutexGuard, Ordering};
+use crate::sync::{
+    current_thread, fence, park, wait_a_little, AtomicBool, AtomicU64, AtomicU8, Condvar, Mutex,
+    MutexGuard, Ordering, Thread,
+};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::task::Waker;
 use std::time::Duration;
 
@@ -73,11 +77,10 @@ pub struct Order {
     space: Condvar,
     /// `sync` waits here.
     progress: Condvar,
-    /// `wait_durable` waits on `durable_changed` with this lock, not the
-    /// state's: the many threads woken after an fsync then take this
-    /// short lock in turn, and never hold up appenders or the writer.
-    waiting: Mutex<()>,
-    durable_changed: Condvar,
+    /// Threads parked in `wait_durable`, with the seq each waits for. The
+    /// writer unparks exactly those its new watermark covers, each on its
+    /// own: no lock the woken must take in turn.
+    waiters: Mutex<Vec<(u64, Arc<Waiter>)>>,
     /// Set (under the state lock) once the journal failed or closed:
     /// `wait_durable` then reads its answer from the state.
     stopped: AtomicBool,
@@ -117,6 +120,20 @@ struct State {
     wakers: BTreeMap<u64, (u64, Waker)>,
     next_token: u64,
 }
+
+/// One `wait_durable` call, as the writer sees it: the thread to unpark
+/// and how far its wake-up got (`WAITING`, `WAKING`, `WOKEN`). The waiter
+/// returns only at `WOKEN`, which the writer stores after its `unpark`
+/// returned, so no unpark ever reaches a thread that has moved on.
+#[derive(Debug)]
+struct Waiter {
+    thread: Thread,
+    state: AtomicU8,
+}
+
+const WAITING: u8 = 0;
+const WAKING: u8 = 1;
+const WOKEN: u8 = 2;
 
 /// What [`Order::take`] handed the writer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -172,8 +189,7 @@ impl Order {
             writer_idle: AtomicBool::new(false),
             space: Condvar::new(),
             progress: Condvar::new(),
-            waiting: Mutex::new(()),
-            durable_changed: Condvar::new(),
+            waiters: Mutex::new(Vec::new()),
             stopped: AtomicBool::new(false),
             halted: AtomicBool::new(false),
             collected: AtomicU64::new(last_seq),
@@ -411,12 +427,26 @@ impl Order {
         self.wake_durable_waiters();
     }
 
-    /// Wakes every `wait_durable` waiter, after `durable` or `stopped`
-    /// was stored: taking `waiting` first means a waiter that read the old
-    /// value under it is already waiting, so the notification reaches it.
+    /// Wakes the `wait_durable` waiters the durable watermark now covers
+    /// (every one once `stopped`), after `durable` or `stopped` was stored:
+    /// a waiter registers under `waiters` and reads both again there, so
+    /// it either sees the new value or is in the list.
     fn wake_durable_waiters(&self) {
-        drop(self.waiting.lock());
-        self.durable_changed.notify_all();
+        let durable = self.durable.load(Ordering::Acquire);
+        let stopped = self.stopped.load(Ordering::Acquire);
+        let mut woken = Vec::new();
+        self.waiters.lock().retain(|(seq, waiter)| {
+            let done = stopped || *seq <= durable;
+            if done {
+                woken.push(waiter.clone());
+            }
+            !done
+        });
+        for waiter in woken {
+            waiter.state.store(WAKING, Ordering::Release);
+            waiter.thread.unpark();
+            waiter.state.store(WOKEN, Ordering::Release);
+        }
     }
 
     /// Asks the writer to write what is ready, sync and stop.
@@ -449,21 +479,38 @@ impl Order {
         if self.durable.load(Ordering::Acquire) >= seq {
             return Ok(());
         }
-        let mut waiting = self.waiting.lock();
-        loop {
+        let waiter = Arc::new(Waiter {
+            thread: current_thread(),
+            state: AtomicU8::new(WAITING),
+        });
+        {
+            let mut waiters = self.waiters.lock();
             if self.durable.load(Ordering::Acquire) >= seq {
                 return Ok(());
             }
-            if self.stopped.load(Ordering::Acquire) {
-                drop(waiting);
-                let st = self.state.lock();
-                if st.durable >= seq {
-                    return Ok(());
+            if !self.stopped.load(Ordering::Acquire) {
+                waiters.push((seq, waiter.clone()));
+                drop(waiters);
+                // A park may end early (an unpark token left by an earlier
+                // wait): the state says whether this one was woken.
+                let mut rounds = 0;
+                loop {
+                    match waiter.state.load(Ordering::Acquire) {
+                        WOKEN => break,
+                        WAKING => wait_a_little(&mut rounds),
+                        _ => park(),
+                    }
                 }
-                return Err(st.error.clone().unwrap_or(JournalError::Closed));
             }
-            waiting = self.durable_changed.wait(waiting);
         }
+        if self.durable.load(Ordering::Acquire) >= seq {
+            return Ok(());
+        }
+        let st = self.state.lock();
+        if st.durable >= seq {
+            return Ok(());
+        }
+        Err(st.error.clone().unwrap_or(JournalError::Closed))
     }
 
     /// Asks for an fsync of every record appended so far (the contiguous
