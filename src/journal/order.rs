@@ -121,15 +121,30 @@ struct State {
     next_token: u64,
 }
 
-/// One `wait_durable` call, as the writer sees it: the thread to unpark
-/// and how far its wake-up got (`WAITING`, `WAKING`, `WOKEN`). The waiter
-/// returns only at `WOKEN`, which the writer stores after its `unpark`
-/// returned, so no unpark ever reaches a thread that has moved on.
+/// One `wait_durable` call, as its waker sees it: the thread to unpark,
+/// how far its wake-up got (`WAITING`, `WAKING`, `WOKEN`), and the waiters
+/// it wakes in turn before it returns. The waiter returns only at `WOKEN`,
+/// which its waker stores after its `unpark` returned, so no unpark ever
+/// reaches a thread that has moved on.
 #[derive(Debug)]
 struct Waiter {
     thread: Thread,
     state: AtomicU8,
+    children: Mutex<Vec<Arc<Waiter>>>,
 }
+
+impl Waiter {
+    fn wake(&self) {
+        self.state.store(WAKING, Ordering::Release);
+        self.thread.unpark();
+        self.state.store(WOKEN, Ordering::Release);
+    }
+}
+
+/// The writer wakes this many waiters of a batch, and each woken waiter
+/// as many more: a tree, so that the writer makes a couple of `unpark`
+/// calls per fsync instead of one per waiter.
+const WAKE_FANOUT: usize = 2;
 
 const WAITING: u8 = 0;
 const WAKING: u8 = 1;
@@ -442,10 +457,16 @@ impl Order {
             }
             !done
         });
-        for waiter in woken {
-            waiter.state.store(WAKING, Ordering::Release);
-            waiter.thread.unpark();
-            waiter.state.store(WOKEN, Ordering::Release);
+        // Waiter i wakes waiters FANOUT * (i + 1) .. FANOUT * (i + 2).
+        for (i, waiter) in woken.iter().enumerate() {
+            let first = WAKE_FANOUT * (i + 1);
+            if first < woken.len() {
+                let last = (first + WAKE_FANOUT).min(woken.len());
+                *waiter.children.lock() = woken[first..last].to_vec();
+            }
+        }
+        for waiter in woken.iter().take(WAKE_FANOUT) {
+            waiter.wake();
         }
     }
 
@@ -482,6 +503,7 @@ impl Order {
         let waiter = Arc::new(Waiter {
             thread: current_thread(),
             state: AtomicU8::new(WAITING),
+            children: Mutex::new(Vec::new()),
         });
         {
             let mut waiters = self.waiters.lock();
@@ -500,6 +522,10 @@ impl Order {
                         WAKING => wait_a_little(&mut rounds),
                         _ => park(),
                     }
+                }
+                let children = std::mem::take(&mut *waiter.children.lock());
+                for child in children {
+                    child.wake();
                 }
             }
         }
