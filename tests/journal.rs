@@ -298,6 +298,53 @@ fn a_tail_torn_at_every_byte_of_the_last_record_is_truncated_and_reported() {
 }
 
 #[test]
+fn sync_zero_fills_ahead_and_a_closed_segment_ends_at_its_last_record() {
+    let dir = Scratch::new("zero-ahead");
+    let (journal, _) = open(dir.path(), options(Durability::Sync));
+    journal.append(1, payload(1));
+    journal.wait_durable(1).unwrap();
+    let file = segment_files(dir.path()).pop().unwrap();
+    let live = fs::read(&file).unwrap();
+    let end = 48 + 32 + payload(1).len();
+    assert!(
+        live.len() > end,
+        "no space zero-filled ahead: {} bytes",
+        live.len()
+    );
+    assert!(live[end..].iter().all(|&b| b == 0));
+    // A reader of the live directory sees the record and no torn tail.
+    let mut records = read(dir.path(), 0).unwrap();
+    assert_eq!(records.by_ref().count(), 1);
+    assert!(records.tail().is_none());
+    drop(journal);
+    assert_eq!(fs::metadata(&file).unwrap().len(), end as u64);
+}
+
+#[test]
+fn a_zeroed_tail_left_by_a_crash_is_no_record_and_appends_go_before_it() {
+    let dir = Scratch::new("zero-tail");
+    written(dir.path(), 5, options(Durability::Sync));
+    let file = segment_files(dir.path()).pop().unwrap();
+    let end = fs::metadata(&file).unwrap().len();
+    // A crash in Sync mode leaves the zero-filled space after the records.
+    let mut bytes = fs::read(&file).unwrap();
+    bytes.resize(end as usize + 5000, 0);
+    fs::write(&file, &bytes).unwrap();
+    assert_eq!(all_records(dir.path(), 0).len(), 5);
+    assert_eq!(verify(dir.path()).unwrap().last_seq, 5);
+    let (journal, report) = open(dir.path(), options(Durability::Batch { every_ms: 5 }));
+    assert_eq!(report.last_seq, 5);
+    assert!(report.truncated.is_empty(), "{report:?}");
+    journal.append(6, payload(6));
+    journal.wait_durable(6).unwrap();
+    drop(journal);
+    let expected: Vec<_> = (1..=6).map(|seq| (seq, payload(seq))).collect();
+    assert_eq!(all_records(dir.path(), 0), expected);
+    assert_eq!(verify(dir.path()).unwrap().records, 6);
+    assert_eq!(record_offsets(&file).len(), 6);
+}
+
+#[test]
 fn a_bit_flipped_before_the_tail_is_an_error_naming_file_and_offset() {
     let source = Scratch::new("flip-source");
     written(source.path(), 6, options(Durability::Sync));

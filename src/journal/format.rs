@@ -11,6 +11,10 @@
 //!     payload length u32 | CRC32C u32 | seq u64 | chain hash [16] | payload
 //! ```
 //!
+//! Zeros from a record boundary to the end of a segment are no record:
+//! space the writer zero-filled ahead in `Durability::Sync` (a record
+//! never starts with a zero length, CRC and seq).
+//!
 //! A record's CRC32C covers every byte of the record but the CRC field
 //! itself (the length, seq, chain hash and payload), so a torn or flipped
 //! byte anywhere is caught. Its chain hash is the first 16 bytes of

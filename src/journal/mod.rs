@@ -10,7 +10,7 @@
 //! The format, the ordering and what a crash can lose are in
 //! `docs/JOURNAL.md`.
 //!
-//! Module map: `format.rs` (bytes on disk), `order.rs` (the reorder buffer
+//! Module map: `format.rs` (bytes on disk), `order.rs` (the ring of record slots
 //! and watermarks, modelled under loom), `writer.rs` (the writer thread),
 //! `segments.rs` (reading and the tail rule), `lock.rs` (the directory
 //! lock), `error.rs` ([`JournalError`]).
@@ -265,10 +265,11 @@ impl Journal {
         let (file, path, len, chain, last_seq) = match tail {
             Some(cursor) => {
                 let file = OpenOptions::new()
-                    .append(true)
+                    .write(true)
                     .open(&cursor.path)
                     .map_err(|e| JournalError::io(&cursor.path, e))?;
-                let len = cursor.bytes.len() as u64;
+                // Appends go after the last record, over any zeroed space.
+                let len = cursor.pos as u64;
                 (file, cursor.path, len, cursor.chain, cursor.expected - 1)
             }
             None => {
@@ -301,6 +302,12 @@ impl Journal {
             shared: shared.clone(),
             durability: options.durability,
             segment_bytes: options.segment_bytes,
+            allocated: file
+                .metadata()
+                .map_err(|e| JournalError::io(&path, e))?
+                .len()
+                .max(len),
+            preallocate: options.durability == Durability::Sync,
             file,
             path,
             len,

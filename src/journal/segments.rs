@@ -160,7 +160,9 @@ impl Cursor {
 
     /// The next record, the end, a torn tail or corruption.
     pub(crate) fn step(&mut self) -> Step {
-        if self.pos == self.bytes.len() {
+        // Zeros from a record boundary to the end of the file are space the
+        // writer filled ahead (no record starts with a zero seq and CRC).
+        if self.bytes[self.pos..].iter().all(|&b| b == 0) {
             return Step::End;
         }
         match format::decode_frame(&self.bytes, self.pos) {

@@ -26,8 +26,14 @@ pub(crate) struct Writer {
     pub(crate) segment_bytes: u64,
     pub(crate) file: File,
     pub(crate) path: PathBuf,
-    /// Bytes in the current segment file.
+    /// Bytes of records (and header) in the current segment file: the
+    /// next batch is written at this offset.
     pub(crate) len: u64,
+    /// The file's size: at or above `len`, zeros past it.
+    pub(crate) allocated: u64,
+    /// Zero-fill the segment ahead of the records (`Durability::Sync`), so
+    /// that the `fdatasync` after a batch rarely has a file size to commit.
+    pub(crate) preallocate: bool,
     /// The chain hash of the last record written.
     pub(crate) chain: Chain,
     /// The last seq written (to the OS) and synced.
@@ -81,10 +87,26 @@ impl Writer {
                 self.order().synced(self.written);
             }
             if taken.closing {
+                if let Err(error) = self.trim() {
+                    self.order().fail(error);
+                }
                 break;
             }
         }
         self.shared.order.closed();
+    }
+
+    /// Cuts the zeroed space off the current segment (closing: a segment
+    /// at rest ends at its last record) and syncs that.
+    fn trim(&mut self) -> Result<(), JournalError> {
+        if self.allocated > self.len {
+            self.file
+                .set_len(self.len)
+                .and_then(|()| self.file.sync_all())
+                .map_err(|e| JournalError::io(&self.path, e))?;
+            self.allocated = self.len;
+        }
+        Ok(())
     }
 
     /// `fdatasync` of the current segment, counted and timed.
@@ -128,15 +150,25 @@ impl Writer {
         Ok(())
     }
 
-    /// Writes the buffered frames to the current segment.
+    /// Writes the buffered frames to the current segment at `len`; with
+    /// `preallocate`, zero-fills [`ZERO_AHEAD`] bytes past them whenever
+    /// they pass the file's size (not beyond `segment_bytes`).
     fn flush(&mut self) -> Result<(), JournalError> {
         if self.buf.is_empty() {
             return Ok(());
         }
-        self.file
-            .write_all(&self.buf)
+        write_all_at(&self.file, &self.buf, self.len)
             .map_err(|e| JournalError::io(&self.path, e))?;
         self.len += self.buf.len() as u64;
+        if self.len > self.allocated {
+            self.allocated = self.len;
+            let target = (self.len + ZERO_AHEAD).min(self.segment_bytes);
+            if self.preallocate && target > self.len {
+                write_zeros(&self.file, self.len, target - self.len)
+                    .map_err(|e| JournalError::io(&self.path, e))?;
+                self.allocated = target;
+            }
+        }
         let stats = &self.shared.stats;
         stats.writes.fetch_add(1, Ordering::Relaxed);
         stats
@@ -149,6 +181,12 @@ impl Writer {
     /// Closes the current segment (synced, unless `Durability::None`) and
     /// starts a new one whose first record is `first_seq`.
     fn roll(&mut self, first_seq: u64) -> Result<(), JournalError> {
+        if self.allocated > self.len {
+            // A closed segment ends at its last record.
+            self.file
+                .set_len(self.len)
+                .map_err(|e| JournalError::io(&self.path, e))?;
+        }
         if self.durability != Durability::None {
             self.sync()?;
         }
@@ -164,6 +202,7 @@ impl Writer {
         self.file = file;
         self.path = path;
         self.len = HEADER_LEN as u64;
+        self.allocated = self.len;
         self.shared.segments.lock().push_back(first_seq);
         self.shared
             .stats
@@ -182,7 +221,7 @@ pub(crate) fn create_segment(
 ) -> Result<(File, PathBuf), JournalError> {
     let path = dir.join(format::segment_name(header.first_seq));
     let mut file = OpenOptions::new()
-        .append(true)
+        .write(true)
         .create_new(true)
         .open(&path)
         .map_err(|e| JournalError::io(&path, e))?;
@@ -193,6 +232,37 @@ pub(crate) fn create_segment(
         sync_dir(dir)?;
     }
     Ok((file, path))
+}
+
+/// Bytes the writer zero-fills past the records in `Durability::Sync`.
+const ZERO_AHEAD: u64 = 1 << 20;
+
+/// Writes all of `bytes` at `offset` (positional: the file is not opened
+/// for appending, since zeroed space may follow the records).
+fn write_all_at(file: &File, bytes: &[u8], offset: u64) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::FileExt::write_all_at(file, bytes, offset)
+    }
+    #[cfg(not(unix))]
+    {
+        use std::io::{Seek, SeekFrom};
+        let mut file = file;
+        file.seek(SeekFrom::Start(offset))?;
+        file.write_all(bytes)
+    }
+}
+
+/// Writes `count` zero bytes at `offset`.
+fn write_zeros(file: &File, offset: u64, count: u64) -> std::io::Result<()> {
+    static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
+    let mut done = 0;
+    while done < count {
+        let n = (count - done).min(ZEROS.len() as u64);
+        write_all_at(file, &ZEROS[..n as usize], offset + done)?;
+        done += n;
+    }
+    Ok(())
 }
 
 /// Makes `dir`'s entries (files created, removed) durable.
