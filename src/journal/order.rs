@@ -43,6 +43,13 @@ use std::time::Duration;
 /// The most slots a ring holds (64-byte slots: 4 MiB).
 pub const MAX_RING: usize = 1 << 16;
 
+/// The ring is allocated in chunks of at most this many slots (64 KiB):
+/// one 4 MiB block per journal, freed when it closes, made glibc's malloc
+/// raise its mmap threshold and keep such blocks on the heap, where a
+/// process opening many journals in turn (the recovery fuzz target) grew
+/// by gigabytes.
+const CHUNK_SLOTS: usize = 1 << 10;
+
 /// Payloads this large or larger count against the byte budget
 /// (`max_bytes`); smaller ones are bounded by the window alone.
 pub const BIG_PAYLOAD: usize = 1024;
@@ -62,8 +69,10 @@ struct Slot {
 #[derive(Debug)]
 pub struct Order {
     state: Mutex<State>,
-    ring: Box<[Slot]>,
-    /// `ring.len() - 1` (the ring's length is a power of two).
+    /// The ring's slots, in chunks of `1 << chunk_bits`.
+    ring: Box<[Box<[Slot]>]>,
+    chunk_bits: u32,
+    /// The ring's length (a power of two) less one.
     mask: u64,
     /// An append waits while its seq is above `written + window`.
     window: u64,
@@ -176,8 +185,10 @@ impl Order {
         max_bytes: usize,
     ) -> Order {
         let window = max_records.clamp(1, MAX_RING);
-        let ring: Box<[Slot]> = (0..window.next_power_of_two())
-            .map(|_| Slot::default())
+        let slots = window.next_power_of_two();
+        let chunk = slots.min(CHUNK_SLOTS);
+        let ring: Box<[Box<[Slot]>]> = (0..slots / chunk)
+            .map(|_| (0..chunk).map(|_| Slot::default()).collect())
             .collect();
         Order {
             state: Mutex::new(State {
@@ -196,7 +207,8 @@ impl Order {
                 wakers: BTreeMap::new(),
                 next_token: 0,
             }),
-            mask: ring.len() as u64 - 1,
+            mask: slots as u64 - 1,
+            chunk_bits: chunk.trailing_zeros(),
             ring,
             window: window as u64,
             start: last_seq,
@@ -217,7 +229,9 @@ impl Order {
     }
 
     fn slot(&self, seq: u64) -> &Slot {
-        &self.ring[(seq & self.mask) as usize]
+        let index = (seq & self.mask) as usize;
+        let within = index & ((1 << self.chunk_bits) - 1);
+        &self.ring[index >> self.chunk_bits][within]
     }
 
     /// Whether record `seq` of `len` bytes may go into the ring now.
@@ -612,6 +626,7 @@ impl Order {
         let in_ring = self
             .ring
             .iter()
+            .flat_map(|chunk| chunk.iter())
             .filter(|slot| slot.seq.load(Ordering::Acquire) >= st.next)
             .count();
         collected + in_ring
