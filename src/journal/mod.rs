@@ -12,7 +12,8 @@
 //!
 //! Module map: `format.rs` (bytes on disk), `order.rs` (the ring of record slots
 //! and watermarks, modelled under loom), `writer.rs` (the writer thread),
-//! `segments.rs` (reading and the tail rule), `lock.rs` (the directory
+//! `segments.rs` (reading and the tail rule), `waiters.rs` (threads parked
+//! for durability, woken as a tree), `lock.rs` (the directory
 //! lock), `error.rs` ([`JournalError`]).
 //!
 //! Invariants: seqs are dense and written strictly in order; a seq is
@@ -45,6 +46,7 @@ mod format;
 mod lock;
 mod order;
 mod segments;
+mod waiters;
 mod writer;
 
 pub use error::JournalError;

@@ -31,12 +31,9 @@
 
 use super::error::JournalError;
 use super::format::MAX_PAYLOAD;
-use crate::sync::{
-    current_thread, fence, park, wait_a_little, AtomicBool, AtomicU64, AtomicU8, Condvar, Mutex,
-    MutexGuard, Ordering, Thread,
-};
+use super::waiters::Waiters;
+use crate::sync::{fence, AtomicBool, AtomicU64, Condvar, Mutex, MutexGuard, Ordering};
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::task::Waker;
 use std::time::Duration;
 
@@ -86,10 +83,8 @@ pub struct Order {
     space: Condvar,
     /// `sync` waits here.
     progress: Condvar,
-    /// Threads parked in `wait_durable`, with the seq each waits for. The
-    /// writer unparks exactly those its new watermark covers, each on its
-    /// own: no lock the woken must take in turn.
-    waiters: Mutex<Vec<(u64, Arc<Waiter>)>>,
+    /// Threads parked in `wait_durable` (see `waiters.rs`).
+    waiters: Waiters,
     /// Set (under the state lock) once the journal failed or closed:
     /// `wait_durable` then reads its answer from the state.
     stopped: AtomicBool,
@@ -129,35 +124,6 @@ struct State {
     wakers: BTreeMap<u64, (u64, Waker)>,
     next_token: u64,
 }
-
-/// One `wait_durable` call, as its waker sees it: the thread to unpark,
-/// how far its wake-up got (`WAITING`, `WAKING`, `WOKEN`), and the waiters
-/// it wakes in turn before it returns. The waiter returns only at `WOKEN`,
-/// which its waker stores after its `unpark` returned, so no unpark ever
-/// reaches a thread that has moved on.
-#[derive(Debug)]
-struct Waiter {
-    thread: Thread,
-    state: AtomicU8,
-    children: Mutex<Vec<Arc<Waiter>>>,
-}
-
-impl Waiter {
-    fn wake(&self) {
-        self.state.store(WAKING, Ordering::Release);
-        self.thread.unpark();
-        self.state.store(WOKEN, Ordering::Release);
-    }
-}
-
-/// The writer wakes this many waiters of a batch, and each woken waiter
-/// as many more: a tree, so that the writer makes a couple of `unpark`
-/// calls per fsync instead of one per waiter.
-const WAKE_FANOUT: usize = 2;
-
-const WAITING: u8 = 0;
-const WAKING: u8 = 1;
-const WOKEN: u8 = 2;
 
 /// What [`Order::take`] handed the writer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -216,7 +182,7 @@ impl Order {
             writer_idle: AtomicBool::new(false),
             space: Condvar::new(),
             progress: Condvar::new(),
-            waiters: Mutex::new(Vec::new()),
+            waiters: Waiters::default(),
             stopped: AtomicBool::new(false),
             halted: AtomicBool::new(false),
             collected: AtomicU64::new(last_seq),
@@ -463,25 +429,7 @@ impl Order {
     fn wake_durable_waiters(&self) {
         let durable = self.durable.load(Ordering::Acquire);
         let stopped = self.stopped.load(Ordering::Acquire);
-        let mut woken = Vec::new();
-        self.waiters.lock().retain(|(seq, waiter)| {
-            let done = stopped || *seq <= durable;
-            if done {
-                woken.push(waiter.clone());
-            }
-            !done
-        });
-        // Waiter i wakes waiters FANOUT * (i + 1) .. FANOUT * (i + 2).
-        for (i, waiter) in woken.iter().enumerate() {
-            let first = WAKE_FANOUT * (i + 1);
-            if first < woken.len() {
-                let last = (first + WAKE_FANOUT).min(woken.len());
-                *waiter.children.lock() = woken[first..last].to_vec();
-            }
-        }
-        for waiter in woken.iter().take(WAKE_FANOUT) {
-            waiter.wake();
-        }
+        self.waiters.wake(durable, stopped);
     }
 
     /// Asks the writer to write what is ready, sync and stop.
@@ -514,35 +462,9 @@ impl Order {
         if self.durable.load(Ordering::Acquire) >= seq {
             return Ok(());
         }
-        let waiter = Arc::new(Waiter {
-            thread: current_thread(),
-            state: AtomicU8::new(WAITING),
-            children: Mutex::new(Vec::new()),
+        self.waiters.wait(seq, || {
+            self.durable.load(Ordering::Acquire) >= seq || self.stopped.load(Ordering::Acquire)
         });
-        {
-            let mut waiters = self.waiters.lock();
-            if self.durable.load(Ordering::Acquire) >= seq {
-                return Ok(());
-            }
-            if !self.stopped.load(Ordering::Acquire) {
-                waiters.push((seq, waiter.clone()));
-                drop(waiters);
-                // A park may end early (an unpark token left by an earlier
-                // wait): the state says whether this one was woken.
-                let mut rounds = 0;
-                loop {
-                    match waiter.state.load(Ordering::Acquire) {
-                        WOKEN => break,
-                        WAKING => wait_a_little(&mut rounds),
-                        _ => park(),
-                    }
-                }
-                let children = std::mem::take(&mut *waiter.children.lock());
-                for child in children {
-                    child.wake();
-                }
-            }
-        }
         if self.durable.load(Ordering::Acquire) >= seq {
             return Ok(());
         }
