@@ -11,7 +11,7 @@
 
 use super::record::{decode, Record};
 use super::recover;
-use super::steps::RecordSink;
+use super::sink::{not_durable, Journaled, DEFERRED, LAST_SEQ};
 use super::{snapshot, RecoveryError};
 use crate::engine::{Inventory, InventoryBuilder};
 use crate::error::Error;
@@ -27,46 +27,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-
-thread_local! {
-    /// Set by `Inventory::deferred`: operations on this thread do not wait
-    /// for durability (the caller waits for the seq instead).
-    static DEFERRED: Cell<bool> = const { Cell::new(false) };
-    /// The last sequence number this thread's operations wrote.
-    static LAST_SEQ: Cell<u64> = const { Cell::new(0) };
-}
-
-/// The journal as the engine's record sink.
-#[derive(Debug)]
-pub(crate) struct Journaled {
-    pub(crate) journal: Journal,
-    durability: Durability,
-    /// One snapshot or backup at a time.
-    snapshots: Mutex<()>,
-}
-
-fn not_durable(error: &JournalError) -> Error {
-    Error::NotDurable {
-        reason: error.to_string(),
-    }
-}
-
-impl RecordSink for Journaled {
-    fn append(&self, seq: u64, payload: Vec<u8>) {
-        self.journal.append(seq, payload);
-    }
-
-    fn acknowledge(&self, seq: u64) -> Result<(), Error> {
-        LAST_SEQ.with(|last| last.set(seq));
-        if self.durability == Durability::Sync && !DEFERRED.with(Cell::get) {
-            // After every lock is released: the op and everything it could
-            // have observed (all numbered below it) are durable.
-            self.journal.wait_durable(seq).map_err(|e| not_durable(&e))
-        } else {
-            Ok(())
-        }
-    }
-}
 
 /// What opening a journaled inventory found and did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

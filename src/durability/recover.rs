@@ -72,3 +72,30 @@ pub(crate) fn builder_for(
         }
     }
 }
+
+impl InventoryBuilder {
+    /// Rebuilds an inventory from a snapshot image
+    /// ([`Inventory::image`]) and the records a [`RecordSink`](super::RecordSink) received
+    /// after it, in sequence order (those the image covers are skipped),
+    /// with this builder's settings. A sink given to this builder gets the
+    /// records of the recovered inventory, numbered on from the last one.
+    /// Returns the inventory and the last sequence number applied.
+    ///
+    /// # Errors
+    ///
+    /// A [`RecoveryError`] naming the damaged snapshot, the record that
+    /// does not decode or apply, or the first missing number.
+    pub fn recover(
+        self,
+        image: Option<&[u8]>,
+        records: impl IntoIterator<Item = (u64, Vec<u8>)>,
+    ) -> Result<(Inventory, u64), RecoveryError> {
+        let builder = builder_for(self, image)?;
+        let inventory = builder.try_build().map_err(RecoveryError::Build)?;
+        let last = replay(&inventory, image, records.into_iter().map(Ok))?;
+        if let Some(durable) = inventory.durability_state() {
+            durable.seqs.set(last + 1);
+        }
+        Ok((inventory, last))
+    }
+}

@@ -9,8 +9,8 @@
 
 use super::Inventory;
 use crate::alerts::Alert;
+use crate::durability::record::Op;
 use crate::durability::steps::Seal;
-use crate::durability::Op;
 use crate::effect::Effect;
 use crate::types::{ItemKey, Level, Sku, StoreId};
 use smallvec::SmallVec;

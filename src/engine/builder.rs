@@ -5,9 +5,9 @@ use super::{Inventory, RESERVATION_SHARDS};
 use crate::alerts::{AlertObserver, Alerts};
 use crate::campaigns::{Campaigns, DEFAULT_MAX_CAMPAIGNS};
 use crate::clock::{Clock, SystemClock};
+use crate::durability::sink::Durable;
+use crate::durability::steps::RecordSink;
 use crate::durability::steps::Sequencer;
-use crate::durability::Durable;
-use crate::durability::{recover, RecordSink, RecoveryError};
 use crate::effect::EffectObserver;
 use crate::error::BuildError;
 use crate::limits::{DEFAULT_RETENTION_MS, DEFAULT_TTL_MS};
@@ -57,7 +57,7 @@ pub struct InventoryBuilder {
     journal: Option<(std::path::PathBuf, crate::journal::JournalOptions)>,
     /// The journal sink `open` installs.
     #[cfg(feature = "journal")]
-    journaled: Option<Arc<crate::durability::log::Journaled>>,
+    journaled: Option<Arc<crate::durability::sink::Journaled>>,
 }
 
 impl fmt::Debug for InventoryBuilder {
@@ -347,7 +347,7 @@ impl InventoryBuilder {
     /// Installs the journal as the record sink (numbering is set after
     /// recovery).
     #[cfg(feature = "journal")]
-    pub(crate) fn journaled(mut self, sink: Arc<crate::durability::log::Journaled>) -> Self {
+    pub(crate) fn journaled(mut self, sink: Arc<crate::durability::sink::Journaled>) -> Self {
         self.sink = Some((sink.clone(), 1));
         self.journaled = Some(sink);
         self
@@ -357,31 +357,6 @@ impl InventoryBuilder {
     pub(crate) fn id_key(mut self, key: u64) -> Self {
         self.id_key = Some(key);
         self
-    }
-
-    /// Rebuilds an inventory from a snapshot image
-    /// ([`Inventory::image`]) and the records a [`RecordSink`] received
-    /// after it, in sequence order (those the image covers are skipped),
-    /// with this builder's settings. A sink given to this builder gets the
-    /// records of the recovered inventory, numbered on from the last one.
-    /// Returns the inventory and the last sequence number applied.
-    ///
-    /// # Errors
-    ///
-    /// A [`RecoveryError`] naming the damaged snapshot, the record that
-    /// does not decode or apply, or the first missing number.
-    pub fn recover(
-        self,
-        image: Option<&[u8]>,
-        records: impl IntoIterator<Item = (u64, Vec<u8>)>,
-    ) -> Result<(Inventory, u64), RecoveryError> {
-        let builder = recover::builder_for(self, image)?;
-        let inventory = builder.try_build().map_err(RecoveryError::Build)?;
-        let last = recover::replay(&inventory, image, records.into_iter().map(Ok))?;
-        if let Some(durable) = inventory.durability_state() {
-            durable.seqs.set(last + 1);
-        }
-        Ok((inventory, last))
     }
 
     /// The inventory, empty.

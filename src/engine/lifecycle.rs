@@ -5,7 +5,7 @@
 use super::{ack, zero_ttl, Inventory};
 use crate::clock::Clock;
 use crate::command::{ReservationAck, ReservationInfo};
-use crate::durability::Op;
+use crate::durability::record::Op;
 use crate::effect::{Effect, EffectLog};
 use crate::error::Error;
 use crate::reservations::shard::ReservationShard;

@@ -12,8 +12,8 @@
 use super::{ack, zero_ttl, Inventory};
 use crate::clock::Clock;
 use crate::command::ReservationAck;
+use crate::durability::record::Op;
 use crate::durability::steps::Seal;
-use crate::durability::Op;
 use crate::effect::{Effect, EffectLog};
 use crate::error::Error;
 use crate::limits::MAX_LINES;

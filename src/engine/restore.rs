@@ -6,7 +6,7 @@
 use super::Inventory;
 use crate::campaigns::Defined;
 use crate::clock::Clock;
-use crate::durability::Durable;
+use crate::durability::sink::Durable;
 use crate::effect::CampaignUnits;
 use crate::reservations::held_lines::{HeldLine, HeldLines};
 use crate::reservations::id_placement::IdHasher;

@@ -2,8 +2,8 @@
 //! reading a level. Each is one atomic step on one item's cell word.
 
 use super::{zero_qty, Inventory};
+use crate::durability::record::Op;
 use crate::durability::steps::Seal;
-use crate::durability::Op;
 use crate::effect::{Effect, EffectLog};
 use crate::error::Error;
 use crate::stock::cell::{self, StockCell};

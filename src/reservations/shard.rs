@@ -6,8 +6,8 @@
 //! gives a reservation's units back or takes them out of stock.
 
 use crate::campaigns::{Campaigns, MixState};
+use crate::durability::record::Op;
 use crate::durability::steps::Seal;
-use crate::durability::Op;
 use crate::effect::{CampaignUnits, Effect, EffectLog};
 use crate::error::BuildError;
 use crate::reservations::deadlines::{DeadlineIndex, Filed, Finished};

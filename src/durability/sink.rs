@@ -1,0 +1,70 @@
+//! What a journaled engine holds: the sequence numbers and the record sink
+//! ([`Durable`]), and with feature `journal` the journal as that sink
+//! ([`Journaled`]: appends, and in `Sync` mode waits for durability unless
+//! the thread is in `Inventory::deferred`). The engine imports these and
+//! nothing of the recovery side (`log.rs`, `recover.rs`, `snapshot.rs`,
+//! `apply.rs`), which is built on the engine.
+
+use super::steps::{RecordSink, Sequencer};
+use std::sync::Arc;
+#[cfg(feature = "journal")]
+use {
+    crate::error::Error,
+    crate::journal::{Durability, Journal, JournalError},
+    std::cell::Cell,
+    std::sync::Mutex,
+};
+
+/// What a journaled engine adds to an `Inventory`.
+#[derive(Debug)]
+pub(crate) struct Durable {
+    pub(crate) seqs: Sequencer,
+    pub(crate) sink: Arc<dyn RecordSink>,
+    /// The sink, when it is the journal (snapshots, backups, history).
+    #[cfg(feature = "journal")]
+    pub(crate) journal: Option<Arc<Journaled>>,
+}
+
+#[cfg(feature = "journal")]
+thread_local! {
+    /// Set by `Inventory::deferred`: operations on this thread do not wait
+    /// for durability (the caller waits for the seq instead).
+    pub(crate) static DEFERRED: Cell<bool> = const { Cell::new(false) };
+    /// The last sequence number this thread's operations wrote.
+    pub(crate) static LAST_SEQ: Cell<u64> = const { Cell::new(0) };
+}
+
+/// The journal as the engine's record sink.
+#[cfg(feature = "journal")]
+#[derive(Debug)]
+pub(crate) struct Journaled {
+    pub(crate) journal: Journal,
+    pub(crate) durability: Durability,
+    /// One snapshot or backup at a time.
+    pub(crate) snapshots: Mutex<()>,
+}
+
+#[cfg(feature = "journal")]
+pub(crate) fn not_durable(error: &JournalError) -> Error {
+    Error::NotDurable {
+        reason: error.to_string(),
+    }
+}
+
+#[cfg(feature = "journal")]
+impl RecordSink for Journaled {
+    fn append(&self, seq: u64, payload: Vec<u8>) {
+        self.journal.append(seq, payload);
+    }
+
+    fn acknowledge(&self, seq: u64) -> Result<(), Error> {
+        LAST_SEQ.with(|last| last.set(seq));
+        if self.durability == Durability::Sync && !DEFERRED.with(Cell::get) {
+            // After every lock is released: the op and everything it could
+            // have observed (all numbered below it) are durable.
+            self.journal.wait_durable(seq).map_err(|e| not_durable(&e))
+        } else {
+            Ok(())
+        }
+    }
+}
