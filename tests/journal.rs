@@ -558,31 +558,29 @@ fn a_second_open_of_a_locked_directory_fails() {
     let (_journal, _) = open(dir.path(), options(Durability::Sync));
 }
 
-#[test]
-fn backpressure_bounds_the_queue_and_the_lowest_seq_always_gets_in() {
-    let dir = Scratch::new("backpressure");
-    let bounded = JournalOptions {
-        max_queued_records: 8,
-        ..options(Durability::None)
-    };
-    let (journal, _) = open(dir.path(), bounded);
-    let journal = Arc::new(journal);
+/// Starts a thread appending `seqs` (payloads from `make`) and checks that
+/// it is held by backpressure after exactly `held_after` of them, with never
+/// more than `bound` records queued meanwhile; returns the thread.
+fn appender_held_after(
+    journal: &Arc<Journal>,
+    seqs: std::ops::RangeInclusive<u64>,
+    make: fn(u64) -> Vec<u8>,
+    held_after: usize,
+    bound: usize,
+) -> thread::JoinHandle<()> {
     let appended = Arc::new(AtomicUsize::new(0));
-    // Seq 1 is held back, so nothing can be written: the appender of
-    // 2..=100 must stop at 9, more than 8 seqs above the last written (0),
-    // with 7 records waiting.
     let appender = {
         let (journal, appended) = (journal.clone(), appended.clone());
         thread::spawn(move || {
-            for seq in 2..=100 {
-                journal.append(seq, payload(seq));
+            for seq in seqs {
+                journal.append(seq, make(seq));
                 appended.fetch_add(1, Ordering::SeqCst);
             }
         })
     };
     let started = Instant::now();
-    while appended.load(Ordering::SeqCst) < 7 {
-        assert!(journal.queued_records() <= 8);
+    while appended.load(Ordering::SeqCst) < held_after {
+        assert!(journal.queued_records() <= bound);
         assert!(
             started.elapsed() < Duration::from_secs(60),
             "appender stuck early"
@@ -593,9 +591,25 @@ fn backpressure_bounds_the_queue_and_the_lowest_seq_always_gets_in() {
     for _ in 0..1000 {
         thread::yield_now();
     }
-    assert_eq!(appended.load(Ordering::SeqCst), 7);
-    assert_eq!(journal.queued_records(), 7);
+    assert_eq!(appended.load(Ordering::SeqCst), held_after);
     assert!(!appender.is_finished());
+    appender
+}
+
+#[test]
+fn backpressure_bounds_the_queue_and_the_lowest_seq_always_gets_in() {
+    let dir = Scratch::new("backpressure");
+    let bounded = JournalOptions {
+        max_queued_records: 8,
+        ..options(Durability::None)
+    };
+    let (journal, _) = open(dir.path(), bounded);
+    let journal = Arc::new(journal);
+    // Seq 1 is held back, so nothing can be written: the appender of
+    // 2..=100 must stop at 9, more than 8 seqs above the last written (0),
+    // with 7 records waiting.
+    let appender = appender_held_after(&journal, 2..=100, payload, 7, 8);
+    assert_eq!(journal.queued_records(), 7);
     journal.append(1, payload(1));
     appender.join().unwrap();
     journal.wait_durable(100).unwrap();
@@ -613,34 +627,11 @@ fn big_payloads_wait_for_the_byte_budget_and_small_ones_do_not() {
     };
     let (journal, _) = open(dir.path(), bounded);
     let journal = Arc::new(journal);
-    let big = |seq: u64| vec![seq as u8; 2048];
     // Seq 1 is held back: small records pass the byte budget, big ones
     // stop once 4,096 bytes of big payloads wait (seqs 3 and 4).
     journal.append(2, payload(2));
-    let appended = Arc::new(AtomicUsize::new(0));
-    let appender = {
-        let (journal, appended) = (journal.clone(), appended.clone());
-        thread::spawn(move || {
-            for seq in 3..=10 {
-                journal.append(seq, big(seq));
-                appended.fetch_add(1, Ordering::SeqCst);
-            }
-        })
-    };
-    let started = Instant::now();
-    while appended.load(Ordering::SeqCst) < 2 {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "appender stuck early"
-        );
-        thread::yield_now();
-    }
-    for _ in 0..1000 {
-        thread::yield_now();
-    }
-    assert_eq!(appended.load(Ordering::SeqCst), 2);
+    let appender = appender_held_after(&journal, 3..=10, big, 2, 3);
     assert_eq!(journal.queued_records(), 3);
-    assert!(!appender.is_finished());
     journal.append(1, payload(1));
     appender.join().unwrap();
     journal.wait_durable(10).unwrap();
@@ -649,6 +640,10 @@ fn big_payloads_wait_for_the_byte_budget_and_small_ones_do_not() {
     let records = all_records(dir.path(), 0);
     assert_eq!(records.len(), 10);
     assert_eq!(records[9], (10, big(10)));
+}
+
+fn big(seq: u64) -> Vec<u8> {
+    vec![seq as u8; 2048]
 }
 
 #[test]

@@ -235,9 +235,9 @@ impl Order {
         let slot = self.slot(seq);
         {
             let mut record = slot.record.lock();
-            if slot.seq.load(Ordering::Acquire) == seq
-                || seq <= self.collected.load(Ordering::Acquire)
-            {
+            // The slot holds `seq` (or held it, collected), or a later seq
+            // reused it, which needs `seq` written: appended before.
+            if slot.seq.load(Ordering::Acquire) >= seq {
                 drop(record);
                 let reason = "seq appended twice";
                 self.fail(JournalError::Sequence { seq, reason });

@@ -96,17 +96,28 @@ impl Writer {
         self.shared.order.closed();
     }
 
-    /// Cuts the zeroed space off the current segment (closing: a segment
-    /// at rest ends at its last record) and syncs that.
+    /// Closing: cuts the zeroed space off the current segment and syncs
+    /// that (a segment at rest ends at its last record).
     fn trim(&mut self) -> Result<(), JournalError> {
-        if self.allocated > self.len {
+        if self.cut_zeroed()? {
             self.file
-                .set_len(self.len)
-                .and_then(|()| self.file.sync_all())
+                .sync_all()
                 .map_err(|e| JournalError::io(&self.path, e))?;
-            self.allocated = self.len;
         }
         Ok(())
+    }
+
+    /// Cuts the current segment back to its last record; true if there was
+    /// zeroed space to cut (the caller syncs).
+    fn cut_zeroed(&mut self) -> Result<bool, JournalError> {
+        if self.allocated <= self.len {
+            return Ok(false);
+        }
+        self.file
+            .set_len(self.len)
+            .map_err(|e| JournalError::io(&self.path, e))?;
+        self.allocated = self.len;
+        Ok(true)
     }
 
     /// `fdatasync` of the current segment, counted and timed.
@@ -181,12 +192,7 @@ impl Writer {
     /// Closes the current segment (synced, unless `Durability::None`) and
     /// starts a new one whose first record is `first_seq`.
     fn roll(&mut self, first_seq: u64) -> Result<(), JournalError> {
-        if self.allocated > self.len {
-            // A closed segment ends at its last record.
-            self.file
-                .set_len(self.len)
-                .map_err(|e| JournalError::io(&self.path, e))?;
-        }
+        self.cut_zeroed()?; // synced just below
         if self.durability != Durability::None {
             self.sync()?;
         }
