@@ -114,6 +114,9 @@ impl Inventory {
             return Ok(looked);
         }
         let sequence = ids.read_begin();
+        if let [line] = lines {
+            return self.refuse_one_without_lock(id, ids, sequence, line, channel);
+        }
         for (n, line) in lines.iter().enumerate() {
             match self.find_touched(line, touched.as_ref().map(|hashes| hashes[n])) {
                 Some(index) => looked.push(index),
@@ -125,6 +128,46 @@ impl Inventory {
         };
         match self.refusal_at_one_instant(lines, looked.as_slice(), channel) {
             Some(refusal) if ids.certainly_absent_since(id.0, sequence) => Err(refusal),
+            _ => Ok(looked),
+        }
+    }
+
+    /// [`refuse_without_lock`](Self::refuse_without_lock) for a cart of one
+    /// line (a flash sale's usual cart): the lookup, or the one load of the
+    /// cell's word, is the refusal's instant, so no claim is ever needed
+    /// and the general path's per-line bookkeeping is skipped.
+    #[inline]
+    fn refuse_one_without_lock(
+        &self,
+        id: ReservationId,
+        ids: &IdFilter,
+        sequence: Option<u64>,
+        line: &Line,
+        channel: Channel,
+    ) -> Result<LookedUp, Error> {
+        let mut looked = LookedUp::default();
+        let refusal = match self.items.find(line.item()) {
+            None => Error::UnknownItem {
+                sku: line.sku,
+                store: line.store,
+            },
+            Some(index) => {
+                looked.push(index);
+                if sequence.is_none() {
+                    return Ok(looked);
+                }
+                match self.items.cell(index).check_available(
+                    line.qty,
+                    channel,
+                    self.items.safety_changes(),
+                ) {
+                    Ok(()) => return Ok(looked),
+                    Err(cell::Short { available }) => insufficient(line, available),
+                }
+            }
+        };
+        match sequence {
+            Some(sequence) if ids.certainly_absent_since(id.0, sequence) => Err(refusal),
             _ => Ok(looked),
         }
     }
@@ -170,6 +213,19 @@ impl Inventory {
                 store: line.store,
             });
         }
+        if failing == 1 {
+            // One line before the failing one (a bundle of an accessory
+            // and a sold-out item): one cell claimed directly, without the
+            // set's bookkeeping.
+            let first = self.items.cell(cells[0]);
+            let taken = first.claim();
+            let refusal = match first.reserve_on(taken, lines[0].qty, channel) {
+                Err(cell::Short { available }) => Some(insufficient(&lines[0], available)),
+                Ok(_) => self.failing_line_refusal(line, cells.get(failing).copied(), channel),
+            };
+            first.unclaim(taken);
+            return refusal;
+        }
         let claims = Claims::take(&self.items, cells[..failing].iter().copied());
         for (line, &index) in lines.iter().zip(&cells[..failing]) {
             let (cell, taken) = claims.taken(index);
@@ -177,8 +233,23 @@ impl Inventory {
                 return Some(insufficient(line, available));
             }
         }
-        match cells.get(failing) {
-            Some(&cell) => match self.items.cell(cell).peek_available(
+        self.failing_line_refusal(line, cells.get(failing).copied(), channel)
+        // Dropping the claims stores back the words taken.
+    }
+
+    /// With the cells of the lines before it claimed, and each of them
+    /// fitting: the refusal of `line` if its cell (`None`: its item was
+    /// not found) shows it short now, or its item is still unknown.
+    /// `None` if it fits, or its cell is claimed by another operation.
+    #[inline]
+    fn failing_line_refusal(
+        &self,
+        line: &Line,
+        cell: Option<u32>,
+        channel: Channel,
+    ) -> Option<Error> {
+        match cell {
+            Some(cell) => match self.items.cell(cell).peek_available(
                 line.qty,
                 channel,
                 self.items.safety_changes(),
@@ -195,7 +266,6 @@ impl Inventory {
                     store: line.store,
                 }),
         }
-        // Dropping the claims stores back the words taken.
     }
 
     /// A multi-line cart reads every item's first table entry before it
