@@ -238,11 +238,11 @@ impl Inventory {
             }
             let mut claims = Claims::take(&self.items, cells.iter().copied());
             let mut verdict = Ok(());
-            for (line, &index) in lines.iter().zip(&cells) {
-                let (cell, taken) = claims.taken(index);
+            for (n, line) in lines[..cells.len()].iter().enumerate() {
+                let (cell, taken) = claims.taken_at(n);
                 match cell.sell_on(taken, line.qty, channel) {
                     Ok(next) => {
-                        claims.set(index, next);
+                        claims.set_at(n, next);
                         levels.push(cell.level_on(next));
                     }
                     Err(cell::Short { available }) => {

@@ -227,8 +227,8 @@ impl Inventory {
             return refusal;
         }
         let claims = Claims::take(&self.items, cells[..failing].iter().copied());
-        for (line, &index) in lines.iter().zip(&cells[..failing]) {
-            let (cell, taken) = claims.taken(index);
+        for (n, line) in lines[..failing].iter().enumerate() {
+            let (cell, taken) = claims.taken_at(n);
             if let Err(cell::Short { available }) = cell.reserve_on(taken, line.qty, channel) {
                 return Some(insufficient(line, available));
             }
@@ -545,10 +545,10 @@ impl Inventory {
             }
             let mut claims = Claims::take(&self.items, cells.iter().copied());
             let mut verdict = Ok(());
-            for (line, &index) in lines.iter().zip(&cells) {
-                let (cell, taken) = claims.taken(index);
+            for (n, line) in lines[..cells.len()].iter().enumerate() {
+                let (cell, taken) = claims.taken_at(n);
                 match cell.reserve_on(taken, line.qty, channel) {
-                    Ok(next) => claims.set(index, next),
+                    Ok(next) => claims.set_at(n, next),
                     Err(cell::Short { available }) => {
                         verdict = Err(insufficient(line, available));
                         break;

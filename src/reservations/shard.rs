@@ -318,6 +318,9 @@ impl ReservationShard {
     /// The units the partial commit of the reservation at `at` took per
     /// line, in line order; `None` if it was not committed partially.
     pub(crate) fn committed_parts(&self, at: u32) -> Option<&[u32]> {
+        if self.committed_parts.is_empty() {
+            return None; // no partial commit remembered: skip hashing
+        }
         self.committed_parts
             .get(&self.records.get(at).id)
             .map(|parts| &parts[..])
@@ -422,13 +425,13 @@ impl ReservationShard {
             // returned (see src/stock/claims.rs).
             let mut claims = Claims::take(items, self.lines(at).map(|held| held.cell));
             for (n, held) in self.lines(at).enumerate() {
-                let (_, taken) = claims.taken(held.cell);
+                let (_, taken) = claims.taken_at(n);
                 let next = if commit {
                     taken.committed_part(held.qty, take(n, held))
                 } else {
                     taken.unreserved(held.qty)
                 };
-                claims.set(held.cell, next);
+                claims.set_at(n, next);
             }
             if let Some((seq, words)) = claims.release_sealed(seqs) {
                 sealed.extend(words.into_iter().map(|(cell, word)| (seq, cell, word)));
@@ -624,8 +627,13 @@ impl ReservationShard {
             debug_assert!(removed, "a remembered reservation is in the id table");
             self.extra.free(more);
             self.records.remove(position);
-            self.committed_parts.remove(&id);
-            self.campaign_units.remove(&id);
+            // Most shards hold neither: skip hashing the id.
+            if !self.committed_parts.is_empty() {
+                self.committed_parts.remove(&id);
+            }
+            if !self.campaign_units.is_empty() {
+                self.campaign_units.remove(&id);
+            }
             // Counted out after it left the id table: see IdFilter.
             ids.remove(id);
         }

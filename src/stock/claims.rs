@@ -29,59 +29,70 @@ struct Claim {
     next: Word,
 }
 
-/// A set of claimed cells, in ascending index; released when dropped.
-/// Up to 4 inline (a cart's usual size), more on the heap.
+/// A set of claimed cells, kept in the order given (so that a caller
+/// walking its lines reaches each claim by position, without a search);
+/// claimed lowest index first; released when dropped. Up to 4 inline (a
+/// cart's usual size), more on the heap.
 #[derive(Debug)]
 pub(crate) struct Claims<'a> {
     items: &'a ItemTable,
     held: SmallVec<[Claim; 4]>,
 }
 
+/// Sets up to this size are put in claim order in an array on the stack;
+/// larger ones in a list on the heap.
+const SORTED_INLINE: usize = 16;
+
 impl<'a> Claims<'a> {
     /// Claims `cells` (distinct indices, in any order), lowest index first.
+    /// Position `n` of the set is the `n`th cell given.
     #[inline]
     pub(crate) fn take(items: &'a ItemTable, cells: impl Iterator<Item = u32>) -> Self {
-        let mut held: SmallVec<[Claim; 4]> = cells
-            .map(|cell| Claim {
+        let mut held: SmallVec<[Claim; 4]> = SmallVec::new();
+        for cell in cells {
+            held.push(Claim {
                 cell,
                 taken: Word::EMPTY,
                 next: Word::EMPTY,
-            })
-            .collect();
-        // Insertion sort: a cart has a few lines, often in order already.
-        for i in 1..held.len() {
-            let mut j = i;
-            while j > 0 && held[j - 1].cell > held[j].cell {
-                held.swap(j - 1, j);
-                j -= 1;
-            }
+            });
         }
-        debug_assert!(held.windows(2).all(|pair| pair[0].cell < pair[1].cell));
-        for claim in &mut held {
-            claim.taken = items.cell(claim.cell).claim();
-            claim.next = claim.taken;
-        }
+        claim_ascending(items, &mut held);
         Claims { items, held }
     }
 
+    /// The claimed cell at position `n` and the word its claim took out.
     #[inline]
-    fn find(&self, cell: u32) -> usize {
+    pub(crate) fn taken_at(&self, n: usize) -> (&'a StockCell, Word) {
+        let claim = &self.held[n];
+        (self.items.cell(claim.cell), claim.taken)
+    }
+
+    /// Makes `word` what the claim at position `n` stores back.
+    #[inline]
+    pub(crate) fn set_at(&mut self, n: usize, word: Word) {
+        self.held[n].next = word;
+    }
+
+    /// The position of the claim on `cell`.
+    #[inline]
+    fn position(&self, cell: u32) -> usize {
         self.held
-            .binary_search_by_key(&cell, |claim| claim.cell)
+            .iter()
+            .position(|claim| claim.cell == cell)
             .expect("a claimed cell")
     }
 
     /// The claimed cell `cell` and the word its claim took out.
     #[inline]
     pub(crate) fn taken(&self, cell: u32) -> (&'a StockCell, Word) {
-        (self.items.cell(cell), self.held[self.find(cell)].taken)
+        self.taken_at(self.position(cell))
     }
 
     /// Makes `word` what the claim on `cell` stores back.
     #[inline]
     pub(crate) fn set(&mut self, cell: u32, word: Word) {
-        let at = self.find(cell);
-        self.held[at].next = word;
+        let at = self.position(cell);
+        self.set_at(at, word);
     }
 
     /// Releases the claims as dropping them does, taking the step's
@@ -89,12 +100,22 @@ impl<'a> Claims<'a> {
     /// claimed) when journaled; returns it with the cells and the words
     /// stored back, in ascending cell index.
     pub(crate) fn release_sealed(mut self, seqs: Option<&Sequencer>) -> Option<(u64, SealedWords)> {
-        let seq = seqs.map(Sequencer::take);
-        let held = std::mem::take(&mut self.held);
-        for claim in &held {
+        let sealed = seqs.map(|seqs| {
+            let mut words: SealedWords = self.held.iter().map(|c| (c.cell, c.next)).collect();
+            words.sort_unstable_by_key(|&(cell, _)| cell);
+            (seqs.take(), words)
+        });
+        self.release();
+        sealed
+    }
+
+    /// Stores back every claim's word and forgets the claims.
+    #[inline]
+    fn release(&mut self) {
+        for claim in self.held.iter() {
             self.items.cell(claim.cell).unclaim(claim.next);
         }
-        seq.map(|seq| (seq, held.iter().map(|c| (c.cell, c.next)).collect()))
+        self.held.clear();
     }
 
     /// Stores back the words taken out, whatever was set.
@@ -105,12 +126,43 @@ impl<'a> Claims<'a> {
     }
 }
 
+/// Claims every cell of `held` in ascending cell index, so that two
+/// claimants never wait for each other in a cycle, filling in what each
+/// claim took out.
+#[inline]
+fn claim_ascending(items: &ItemTable, held: &mut [Claim]) {
+    let claim = |at: &mut Claim| {
+        at.taken = items.cell(at.cell).claim();
+        at.next = at.taken;
+    };
+    if held.len() <= SORTED_INLINE {
+        // Positions sorted by cell, by insertion: a cart's few lines are
+        // often in order already.
+        let mut order = [0u8; SORTED_INLINE];
+        for n in 1..held.len() {
+            let mut j = n;
+            while j > 0 && held[order[j - 1] as usize].cell > held[n].cell {
+                order[j] = order[j - 1];
+                j -= 1;
+            }
+            order[j] = n as u8;
+        }
+        for &n in &order[..held.len()] {
+            claim(&mut held[n as usize]);
+        }
+    } else {
+        let mut order: Vec<usize> = (0..held.len()).collect();
+        order.sort_unstable_by_key(|&n| held[n].cell);
+        for n in order {
+            claim(&mut held[n]);
+        }
+    }
+}
+
 impl Drop for Claims<'_> {
     #[inline]
     fn drop(&mut self) {
-        for claim in &self.held {
-            self.items.cell(claim.cell).unclaim(claim.next);
-        }
+        self.release();
     }
 }
 
