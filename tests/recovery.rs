@@ -192,6 +192,108 @@ fn history_names_who_changed_a_count_and_why() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+fn open_small_segments(dir: &Path, clock: &Arc<ManualClock>, archive: bool) -> Inventory {
+    let options = omnistock::durability::JournalOptions {
+        segment_bytes: 512,
+        archive,
+        ..Default::default()
+    };
+    Inventory::builder()
+        .clock(clock.clone())
+        .journal_options(dir, options)
+        .open()
+        .expect("opens")
+        .0
+}
+
+#[test]
+fn history_after_a_snapshot_starts_at_the_oldest_segment_kept() {
+    let dir = fresh_dir("history-snapshot");
+    let clock = Arc::new(ManualClock::new());
+    let inventory = open_small_segments(&dir, &clock, false);
+    some_traffic(&inventory, 1);
+    inventory.snapshot().unwrap();
+    some_traffic(&inventory, 100);
+    let history = inventory.history(Sku(1), StoreId(1)).unwrap();
+    assert!(history[0].seq > 1, "the covered segments are gone");
+    assert!(history.windows(2).all(|w| w[0].seq < w[1].seq));
+    let last = history.last().unwrap();
+    assert_eq!(last.seq, inventory.journal_stats().unwrap().records);
+    assert!(!dir.join("archive").exists());
+    drop(inventory);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn an_archive_keeps_history_and_verify_back_to_the_first_record() {
+    let dir = fresh_dir("archive");
+    let copy = fresh_dir("archive-copy");
+    let clock = Arc::new(ManualClock::new());
+    let inventory = open_small_segments(&dir, &clock, true);
+    some_traffic(&inventory, 1);
+    inventory.snapshot().unwrap();
+    some_traffic(&inventory, 100);
+    inventory.snapshot().unwrap();
+    some_traffic(&inventory, 200);
+    let archived = segments(&dir.join("archive"));
+    assert!(
+        archived.len() >= 3,
+        "covered segments archived: {archived:?}"
+    );
+    let history = inventory.history(Sku(1), StoreId(1)).unwrap();
+    assert_eq!(history[0].seq, 1, "from the journal's first record");
+    assert_eq!(history[0].op, Op::Restock);
+    let seqs: Vec<u64> = history.iter().map(|r| r.seq).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]));
+    let reserved = inventory.reservation_history(ReservationId(1)).unwrap();
+    assert_eq!(reserved[0].op, Op::Reserve);
+    let report = inventory.verify().unwrap().unwrap();
+    assert_eq!(report.first_seq, 1);
+    assert_eq!(report.segments, archived.len() + segments(&dir).len());
+
+    // A backup carries the archive; the restored copy answers the same.
+    inventory.backup(&copy).unwrap();
+    let items = inventory.items();
+    drop(inventory);
+    let restored = open_small_segments(&copy, &Arc::new(ManualClock::new()), true);
+    assert_eq!(restored.items(), items);
+    assert_eq!(restored.history(Sku(1), StoreId(1)).unwrap(), history);
+    drop(restored);
+
+    // Recovery reads no archive: it opens the same with the archive gone.
+    let moved = fresh_dir("archive-moved");
+    std::fs::rename(dir.join("archive"), &moved).unwrap();
+    let reopened = open_small_segments(&dir, &Arc::new(ManualClock::new()), true);
+    assert_eq!(reopened.items(), items);
+    assert!(reopened.history(Sku(1), StoreId(1)).unwrap()[0].seq > 1);
+    drop(reopened);
+    std::fs::rename(&moved, dir.join("archive")).unwrap();
+
+    // Pruned from the oldest: checked from the oldest file left.
+    std::fs::remove_file(&archived[0]).unwrap();
+    let pruned = omnistock::durability::verify(&dir).unwrap();
+    assert!(pruned.first_seq > 1);
+    assert_eq!(pruned.last_seq, report.last_seq);
+    // A flipped bit in an archived segment: named, never skipped.
+    let damaged = &archived[archived.len() - 1];
+    let mut bytes = std::fs::read(damaged).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x10;
+    std::fs::write(damaged, &bytes).unwrap();
+    let error = omnistock::durability::verify(&dir).unwrap_err();
+    let name = damaged.file_name().unwrap().to_str().unwrap();
+    assert!(error.to_string().contains(name), "{error}");
+    // A file missing from the middle breaks the chain.
+    bytes[middle] ^= 0x10;
+    std::fs::write(damaged, &bytes).unwrap();
+    assert!(omnistock::durability::verify(&dir).is_ok());
+    std::fs::remove_file(&archived[2]).unwrap();
+    let error = omnistock::durability::verify(&dir).unwrap_err();
+    assert!(error.to_string().contains("seq"), "{error}");
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(&copy).unwrap();
+}
+
 #[test]
 fn a_torn_tail_is_cut_and_reported_and_older_corruption_is_an_error() {
     let dir = fresh_dir("torn");

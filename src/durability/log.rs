@@ -109,6 +109,21 @@ fn sync_dir(dir: &Path) -> Result<(), RecoveryError> {
         .map_err(io_error(dir))
 }
 
+/// Copies each of `files` into `dest` under its name, each fsync'd.
+fn copy_synced(files: &[PathBuf], dest: &Path) -> Result<(), RecoveryError> {
+    for path in files {
+        let Some(name) = path.file_name() else {
+            continue;
+        };
+        let to = dest.join(name);
+        fs::copy(path, &to).map_err(io_error(path))?;
+        fs::File::open(&to)
+            .and_then(|file| file.sync_all())
+            .map_err(io_error(&to))?;
+    }
+    Ok(())
+}
+
 /// Opens (or creates) the journaled inventory in `dir`.
 pub(crate) fn open(
     builder: InventoryBuilder,
@@ -318,7 +333,8 @@ impl Inventory {
     }
 
     /// A consistent copy of the live directory in `dest` (new or empty):
-    /// a fresh snapshot and the journal segments after it, fsync'd.
+    /// a fresh snapshot and the journal segments after it, and the archive
+    /// ([`JournalOptions::archive`]) if there is one, fsync'd.
     /// Restoring is [`Inventory::open`] on the copy. Traffic goes on
     /// meanwhile; the copy holds at least every operation acknowledged
     /// before the call (a record written during the copy may be cut off
@@ -359,23 +375,30 @@ impl Inventory {
             .collect();
         // The snapshot first, then the segments in order.
         names.sort();
-        for path in names {
-            let Some(name) = path.file_name() else {
-                continue;
-            };
-            let to = dest.join(name);
-            fs::copy(&path, &to).map_err(io_error(&path))?;
-            fs::File::open(&to)
-                .and_then(|file| file.sync_all())
-                .map_err(io_error(&to))?;
+        copy_synced(&names, dest)?;
+        // The archive's files never change once there, and only a snapshot
+        // (which this one excludes) adds to it.
+        let archive = dir.join(journal::ARCHIVE);
+        if archive.is_dir() {
+            let mut archived: Vec<PathBuf> = fs::read_dir(&archive)
+                .map_err(io_error(&archive))?
+                .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+                .filter(|path| path.extension().is_some_and(|e| e == "journal"))
+                .collect();
+            archived.sort();
+            let to = dest.join(journal::ARCHIVE);
+            fs::create_dir(&to).map_err(io_error(&to))?;
+            copy_synced(&archived, &to)?;
         }
         sync_dir(dest)?;
         Ok(covers)
     }
 
-    /// Every journal record still in the directory (since the newest
-    /// snapshot: older segments are deleted by snapshots) that changed
-    /// the item, oldest first.
+    /// Every journal record kept that changed the item, oldest first:
+    /// those in the directory's segments (a snapshot deletes the segments
+    /// it covers) and, with [`JournalOptions::archive`], every one since the
+    /// journal began (or since the oldest archived file left after
+    /// pruning; see [`journal::read_history`]).
     ///
     /// # Errors
     ///
@@ -385,7 +408,7 @@ impl Inventory {
         self.records_where(|record| record.touches_item(item))
     }
 
-    /// Every journal record still in the directory that changed the
+    /// Every journal record kept that changed the
     /// reservation `id`, oldest first (see [`history`](Self::history)).
     ///
     /// # Errors
@@ -402,7 +425,7 @@ impl Inventory {
         let journal = &journaled.journal;
         journal.sync().map_err(RecoveryError::Journal)?;
         let mut found = Vec::new();
-        for next in journal::read(journal.dir(), 0).map_err(RecoveryError::Journal)? {
+        for next in journal::read_history(journal.dir()).map_err(RecoveryError::Journal)? {
             let (seq, payload) = next.map_err(RecoveryError::Journal)?;
             let record = decode(seq, &payload).map_err(|error| RecoveryError::Record {
                 seq,

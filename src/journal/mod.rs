@@ -51,7 +51,8 @@ mod writer;
 
 pub use error::JournalError;
 pub use format::MAX_PAYLOAD;
-pub use segments::{read, verify, Records, TailReport, VerifyReport};
+pub(crate) use segments::ARCHIVE;
+pub use segments::{read, read_history, verify, Records, TailReport, VerifyReport};
 
 /// The ordering step, public only to the loom model (tests/loom_journal.rs).
 #[cfg(omnistock_loom)]
@@ -122,6 +123,15 @@ pub struct JournalOptions {
     /// needed in `Sync` mode, where everything before the last batch was
     /// synced.
     pub salvage_last_segment: bool,
+    /// Keep the history a snapshot covers: [`Journal::delete_through`]
+    /// moves covered segments into `DIR/archive/` instead of deleting them,
+    /// and [`read_history`] and [`verify`] (so `Inventory::history` and
+    /// `Inventory::verify`) reach back to the first archived record.
+    /// Recovery never reads the archive. It grows until pruned: delete its
+    /// oldest files (the chain is then checked from the oldest one left,
+    /// whose header carries the hash entering it), never one in the middle.
+    /// Off by default.
+    pub archive: bool,
 }
 
 impl Default for JournalOptions {
@@ -132,6 +142,7 @@ impl Default for JournalOptions {
             max_queued_records: 1 << 16,
             max_queued_bytes: 64 << 20,
             salvage_last_segment: false,
+            archive: false,
         }
     }
 }
@@ -185,6 +196,8 @@ struct Shared {
     order: Order,
     stats: Stats,
     dir: PathBuf,
+    /// Covered segments go to `DIR/archive/` ([`JournalOptions::archive`]).
+    archive: bool,
     /// First seqs of the segment files, oldest first.
     segments: Mutex<VecDeque<u64>>,
 }
@@ -298,6 +311,7 @@ impl Journal {
             ),
             stats: Stats::default(),
             dir: dir.to_path_buf(),
+            archive: options.archive,
             segments: Mutex::new(segments.iter().map(|s| s.first_seq).collect()),
         });
         let writer = writer::Writer {
@@ -410,22 +424,38 @@ impl Journal {
 
     /// Deletes the segment files every record of which has a seq at or
     /// below `seq` (a snapshot covers them), oldest first, after syncing
-    /// what was appended. The current segment is never deleted. The
+    /// what was appended; with [`JournalOptions::archive`], moves them into
+    /// `DIR/archive/` instead. The current segment is never deleted. The
     /// remaining first segment's header carries the chain hash entering
     /// it, so [`verify`] still checks the chain from there.
     pub fn delete_through(&self, seq: u64) -> Result<(), JournalError> {
         self.sync()?;
+        let dir = &self.shared.dir;
+        let archive = self.shared.archive.then(|| dir.join(segments::ARCHIVE));
+        if let Some(archive) = &archive {
+            fs::create_dir_all(archive).map_err(|e| JournalError::io(archive, e))?;
+        }
         let mut segments = self.shared.segments.lock();
-        let mut deleted = false;
+        let mut moved = false;
         while segments.len() >= 2 && segments[1] <= seq.saturating_add(1) {
-            let path = self.shared.dir.join(format::segment_name(segments[0]));
-            fs::remove_file(&path).map_err(|e| JournalError::io(&path, e))?;
+            let name = format::segment_name(segments[0]);
+            let path = dir.join(&name);
+            match &archive {
+                // Atomic within the file system: the segment is in one
+                // place or the other whenever a crash comes.
+                Some(archive) => fs::rename(&path, archive.join(&name)),
+                None => fs::remove_file(&path),
+            }
+            .map_err(|e| JournalError::io(&path, e))?;
             segments.pop_front();
-            deleted = true;
+            moved = true;
         }
         drop(segments);
-        if deleted {
-            writer::sync_dir(&self.shared.dir)?;
+        if moved {
+            if let Some(archive) = &archive {
+                writer::sync_dir(archive)?;
+            }
+            writer::sync_dir(dir)?;
         }
         Ok(())
     }

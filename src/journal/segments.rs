@@ -39,6 +39,27 @@ pub(crate) fn list_segments(dir: &Path) -> Result<Vec<SegmentFile>, JournalError
     Ok(segments)
 }
 
+/// The folder of a journal directory that keeps archived segments.
+pub(crate) const ARCHIVE: &str = "archive";
+
+/// The archived segments of `dir` (none without an archive), then its live
+/// ones, in seq order. A segment found in both places (copied by hand) is
+/// read from the live directory, which the journal writes.
+pub(crate) fn list_history(dir: &Path) -> Result<Vec<SegmentFile>, JournalError> {
+    let live = list_segments(dir)?;
+    let archive = dir.join(ARCHIVE);
+    let mut all = if archive.is_dir() {
+        list_segments(&archive)?
+    } else {
+        Vec::new()
+    };
+    if let Some(first_live) = live.first() {
+        all.retain(|segment| segment.first_seq < first_live.first_seq);
+    }
+    all.extend(live);
+    Ok(all)
+}
+
 /// A torn tail found at the end of the last segment: cut off by
 /// [`Journal::open`](super::Journal::open), skipped by [`read`] and
 /// [`verify`] (which never write).
@@ -235,7 +256,31 @@ impl Cursor {
 /// # }
 /// ```
 pub fn read(dir: &Path, after: u64) -> Result<Records, JournalError> {
-    let segments = list_segments(dir)?;
+    records_after(list_segments(dir)?, after)
+}
+
+/// Every record the directory keeps, oldest first: its archive
+/// (`DIR/archive`, where [`JournalOptions::archive`] moves the segments a
+/// snapshot covers) and then its live segments, read as one journal whose
+/// chain and seqs continue from one file to the next. Without an archive,
+/// the records since the oldest live segment. What
+/// `Inventory::history` reads.
+///
+/// Errors: the directory cannot be listed. Corruption, and a gap between
+/// two files (an archived segment deleted from the middle), are an `Err`
+/// item of the iterator, which then ends.
+///
+/// [`JournalOptions::archive`]: super::JournalOptions::archive
+pub fn read_history(dir: &Path) -> Result<Records, JournalError> {
+    let segments = list_history(dir)?;
+    let after = segments
+        .first()
+        .map_or(0, |s| s.first_seq.saturating_sub(1));
+    records_after(segments, after)
+}
+
+/// The records of `segments` (in seq order) with a seq above `after`.
+fn records_after(segments: Vec<SegmentFile>, after: u64) -> Result<Records, JournalError> {
     let start = segments
         .iter()
         .rposition(|segment| segment.first_seq <= after.saturating_add(1))
@@ -389,15 +434,14 @@ pub struct VerifyReport {
 }
 
 /// Checks every segment header, every record's CRC, the seqs' density and
-/// the whole hash chain from the first record kept (anchored by its
-/// segment's header). The first broken record is the error:
+/// the whole hash chain from the first record kept, archive included
+/// (see [`read_history`]; anchored by the first segment's header). The first broken record is the error:
 /// [`JournalError::Corrupt`] (a bad CRC or header, naming file and
 /// offset) or [`JournalError::Tampered`] (a record whose CRC matches but
 /// whose chain hash does not: its content, or an earlier record's, was
 /// edited). Read-only.
 pub fn verify(dir: &Path) -> Result<VerifyReport, JournalError> {
-    let first = list_segments(dir)?.first().map_or(1, |s| s.first_seq);
-    let mut records = read(dir, first.saturating_sub(1))?;
+    let mut records = read_history(dir)?;
     records.check_chain = true;
     let first_seq = records.segments.first().map_or(0, |s| s.first_seq);
     let segments = records.segments.len();
