@@ -84,11 +84,14 @@ fn segment_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// Bytes of a segment header (format version 2).
+const HEADER: usize = 64;
+
 /// Offsets of the records in a segment file (walking the frames' lengths).
 fn record_offsets(file: &Path) -> Vec<usize> {
     let bytes = fs::read(file).unwrap();
     let mut offsets = Vec::new();
-    let mut at = 48;
+    let mut at = HEADER;
     while at < bytes.len() {
         offsets.push(at);
         let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
@@ -305,7 +308,7 @@ fn sync_zero_fills_ahead_and_a_closed_segment_ends_at_its_last_record() {
     journal.wait_durable(1).unwrap();
     let file = segment_files(dir.path()).pop().unwrap();
     let live = fs::read(&file).unwrap();
-    let end = 48 + 32 + payload(1).len();
+    let end = HEADER + 32 + payload(1).len();
     assert!(
         live.len() > end,
         "no space zero-filled ahead: {} bytes",
@@ -356,7 +359,7 @@ fn a_bit_flipped_before_the_tail_is_an_error_naming_file_and_offset() {
     copy_dir(source.path(), dir.path());
     let target = dir.path().join(&name);
     // Every bit of records 1 to 5 (the 6th is the tail) and of the header.
-    let mut spans = vec![(0, 48, 0)];
+    let mut spans = vec![(0, HEADER, 0)];
     for (i, pair) in offsets.windows(2).enumerate() {
         spans.push((pair[0], pair[1], i + 1));
     }
@@ -418,7 +421,7 @@ fn verify_catches_an_edited_payload_whose_crc_was_recomputed() {
     written(dir.path(), 10, options(Durability::Sync));
     let clean = verify(dir.path()).unwrap();
     assert_eq!((clean.records, clean.last_seq), (10, 10));
-    assert_eq!(clean.head.len(), 32);
+    assert_eq!(clean.head.len(), 64);
 
     let file = segment_files(dir.path()).pop().unwrap();
     let mut bytes = fs::read(&file).unwrap();

@@ -37,8 +37,8 @@ pub enum JournalError {
         reason: String,
     },
     /// The hash chain breaks at the record `seq` (at `offset` in `file`):
-    /// its stored chain hash is not the hash of the chain before it and its
-    /// own content, so this record or one before it was changed after it
+    /// its stored chain tag is not that of the chain state before it moved
+    /// on by its own content, so this record or one before it was changed after it
     /// was written (its CRC may well match). Found by [`verify`](super::verify).
     Tampered {
         /// The segment file.

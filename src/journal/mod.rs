@@ -60,7 +60,7 @@ pub use segments::{read, read_history, verify, Records, TailReport, VerifyReport
 pub use order::{Batch, Order};
 
 use crate::sync::{AtomicU64, Mutex, Ordering};
-use format::{Header, ZERO_CHAIN};
+use format::{Chain, Header};
 #[cfg(not(omnistock_loom))]
 use order::Order;
 use segments::{Cursor, Start, Step};
@@ -237,14 +237,14 @@ impl Journal {
             let Some(last) = segments.last().cloned() else {
                 break None;
             };
-            match Cursor::start(&last, true, None)? {
+            match Cursor::start(&last, true, None, true)? {
                 Start::Tail(tail) => {
                     fs::remove_file(&last.path).map_err(|e| JournalError::io(&last.path, e))?;
                     writer::sync_dir(dir)?;
                     report.truncated.push(tail);
                     segments.pop();
                     if segments.is_empty() && last.first_seq != 1 {
-                        // The chain hash entering it is gone with its header.
+                        // The chain state entering it is gone with its header.
                         return Err(JournalError::corrupt(
                             &last.path,
                             0,
@@ -285,19 +285,20 @@ impl Journal {
                     .map_err(|e| JournalError::io(&cursor.path, e))?;
                 // Appends go after the last record, over any zeroed space.
                 let len = cursor.pos as u64;
-                (file, cursor.path, len, cursor.chain, cursor.expected - 1)
+                let chain = cursor.chain.expect("the last segment's walk hashes");
+                (file, cursor.path, len, chain, cursor.expected - 1)
             }
             None => {
                 let header = Header {
                     first_seq: 1,
-                    chain: ZERO_CHAIN,
+                    chain: Chain::START,
                 };
                 let (file, path) = writer::create_segment(dir, header, durable)?;
                 segments.push(segments::SegmentFile {
                     first_seq: 1,
                     path: path.clone(),
                 });
-                (file, path, format::HEADER_LEN as u64, ZERO_CHAIN, 0)
+                (file, path, format::HEADER_LEN as u64, Chain::START, 0)
             }
         };
         report.last_seq = last_seq;
@@ -426,7 +427,7 @@ impl Journal {
     /// below `seq` (a snapshot covers them), oldest first, after syncing
     /// what was appended; with [`JournalOptions::archive`], moves them into
     /// `DIR/archive/` instead. The current segment is never deleted. The
-    /// remaining first segment's header carries the chain hash entering
+    /// remaining first segment's header carries the chain state entering
     /// it, so [`verify`] still checks the chain from there.
     pub fn delete_through(&self, seq: u64) -> Result<(), JournalError> {
         self.sync()?;

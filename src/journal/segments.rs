@@ -9,7 +9,7 @@
 //! it is returned.
 
 use super::error::JournalError;
-use super::format::{self, Chain, Frame, Header, HEADER_LEN};
+use super::format::{self, Chain, Frame, Header, Tag, HEADER_LEN};
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -95,8 +95,31 @@ pub(crate) struct Cursor {
     pub(crate) salvage: bool,
     /// The seq the next record must have.
     pub(crate) expected: u64,
-    /// The chain hash of the last record walked (the header's at first).
-    pub(crate) chain: Chain,
+    /// The chain tag of the last record walked (at first, the tag of the
+    /// state the header says enters the segment).
+    pub(crate) tag: Tag,
+    /// When the walk recomputes the chain: the state after the last
+    /// record walked (the header's at first).
+    pub(crate) chain: Option<Chain>,
+}
+
+/// Where the previous segment's walk ended: the seq the next segment must
+/// start at, the last tag, and the chain state if it was recomputed.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Continues {
+    pub(crate) next_seq: u64,
+    pub(crate) tag: Tag,
+    pub(crate) chain: Option<Chain>,
+}
+
+impl Cursor {
+    fn continues(&self) -> Continues {
+        Continues {
+            next_seq: self.expected,
+            tag: self.tag,
+            chain: self.chain,
+        }
+    }
 }
 
 /// How a segment starts.
@@ -106,22 +129,26 @@ pub(crate) enum Start {
 }
 
 impl Cursor {
-    /// Reads `segment` and checks its header; `continues` is the seq and
-    /// chain hash the previous segment ended with, when it was read.
+    /// Reads `segment` and checks its header; `continues` is where the
+    /// previous segment ended, when it was read. With `hash`, the walk
+    /// recomputes the chain state from the header's (see
+    /// [`Cursor::chain`]).
     pub(crate) fn start(
         segment: &SegmentFile,
         is_last: bool,
-        continues: Option<(u64, Chain)>,
+        continues: Option<Continues>,
+        hash: bool,
     ) -> Result<Start, JournalError> {
         let bytes = fs::read(&segment.path).map_err(|e| JournalError::io(&segment.path, e))?;
-        Self::start_with(segment, bytes, is_last, continues)
+        Self::start_with(segment, bytes, is_last, continues, hash)
     }
 
     pub(crate) fn start_with(
         segment: &SegmentFile,
         bytes: Vec<u8>,
         is_last: bool,
-        continues: Option<(u64, Chain)>,
+        continues: Option<Continues>,
+        hash: bool,
     ) -> Result<Start, JournalError> {
         let path = &segment.path;
         let header = match Header::decode(&bytes) {
@@ -149,7 +176,8 @@ impl Cursor {
                 ),
             ));
         }
-        if let Some((seq, chain)) = continues {
+        if let Some(previous) = continues {
+            let seq = previous.next_seq;
             if header.first_seq != seq {
                 return Err(JournalError::corrupt(
                     path,
@@ -160,11 +188,18 @@ impl Cursor {
                     ),
                 ));
             }
-            if header.chain != chain {
+            // The whole state where the previous walk recomputed it: a
+            // header whose state only shares the last tag cannot restart
+            // the chain.
+            let continued = match previous.chain {
+                Some(chain) => header.chain == chain,
+                None => header.chain.tag() == previous.tag,
+            };
+            if !continued {
                 return Err(JournalError::corrupt(
                     path,
                     0,
-                    "the chain hash entering the segment is not the previous segment's last",
+                    "the chain state entering the segment is not the previous segment's last",
                 ));
             }
         }
@@ -175,7 +210,8 @@ impl Cursor {
             is_last,
             salvage: false,
             expected: header.first_seq,
-            chain: header.chain,
+            tag: header.chain.tag(),
+            chain: hash.then_some(header.chain),
         }))
     }
 
@@ -199,7 +235,10 @@ impl Cursor {
                     ));
                 }
                 self.expected += 1;
-                self.chain = frame.chain;
+                self.tag = frame.tag;
+                if let Some(chain) = &mut self.chain {
+                    *chain = chain.after(frame.seq, &self.bytes[frame.payload.clone()]);
+                }
                 self.pos = frame.end;
                 Step::Record(frame)
             }
@@ -313,7 +352,7 @@ pub struct Records {
     segments: Vec<SegmentFile>,
     next_segment: usize,
     cursor: Option<Cursor>,
-    continues: Option<(u64, Chain)>,
+    continues: Option<Continues>,
     after: u64,
     tail: Option<TailReport>,
     done: bool,
@@ -341,7 +380,7 @@ impl Records {
     pub fn last_seq(&self) -> u64 {
         match &self.cursor {
             Some(cursor) => cursor.expected - 1,
-            None => self.continues.map_or(0, |(next, _)| next - 1),
+            None => self.continues.map_or(0, |c| c.next_seq - 1),
         }
     }
 
@@ -368,7 +407,7 @@ impl Iterator for Records {
                 let is_last = self.next_segment + 1 == self.segments.len();
                 let segment = self.segments[self.next_segment].clone();
                 self.next_segment += 1;
-                match Cursor::start(&segment, is_last, self.continues) {
+                match Cursor::start(&segment, is_last, self.continues, self.check_chain) {
                     Ok(Start::Cursor(cursor)) => self.cursor = Some(cursor),
                     Ok(Start::Tail(tail)) => {
                         self.tail = Some(tail);
@@ -379,13 +418,11 @@ impl Iterator for Records {
                 continue;
             };
             let offset = cursor.pos;
-            let previous = cursor.chain;
             match cursor.step() {
                 Step::Record(frame) => {
                     self.records += 1;
-                    if self.check_chain {
-                        let payload = &cursor.bytes[frame.payload.clone()];
-                        if format::chain(&previous, frame.seq, payload) != frame.chain {
+                    if let Some(chain) = cursor.chain {
+                        if chain.tag() != frame.tag {
                             let error = JournalError::Tampered {
                                 file: cursor.path.clone(),
                                 offset: offset as u64,
@@ -400,11 +437,11 @@ impl Iterator for Records {
                     }
                 }
                 Step::End => {
-                    self.continues = Some((cursor.expected, cursor.chain));
+                    self.continues = Some(cursor.continues());
                     self.cursor = None;
                 }
                 Step::Tail(tail) => {
-                    self.continues = Some((cursor.expected, cursor.chain));
+                    self.continues = Some(cursor.continues());
                     self.cursor = None;
                     self.tail = Some(tail);
                     self.done = true;
@@ -426,8 +463,8 @@ pub struct VerifyReport {
     pub first_seq: u64,
     /// The last record's seq (0 when there are none).
     pub last_seq: u64,
-    /// The chain hash after the last record, in hex: record it elsewhere
-    /// to detect a rewrite of the whole journal later.
+    /// The chain state after the last record (32 bytes) in hex: record it
+    /// elsewhere to detect a rewrite of the whole journal later.
     pub head: String,
     /// A torn tail skipped at the end (a crash mid-write; `open` cuts it).
     pub tail: Option<TailReport>,
@@ -435,10 +472,11 @@ pub struct VerifyReport {
 
 /// Checks every segment header, every record's CRC, the seqs' density and
 /// the whole hash chain from the first record kept, archive included
-/// (see [`read_history`]; anchored by the first segment's header). The first broken record is the error:
+/// (see [`read_history`]; anchored by the first segment's header). The
+/// first broken record is the error:
 /// [`JournalError::Corrupt`] (a bad CRC or header, naming file and
 /// offset) or [`JournalError::Tampered`] (a record whose CRC matches but
-/// whose chain hash does not: its content, or an earlier record's, was
+/// whose chain tag does not: its content, or an earlier record's, was
 /// edited). Read-only.
 pub fn verify(dir: &Path) -> Result<VerifyReport, JournalError> {
     let mut records = read_history(dir)?;
@@ -451,15 +489,15 @@ pub fn verify(dir: &Path) -> Result<VerifyReport, JournalError> {
     let last_seq = records.last_seq();
     let head = match (&records.cursor, records.continues) {
         (Some(cursor), _) => cursor.chain,
-        (None, Some((_, chain))) => chain,
-        (None, None) => format::ZERO_CHAIN,
+        (None, Some(continues)) => continues.chain,
+        (None, None) => Some(Chain::START),
     };
     Ok(VerifyReport {
         segments,
         records: records.records,
         first_seq: if records.records == 0 { 0 } else { first_seq },
         last_seq: if records.records == 0 { 0 } else { last_seq },
-        head: head.iter().map(|b| format!("{b:02x}")).collect(),
+        head: head.map(Chain::hex).unwrap_or_default(),
         tail: records.tail,
     })
 }

@@ -34,7 +34,7 @@ pub(crate) struct Writer {
     /// Zero-fill the segment ahead of the records (`Durability::Sync`), so
     /// that the `fdatasync` after a batch rarely has a file size to commit.
     pub(crate) preallocate: bool,
-    /// The chain hash of the last record written.
+    /// The chain state after the last record written.
     pub(crate) chain: Chain,
     /// The last seq written (to the OS) and synced.
     pub(crate) written: u64,
@@ -149,8 +149,8 @@ impl Writer {
                 self.flush()?;
                 self.roll(seq)?;
             }
-            self.chain = format::chain(&self.chain, seq, &payload);
-            format::encode_frame(&mut self.buf, seq, &self.chain, &payload);
+            self.chain = self.chain.after(seq, &payload);
+            format::encode_frame(&mut self.buf, seq, &self.chain.tag(), &payload);
         }
         self.flush()?;
         self.written = first + records as u64 - 1;
