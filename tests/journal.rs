@@ -451,6 +451,36 @@ fn verify_catches_an_edited_payload_whose_crc_was_recomputed() {
     }
 }
 
+/// A segment header whose chain state shares only the first 16 bytes (the
+/// previous record's tag) with the state the chain really reached, CRC
+/// fixed up: read, which recomputes nothing, takes it; verify, which
+/// recomputes the state, names the file.
+#[test]
+fn verify_catches_a_header_state_that_only_matches_the_last_tag() {
+    let dir = Scratch::new("header-state");
+    let small = JournalOptions {
+        segment_bytes: 300,
+        ..options(Durability::Sync)
+    };
+    written(dir.path(), 40, small);
+    let files = segment_files(dir.path());
+    assert!(files.len() >= 3);
+    let target = &files[1];
+    let mut bytes = fs::read(target).unwrap();
+    // The state is bytes 24..56; its tag part is 24..40.
+    bytes[24 + 20] ^= 0x01;
+    let crc = crc32c::crc32c(&bytes[0..60]);
+    bytes[60..64].copy_from_slice(&crc.to_le_bytes());
+    fs::write(target, &bytes).unwrap();
+    assert_eq!(all_records(dir.path(), 0).len(), 40);
+    match verify(dir.path()) {
+        Err(JournalError::Corrupt { file, offset, .. }) => {
+            assert_eq!((&file, offset), (target, 0));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
 #[test]
 fn segments_roll_and_covered_ones_are_deleted_keeping_the_chain_verifiable() {
     let dir = Scratch::new("roll");
