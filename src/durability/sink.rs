@@ -64,7 +64,72 @@ impl RecordSink for Journaled {
             // have observed (all numbered below it) are durable.
             self.journal.wait_durable(seq).map_err(|e| not_durable(&e))
         } else {
-            Ok(())
+            // Not waiting, but not acknowledging what a failed journal
+            // drops either: the failure is told at the next change, in
+            // every mode, not first at a `sync()` or a snapshot.
+            match self.journal.error() {
+                Some(error) => Err(not_durable(&error)),
+                None => Ok(()),
+            }
         }
+    }
+}
+
+#[cfg(all(test, feature = "journal", not(omnistock_loom)))]
+mod tests {
+    use super::*;
+    use crate::journal::JournalOptions;
+
+    fn journaled(durability: Durability, name: &str) -> (Journaled, std::path::PathBuf) {
+        let dir =
+            std::env::temp_dir().join(format!("omnistock-sink-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let options = JournalOptions {
+            durability,
+            ..JournalOptions::default()
+        };
+        let (journal, _) = Journal::open(&dir, options).unwrap();
+        let sink = Journaled {
+            journal,
+            durability,
+            snapshots: Mutex::new(()),
+        };
+        (sink, dir)
+    }
+
+    #[test]
+    fn a_failed_journal_is_told_at_the_next_change_in_every_mode() {
+        let modes = [
+            (Durability::Batch { every_ms: 5 }, "batch"),
+            (Durability::None, "none"),
+        ];
+        for (durability, name) in modes {
+            let (sink, dir) = journaled(durability, name);
+            sink.append(1, vec![1]);
+            assert_eq!(sink.acknowledge(1), Ok(()));
+            // A seq appended twice: the writer's sticky error.
+            sink.append(1, vec![1]);
+            assert!(sink.journal.error().is_some());
+            let answer = sink.acknowledge(2);
+            assert!(
+                matches!(answer, Err(Error::NotDurable { .. })),
+                "{answer:?}"
+            );
+            drop(sink);
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
+        // Deferred Sync does not wait, and is told too.
+        let (sink, dir) = journaled(Durability::Sync, "deferred");
+        sink.append(1, vec![1]);
+        sink.append(1, vec![1]);
+        DEFERRED.with(|deferred| deferred.set(true));
+        let answer = sink.acknowledge(1);
+        DEFERRED.with(|deferred| deferred.set(false));
+        assert!(
+            matches!(answer, Err(Error::NotDurable { .. })),
+            "{answer:?}"
+        );
+        drop(sink);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

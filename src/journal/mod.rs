@@ -406,6 +406,13 @@ impl Journal {
         }
     }
 
+    /// The writer's sticky error, once it failed (a write or sync error,
+    /// or an append out of sequence): from then on nothing more is written,
+    /// in any durability mode. One atomic load while there is none.
+    pub fn error(&self) -> Option<JournalError> {
+        self.shared.order.error()
+    }
+
     /// The highest seq known durable (every seq below it is too).
     pub fn durable_seq(&self) -> u64 {
         self.shared.order.durable_seq()

@@ -446,6 +446,14 @@ impl Order {
         self.wake_all(&mut st);
     }
 
+    /// The sticky error, once the writer failed (one load until then).
+    pub fn error(&self) -> Option<JournalError> {
+        if !self.halted.load(Ordering::Acquire) {
+            return None;
+        }
+        self.state.lock().error.clone()
+    }
+
     /// Highest seq written to the OS.
     pub fn written_seq(&self) -> u64 {
         self.written.load(Ordering::Acquire)
