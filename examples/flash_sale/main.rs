@@ -359,7 +359,7 @@ fn journal_line(
     let fsync_us = stats.fsync_nanos as f64 / stats.fsyncs.max(1) as f64 / 1e3;
     let durable_per_s = report.reserve_ok as f64 / report.elapsed_s.max(1e-9);
     println!(
-        "{{\"journal\":{{\"durability\":\"{mode}\",\"records\":{},\"bytes\":{},\"bytes_per_record\":{:.1},\"bytes_per_cart\":{:.1},\"reservations_per_s\":{:.0},\"fsyncs\":{},\"fsync_mean_us\":{:.1},\"records_per_fsync\":{:.1}}}}}",
+        "{{\"journal\":{{\"durability\":\"{mode}\",\"records\":{},\"bytes\":{},\"bytes_per_record\":{:.1},\"bytes_per_cart\":{:.1},\"reservations_per_s\":{:.0},\"fsyncs\":{},\"fsync_mean_us\":{:.1},\"records_per_fsync\":{:.1},\"records_per_write\":{:.1}}}}}",
         stats.records,
         stats.bytes,
         stats.bytes as f64 / stats.records.max(1) as f64,
@@ -368,6 +368,7 @@ fn journal_line(
         stats.fsyncs,
         fsync_us,
         stats.records as f64 / stats.fsyncs.max(1) as f64,
+        stats.records as f64 / stats.writes.max(1) as f64,
     );
 }
 
