@@ -84,7 +84,11 @@ usage: flash_sale [options]
                       fsync, shared by concurrent shoppers), batch (fsync every
                       5 ms) or none (written, not fsync'd); without it, in memory.
                       A last JSON line reports the journal: records, bytes,
-                      bytes per cart, fsyncs and their mean latency
+                      bytes per cart, fsyncs and their mean latency. The
+                      peers match it on the same disk: postgres with its WAL
+                      flushed at each commit (sync), every 5 ms (batch) or
+                      fsync off (none); redis with an append-only file,
+                      appendfsync always, everysec or no
   --journal-dir DIR   where the journal goes (default: a fresh directory under
                       the system's temporary directory, removed after the run)
   --quiet             no progress line (it is shown only on a terminal anyway)
@@ -320,6 +324,7 @@ fn run_engine(config: &Config, name: &str, workload: &Workload) -> Outcome {
                     config.retention_ms,
                     config.connections,
                     limit,
+                    config.durability,
                 )
                 .map(|engine| outcome(driver::run(&engine, workload, s, clock.clone())))
             } else {
@@ -328,6 +333,7 @@ fn run_engine(config: &Config, name: &str, workload: &Workload) -> Outcome {
                     config.retention_ms,
                     config.connections,
                     limit,
+                    config.durability,
                 )
                 .map(|engine| outcome(driver::run(&engine, workload, s, clock.clone())))
             };

@@ -4,9 +4,15 @@
 //! statement (one round trip). A throwaway cluster (initdb + postgres) on a
 //! free 127.0.0.1 port, run as an ordinary user (`postgres` when we are
 //! root: PostgreSQL refuses to run as root), 64 connections, trust auth on
-//! loopback. Durability is off (`fsync`, `synchronous_commit`,
-//! `full_page_writes`), as Redis runs without persistence: both peers get
-//! their fastest in-memory-like setting. Clients are the `postgres` crate's
+//! loopback. Without `--durability`, durability is off (`fsync`,
+//! `synchronous_commit`, `full_page_writes`), as Redis runs without
+//! persistence: both peers get their fastest in-memory-like setting. With
+//! `--durability` it matches omnistock's journal, on the same disk (the
+//! system temp dir): `sync`, every commit's WAL flushed before it answers
+//! (PostgreSQL's defaults: `fsync`, `synchronous_commit` and
+//! `full_page_writes` on; concurrent commits share a flush); `batch`,
+//! asynchronous commit with the WAL writer flushing every 5 ms
+//! (`synchronous_commit=off`, `wal_writer_delay=5ms`); `none`, `fsync` off. Clients are the `postgres` crate's
 //! synchronous ones; each connection lives on a thread of its own that runs
 //! the calls its shopper hands it, so one load thread keeps a call in flight
 //! on each of its connections, as with redis.
@@ -21,6 +27,7 @@ use super::server::{
 };
 use super::{sorted_lines, Answer, Client, Engine, Op, Stock};
 use crate::workload::ItemSpec;
+use omnistock::durability::Durability;
 use omnistock::{Channel, Clock, ManualClock};
 use postgres::error::SqlState;
 use postgres::types::ToSql;
@@ -397,6 +404,7 @@ impl Postgres {
         retention_ms: u64,
         connections: usize,
         limit: Duration,
+        durability: Option<Durability>,
     ) -> Result<Postgres, Unavailable> {
         let dirs = ["/usr/lib/postgresql/*/bin"];
         let (Some(initdb), Some(postgres)) = (
@@ -442,17 +450,32 @@ impl Postgres {
             "-p".into(),
             port.to_string(),
         ];
-        for setting in [
+        let durable: &[&str] = match durability {
+            Some(Durability::Sync) => &["fsync=on", "synchronous_commit=on", "full_page_writes=on"],
+            Some(Durability::Batch { .. }) => &[
+                "fsync=on",
+                "synchronous_commit=off",
+                "wal_writer_delay=5ms",
+                "full_page_writes=on",
+            ],
+            Some(Durability::None) | None => &[
+                "fsync=off",
+                "synchronous_commit=off",
+                "full_page_writes=off",
+            ],
+        };
+        let settings = [
             "listen_addresses=127.0.0.1".to_string(),
             format!("unix_socket_directories={}", dir.to_string_lossy()),
             format!("max_connections={}", connections + 20),
             "shared_buffers=512MB".into(),
-            "fsync=off".into(),
-            "synchronous_commit=off".into(),
-            "full_page_writes=off".into(),
             "max_wal_size=4GB".into(),
             "log_min_messages=warning".into(),
-        ] {
+        ];
+        let settings = settings
+            .into_iter()
+            .chain(durable.iter().map(|s| s.to_string()));
+        for setting in settings {
             args.push("-c".into());
             args.push(setting);
         }

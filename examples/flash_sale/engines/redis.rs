@@ -1,6 +1,9 @@
 //! Redis, the usual flash-sale answer: every operation is one Lua script
 //! (EVALSHA), atomic on the server, on a throwaway `redis-server` started on
-//! a free 127.0.0.1 port without persistence (`--save "" --appendonly no`),
+//! a free 127.0.0.1 port without persistence (`--save "" --appendonly no`;
+//! with `--durability`, an append-only file on the same disk as omnistock's
+//! journal, `appendfsync` `always` for `sync`, `everysec` for `batch`,
+//! Redis's shortest interval, and `no` for `none`),
 //! driven over 64 connections through the `redis` crate's synchronous
 //! connections (a command packed and sent, its answer read later, so one
 //! thread keeps a call in flight on each of its connections).
@@ -16,6 +19,7 @@
 use super::server::{find_program, free_port, scratch_dir, Server, Unavailable};
 use super::{sorted_lines, Answer, Client, Engine, Op, Stock};
 use crate::workload::ItemSpec;
+use omnistock::durability::Durability;
 use omnistock::{Channel, Clock, ManualClock};
 use redis::{Cmd, Connection, FromRedisValue, Value};
 use std::fmt::Write as _;
@@ -152,6 +156,7 @@ impl Redis {
         retention_ms: u64,
         connections: usize,
         limit: Duration,
+        durability: Option<Durability>,
     ) -> Result<Redis, Unavailable> {
         let Some(program) = find_program("redis-server", &[]) else {
             return Err(Unavailable::Missing(
@@ -171,7 +176,13 @@ impl Redis {
             "--save",
             "",
             "--appendonly",
-            "no",
+            if durability.is_some() { "yes" } else { "no" },
+            "--appendfsync",
+            match durability {
+                Some(Durability::Sync) => "always",
+                Some(Durability::Batch { .. }) => "everysec",
+                Some(Durability::None) | None => "no",
+            },
             "--daemonize",
             "no",
             "--maxclients",
