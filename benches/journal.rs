@@ -62,7 +62,7 @@ fn append(criterion: &mut Criterion) {
         group.bench_function(name, |b| {
             b.iter(|| {
                 for _ in 0..records {
-                    journal.append(next, PAYLOAD.to_vec());
+                    journal.append(next, PAYLOAD);
                     next += 1;
                 }
                 journal.wait_durable(next - 1).unwrap();
@@ -93,7 +93,7 @@ fn sync_waiters(criterion: &mut Criterion) {
                             scope.spawn(|| {
                                 for _ in 0..per_thread {
                                     let seq = next.fetch_add(1, Ordering::Relaxed);
-                                    journal.append(seq, PAYLOAD.to_vec());
+                                    journal.append(seq, PAYLOAD);
                                     journal.wait_durable(seq).unwrap();
                                 }
                             });
@@ -127,7 +127,7 @@ fn recovery(criterion: &mut Criterion) {
     {
         let journal = open(&dir, Durability::None);
         for seq in 1..=records {
-            journal.append(seq, PAYLOAD.to_vec());
+            journal.append(seq, PAYLOAD);
         }
         journal.sync().unwrap();
     }

@@ -301,7 +301,7 @@ struct FailedDisk {
 }
 
 impl omnistock::durability::RecordSink for FailedDisk {
-    fn append(&self, seq: u64, _payload: Vec<u8>) {
+    fn append(&self, seq: u64, _payload: &[u8]) {
         self.appended.lock().unwrap().push(seq);
     }
 

@@ -17,7 +17,7 @@
 
 use loom::sync::{Arc, Mutex};
 use loom::thread;
-use omnistock::journal::{JournalError, Order};
+use omnistock::journal::{JournalError, Order, Ready};
 
 fn record(seq: u64) -> Vec<u8> {
     seq.to_le_bytes().to_vec()
@@ -27,7 +27,7 @@ fn record(seq: u64) -> Vec<u8> {
 /// failed), checking each batch continues the disk densely.
 fn writer(order: Arc<Order>, disk: Arc<Mutex<Vec<u64>>>, last: u64) -> thread::JoinHandle<()> {
     thread::spawn(move || {
-        let mut batch = Vec::new();
+        let mut batch = Ready::default();
         let mut written = 0;
         while written < last {
             let taken = order.take(&mut batch, None);
@@ -40,11 +40,12 @@ fn writer(order: Arc<Order>, disk: Arc<Mutex<Vec<u64>>>, last: u64) -> thread::J
             assert_eq!(taken.first, written + 1, "a batch skipped or repeated seqs");
             {
                 let mut disk = disk.lock().unwrap();
-                for (i, payload) in batch.drain(..).enumerate() {
+                for (i, payload) in batch.iter().enumerate() {
                     let seq = taken.first + i as u64;
-                    assert_eq!(payload, record(seq), "records out of seq order");
+                    assert_eq!(payload, &record(seq)[..], "records out of seq order");
                     disk.push(seq);
                 }
+                batch.clear();
             }
             written += taken.records as u64;
             order.written(written);
@@ -77,14 +78,14 @@ fn out_of_order_appends_are_written_in_order_and_waiters_wait_for_the_prefix() {
         let a = {
             let (order, disk) = (order.clone(), disk.clone());
             thread::spawn(move || {
-                order.append(2, record(2));
+                order.append(2, &record(2));
                 order.wait_durable(2).unwrap();
                 on_disk_through(&disk, 2);
             })
         };
         {
-            order.append(3, record(3));
-            order.append(1, record(1));
+            order.append(3, &record(3));
+            order.append(1, &record(1));
             order.wait_durable(1).unwrap();
             on_disk_through(&disk, 1);
             assert!(order.durable_seq() >= 1);
@@ -111,10 +112,10 @@ fn backpressure_never_blocks_the_lowest_missing_seq() {
             .into_iter()
             .map(|seq| {
                 let order = order.clone();
-                thread::spawn(move || order.append(seq, record(seq)))
+                thread::spawn(move || order.append(seq, &record(seq)))
             })
             .collect();
-        order.append(1, record(1));
+        order.append(1, &record(1));
         for appender in appenders {
             appender.join().unwrap();
         }
@@ -137,7 +138,7 @@ fn a_writer_error_is_never_reported_as_durable() {
         let failing = {
             let order = order.clone();
             thread::spawn(move || {
-                let mut batch = Vec::new();
+                let mut batch = Ready::default();
                 let mut written = 0;
                 while written == 0 {
                     let taken = order.take(&mut batch, None);
@@ -151,8 +152,8 @@ fn a_writer_error_is_never_reported_as_durable() {
                 }
             })
         };
-        order.append(1, record(1));
-        order.append(2, record(2));
+        order.append(1, &record(1));
+        order.append(2, &record(2));
         let answer = waiter.join().unwrap();
         failing.join().unwrap();
         // Seq 2 was never written: its waiter must get the error.
@@ -172,9 +173,9 @@ fn sync_returns_only_what_is_on_disk() {
         let writer = writer(order.clone(), disk.clone(), 2);
         let other = {
             let order = order.clone();
-            thread::spawn(move || order.append(2, record(2)))
+            thread::spawn(move || order.append(2, &record(2)))
         };
-        order.append(1, record(1));
+        order.append(1, &record(1));
         let synced = order.sync().unwrap();
         assert!(synced >= 1);
         on_disk_through(&disk, synced);

@@ -31,6 +31,7 @@ use crate::types::{
     CampaignId, Channel, CustomerId, ItemKey, Line, ReservationId, ReservationState, Sku, StoreId,
 };
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 use std::fmt;
 
 /// The version byte every payload starts with.
@@ -286,7 +287,25 @@ impl std::error::Error for DecodeError {}
 
 // ------------------------------------------------------------------ writing
 
-pub(crate) fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+/// Where records and snapshots are encoded: a `Vec`, or a record's
+/// [`Payload`] buffer.
+pub(crate) trait Out {
+    fn push(&mut self, byte: u8);
+}
+
+impl Out for Vec<u8> {
+    fn push(&mut self, byte: u8) {
+        Vec::push(self, byte);
+    }
+}
+
+impl Out for Payload {
+    fn push(&mut self, byte: u8) {
+        SmallVec::push(self, byte);
+    }
+}
+
+pub(crate) fn put_varint(out: &mut impl Out, mut value: u64) {
     while value >= 0x80 {
         out.push((value as u8) | 0x80);
         value >>= 7;
@@ -294,7 +313,7 @@ pub(crate) fn put_varint(out: &mut Vec<u8>, mut value: u64) {
     out.push(value as u8);
 }
 
-fn put_item(out: &mut Vec<u8>, item: ItemKey) {
+fn put_item(out: &mut impl Out, item: ItemKey) {
     put_varint(out, item.sku.0);
     put_varint(out, item.store.0);
 }
@@ -315,15 +334,19 @@ fn channel_code(channel: Channel) -> u8 {
     }
 }
 
+/// A record's payload as it is built: in place up to 64 bytes (most
+/// records), so that journaling a change allocates nothing.
+pub(crate) type Payload = SmallVec<[u8; 64]>;
+
 /// Builds one record's payload.
 #[derive(Debug)]
 pub(crate) struct Writer {
-    pub(crate) out: Vec<u8>,
+    pub(crate) out: Payload,
 }
 
 impl Writer {
     pub(crate) fn new(op: Op, at_ms: u64, note: Option<&Note>) -> Self {
-        let mut out = Vec::with_capacity(48);
+        let mut out = Payload::new();
         out.push(VERSION);
         out.push(op.code());
         put_varint(&mut out, at_ms);

@@ -53,7 +53,7 @@ pub(crate) fn not_durable(error: &JournalError) -> Error {
 
 #[cfg(feature = "journal")]
 impl RecordSink for Journaled {
-    fn append(&self, seq: u64, payload: Vec<u8>) {
+    fn append(&self, seq: u64, payload: &[u8]) {
         self.journal.append(seq, payload);
     }
 
@@ -105,10 +105,10 @@ mod tests {
         ];
         for (durability, name) in modes {
             let (sink, dir) = journaled(durability, name);
-            sink.append(1, vec![1]);
+            sink.append(1, &[1]);
             assert_eq!(sink.acknowledge(1), Ok(()));
             // A seq appended twice: the writer's sticky error.
-            sink.append(1, vec![1]);
+            sink.append(1, &[1]);
             assert!(sink.journal.error().is_some());
             let answer = sink.acknowledge(2);
             assert!(
@@ -120,8 +120,8 @@ mod tests {
         }
         // Deferred Sync does not wait, and is told too.
         let (sink, dir) = journaled(Durability::Sync, "deferred");
-        sink.append(1, vec![1]);
-        sink.append(1, vec![1]);
+        sink.append(1, &[1]);
+        sink.append(1, &[1]);
         DEFERRED.with(|deferred| deferred.set(true));
         let answer = sink.acknowledge(1);
         DEFERRED.with(|deferred| deferred.set(false));

@@ -20,8 +20,10 @@ use std::fmt;
 /// once. The journal (feature `journal`) is one; a test can keep them in
 /// memory.
 pub trait RecordSink: Send + Sync + fmt::Debug {
-    /// Takes record `seq`. Must not block for long (no disk wait).
-    fn append(&self, seq: u64, payload: Vec<u8>);
+    /// Takes record `seq` (copying `payload`: the engine builds records
+    /// in place and allocates nothing for them). Must not block for long
+    /// (no disk wait).
+    fn append(&self, seq: u64, payload: &[u8]);
 
     /// Called once per operation that wrote records, after [`append`]ing
     /// them, with the operation's last sequence number: returns once the
@@ -187,7 +189,7 @@ impl<'a> Steps<'a> {
     pub(crate) fn flush(&mut self) -> Result<(), Error> {
         let mut last = None;
         for (seq, writer) in self.done.drain(..) {
-            self.sink.append(seq, writer.out);
+            self.sink.append(seq, &writer.out);
             last = Some(seq);
         }
         match last {

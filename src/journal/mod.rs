@@ -54,10 +54,11 @@ pub use format::MAX_PAYLOAD;
 pub(crate) use segments::ARCHIVE;
 pub use segments::{read, read_history, verify, Records, TailReport, VerifyReport};
 
+pub use order::INLINE_PAYLOAD;
 /// The ordering step, public only to the loom model (tests/loom_journal.rs).
 #[cfg(omnistock_loom)]
 #[doc(hidden)]
-pub use order::{Batch, Order};
+pub use order::{Batch, Order, Ready};
 
 use crate::sync::{AtomicU64, Mutex, Ordering};
 use format::{Chain, Header};
@@ -383,8 +384,12 @@ impl Journal {
     /// no thread holding an unappended seq waits for one blocked in
     /// `append` (take a seq and append it without waiting on other
     /// appenders in between).
-    pub fn append(&self, seq: u64, payload: Vec<u8>) {
-        self.shared.order.append(seq, payload);
+    ///
+    /// The payload is copied: into its ring slot for one of up to
+    /// [`INLINE_PAYLOAD`] bytes (no allocation), else into a buffer of its
+    /// own.
+    pub fn append(&self, seq: u64, payload: impl AsRef<[u8]>) {
+        self.shared.order.append(seq, payload.as_ref());
     }
 
     /// Blocks until every record with a seq at or below `seq` is durable

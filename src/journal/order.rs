@@ -51,6 +51,10 @@ const CHUNK_SLOTS: usize = 1 << 10;
 /// (`max_bytes`); smaller ones are bounded by the window alone.
 pub const BIG_PAYLOAD: usize = 1024;
 
+/// Payload bytes a ring slot holds in place: an append of a payload this
+/// long or shorter allocates nothing, and the writer frees nothing.
+pub const INLINE_PAYLOAD: usize = 46;
+
 /// One record's place in the ring.
 #[derive(Debug, Default)]
 #[repr(align(64))]
@@ -58,7 +62,88 @@ struct Slot {
     /// The seq whose record the slot holds or held last (0: none yet).
     /// Stored, under `record`'s lock, after the record.
     seq: AtomicU64,
-    record: Mutex<Option<Vec<u8>>>,
+    record: Mutex<Payload>,
+}
+
+// A slot is one cache line (outside loom, whose locks are larger).
+#[cfg(not(omnistock_loom))]
+const _: () = assert!(std::mem::size_of::<Slot>() == 64);
+
+/// A record in its slot: in place when short, else in a buffer of its own.
+#[derive(Debug, Default)]
+enum Payload {
+    #[default]
+    Empty,
+    Inline {
+        len: u8,
+        bytes: [u8; INLINE_PAYLOAD],
+    },
+    Heap(Vec<u8>),
+}
+
+impl Payload {
+    fn of(payload: &[u8]) -> Payload {
+        if payload.len() <= INLINE_PAYLOAD {
+            let mut bytes = [0u8; INLINE_PAYLOAD];
+            bytes[..payload.len()].copy_from_slice(payload);
+            Payload::Inline {
+                len: payload.len() as u8,
+                bytes,
+            }
+        } else {
+            Payload::Heap(payload.to_vec())
+        }
+    }
+
+    /// The bytes, or `None` for an empty slot.
+    fn bytes(&self) -> Option<&[u8]> {
+        match self {
+            Payload::Empty => None,
+            Payload::Inline { len, bytes } => Some(&bytes[..usize::from(*len)]),
+            Payload::Heap(bytes) => Some(bytes),
+        }
+    }
+}
+
+/// Records collected for the writer, in seq order, their payloads back to
+/// back in one buffer (kept from batch to batch: collecting allocates
+/// only while the batches grow).
+#[derive(Debug, Default)]
+pub struct Ready {
+    bytes: Vec<u8>,
+    /// Where each payload ends in `bytes`.
+    ends: Vec<usize>,
+}
+
+impl Ready {
+    /// How many records.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Drops every record, keeping the buffers.
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.ends.clear();
+    }
+
+    /// The payloads, in seq order.
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(self.ends.iter().copied())
+            .map(|(start, end)| &self.bytes[start..end])
+    }
+
+    fn push(&mut self, payload: &[u8]) {
+        self.bytes.extend_from_slice(payload);
+        self.ends.push(self.bytes.len());
+    }
 }
 
 /// The ring, the watermarks and the waits shared by appenders, waiters and
@@ -107,7 +192,7 @@ struct State {
     /// The lowest seq not yet collected from the ring.
     next: u64,
     /// Records `ready_first..next`, in order, for the writer to take.
-    ready: Vec<Vec<u8>>,
+    ready: Ready,
     ready_first: u64,
     /// Big-payload bytes collected since the writer's last `written`.
     collected_big: u64,
@@ -159,7 +244,7 @@ impl Order {
         Order {
             state: Mutex::new(State {
                 next: last_seq + 1,
-                ready: Vec::new(),
+                ready: Ready::default(),
                 ready_first: last_seq + 1,
                 collected_big: 0,
                 blocked: 0,
@@ -215,7 +300,7 @@ impl Order {
     /// doc). A seq appended twice or at or below the start sets a sticky
     /// [`JournalError::Sequence`]; after an error or closing, the record is
     /// dropped.
-    pub fn append(&self, seq: u64, payload: Vec<u8>) {
+    pub fn append(&self, seq: u64, payload: &[u8]) {
         let len = payload.len();
         if self.halted.load(Ordering::Acquire) {
             return;
@@ -246,7 +331,7 @@ impl Order {
             if len >= BIG_PAYLOAD {
                 self.queued_big.fetch_add(len as u64, Ordering::AcqRel);
             }
-            *record = Some(payload);
+            *record = Payload::of(payload);
             slot.seq.store(seq, Ordering::Release);
         }
         // Pairs with the fence in `take`: either the writer sees this slot
@@ -282,16 +367,17 @@ impl Order {
             if slot.seq.load(Ordering::Acquire) != st.next {
                 break;
             }
-            let Some(record) = slot.record.lock().take() else {
+            let record = std::mem::take(&mut *slot.record.lock());
+            let Some(bytes) = record.bytes() else {
                 break;
             };
-            if record.len() >= BIG_PAYLOAD {
-                st.collected_big += record.len() as u64;
+            if bytes.len() >= BIG_PAYLOAD {
+                st.collected_big += bytes.len() as u64;
             }
             if st.ready.is_empty() {
                 st.ready_first = st.next;
             }
-            st.ready.push(record);
+            st.ready.push(bytes);
             st.next += 1;
         }
         self.collected.store(st.next - 1, Ordering::Release);
@@ -300,8 +386,8 @@ impl Order {
     /// The writer's side: waits until records are ready, a sync is asked
     /// for, the journal closes or fails, or `timeout` passes (`None`:
     /// no timeout), then swaps the ready records into `out` (which must
-    /// be empty).
-    pub fn take(&self, out: &mut Vec<Vec<u8>>, timeout: Option<Duration>) -> Batch {
+    /// be empty; its buffers are kept for the next batch).
+    pub fn take(&self, out: &mut Ready, timeout: Option<Duration>) -> Batch {
         debug_assert!(out.is_empty());
         let mut st = self.state.lock();
         let mut waited = false;

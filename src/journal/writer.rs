@@ -10,7 +10,7 @@
 
 use super::error::JournalError;
 use super::format::{self, Chain, Header, HEADER_LEN};
-use super::order::Order;
+use super::order::{Order, Ready};
 use super::{Durability, Shared};
 use crate::sync::Ordering;
 use std::fs::{File, OpenOptions};
@@ -49,7 +49,7 @@ impl Writer {
 
     /// The thread's body: runs until the journal closes or an I/O call fails.
     pub(crate) fn run(mut self) {
-        let mut batch: Vec<Vec<u8>> = Vec::new();
+        let mut batch = Ready::default();
         let mut last_sync = Instant::now();
         loop {
             let timeout = match self.durability {
@@ -137,11 +137,11 @@ impl Writer {
     /// Frames, chains and writes records `first..first + batch.len()`,
     /// rolling to a new segment where the current one would pass
     /// `segment_bytes` (a segment always takes at least one record).
-    fn write_batch(&mut self, first: u64, batch: &mut Vec<Vec<u8>>) -> Result<(), JournalError> {
+    fn write_batch(&mut self, first: u64, batch: &mut Ready) -> Result<(), JournalError> {
         debug_assert_eq!(first, self.written + 1);
         let records = batch.len();
         self.buf.clear();
-        for (i, payload) in batch.drain(..).enumerate() {
+        for (i, payload) in batch.iter().enumerate() {
             let seq = first + i as u64;
             let frame_len = format::frame_len(payload.len()) as u64;
             let pending = self.len + self.buf.len() as u64;
@@ -149,9 +149,10 @@ impl Writer {
                 self.flush()?;
                 self.roll(seq)?;
             }
-            self.chain = self.chain.after(seq, &payload);
-            format::encode_frame(&mut self.buf, seq, &self.chain.tag(), &payload);
+            self.chain = self.chain.after(seq, payload);
+            format::encode_frame(&mut self.buf, seq, &self.chain.tag(), payload);
         }
+        batch.clear();
         self.flush()?;
         self.written = first + records as u64 - 1;
         let stats = &self.shared.stats;

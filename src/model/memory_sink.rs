@@ -85,7 +85,7 @@ impl MemorySink {
 }
 
 impl RecordSink for MemorySink {
-    fn append(&self, seq: u64, payload: Vec<u8>) {
-        self.records().insert(seq, payload);
+    fn append(&self, seq: u64, payload: &[u8]) {
+        self.records().insert(seq, payload.to_vec());
     }
 }
