@@ -31,7 +31,7 @@ use crate::types::{
     CampaignId, Channel, CustomerId, ItemKey, Line, ReservationId, ReservationState, Sku, StoreId,
 };
 use serde::{Deserialize, Serialize};
-use smallvec::SmallVec;
+use std::cell::RefCell;
 use std::fmt;
 
 /// The version byte every payload starts with.
@@ -287,25 +287,7 @@ impl std::error::Error for DecodeError {}
 
 // ------------------------------------------------------------------ writing
 
-/// Where records and snapshots are encoded: a `Vec`, or a record's
-/// [`Payload`] buffer.
-pub(crate) trait Out {
-    fn push(&mut self, byte: u8);
-}
-
-impl Out for Vec<u8> {
-    fn push(&mut self, byte: u8) {
-        Vec::push(self, byte);
-    }
-}
-
-impl Out for Payload {
-    fn push(&mut self, byte: u8) {
-        SmallVec::push(self, byte);
-    }
-}
-
-pub(crate) fn put_varint(out: &mut impl Out, mut value: u64) {
+pub(crate) fn put_varint(out: &mut Vec<u8>, mut value: u64) {
     while value >= 0x80 {
         out.push((value as u8) | 0x80);
         value >>= 7;
@@ -313,7 +295,7 @@ pub(crate) fn put_varint(out: &mut impl Out, mut value: u64) {
     out.push(value as u8);
 }
 
-fn put_item(out: &mut impl Out, item: ItemKey) {
+fn put_item(out: &mut Vec<u8>, item: ItemKey) {
     put_varint(out, item.sku.0);
     put_varint(out, item.store.0);
 }
@@ -334,19 +316,29 @@ fn channel_code(channel: Channel) -> u8 {
     }
 }
 
-/// A record's payload as it is built: in place up to 64 bytes (most
-/// records), so that journaling a change allocates nothing.
-pub(crate) type Payload = SmallVec<[u8; 64]>;
+thread_local! {
+    /// Record buffers this thread used before: journaling a change takes
+    /// one and gives it back once the sink copied the record, so it
+    /// allocates nothing after the thread's first changes.
+    static SPARE: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Buffers a thread keeps, and the largest it keeps.
+const SPARE_BUFFERS: usize = 4;
+const SPARE_CAPACITY: usize = 4096;
 
 /// Builds one record's payload.
 #[derive(Debug)]
 pub(crate) struct Writer {
-    pub(crate) out: Payload,
+    pub(crate) out: Vec<u8>,
 }
 
 impl Writer {
     pub(crate) fn new(op: Op, at_ms: u64, note: Option<&Note>) -> Self {
-        let mut out = Payload::new();
+        let mut out = SPARE
+            .with(|spare| spare.borrow_mut().pop())
+            .unwrap_or_else(|| Vec::with_capacity(64));
+        out.clear();
         out.push(VERSION);
         out.push(op.code());
         put_varint(&mut out, at_ms);
@@ -366,6 +358,19 @@ impl Writer {
             }
         }
         Writer { out }
+    }
+
+    /// Gives the buffer back to this thread's spares (the record was
+    /// copied where it goes).
+    pub(crate) fn recycle(self) {
+        if self.out.capacity() <= SPARE_CAPACITY {
+            SPARE.with(|spare| {
+                let mut spare = spare.borrow_mut();
+                if spare.len() < SPARE_BUFFERS {
+                    spare.push(self.out);
+                }
+            });
+        }
     }
 
     pub(crate) fn item(&mut self, item: ItemKey, on_hand: u32, reserved: u32) {

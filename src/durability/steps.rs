@@ -20,9 +20,8 @@ use std::fmt;
 /// once. The journal (feature `journal`) is one; a test can keep them in
 /// memory.
 pub trait RecordSink: Send + Sync + fmt::Debug {
-    /// Takes record `seq` (copying `payload`: the engine builds records
-    /// in place and allocates nothing for them). Must not block for long
-    /// (no disk wait).
+    /// Takes record `seq` (copying `payload`: the engine reuses the buffer
+    /// it built the record in). Must not block for long (no disk wait).
     fn append(&self, seq: u64, payload: &[u8]);
 
     /// Called once per operation that wrote records, after [`append`]ing
@@ -190,6 +189,7 @@ impl<'a> Steps<'a> {
         let mut last = None;
         for (seq, writer) in self.done.drain(..) {
             self.sink.append(seq, &writer.out);
+            writer.recycle();
             last = Some(seq);
         }
         match last {
