@@ -130,8 +130,10 @@ pub struct JournalOptions {
     /// `Inventory::verify`) reach back to the first archived record.
     /// Recovery never reads the archive. It grows until pruned: delete its
     /// oldest files (the chain is then checked from the oldest one left,
-    /// whose header carries the hash entering it), never one in the middle.
-    /// Off by default.
+    /// whose header carries the chain state entering it), never one in the
+    /// middle. Off by default (also when options serialized before this
+    /// field are read back).
+    #[serde(default)]
     pub archive: bool,
 }
 
@@ -538,5 +540,22 @@ impl Future for DurableFuture {
 impl Drop for DurableFuture {
     fn drop(&mut self) {
         self.shared.order.forget_waker(self.token);
+    }
+}
+
+#[cfg(all(test, feature = "replay", not(omnistock_loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_serialized_before_the_archive_field_read_back_without_it() {
+        let mut value = serde_json::to_value(JournalOptions::default()).unwrap();
+        let fields = value.as_object_mut().unwrap();
+        assert_eq!(
+            fields.remove("archive"),
+            Some(serde_json::Value::Bool(false))
+        );
+        let options: JournalOptions = serde_json::from_value(value).unwrap();
+        assert_eq!(options, JournalOptions::default());
     }
 }
