@@ -201,9 +201,16 @@ impl<'a> EffectLog<'a> {
     /// listens and no alert is watched (one branch, inlined).
     #[inline]
     pub(crate) fn push(&mut self, make: impl FnOnce() -> Effect) {
-        if self.records.is_some() || self.alerting {
+        if self.wants_effects() {
             self.record(make());
         }
+    }
+
+    /// Whether [`push`](Self::push) records anything: a caller that walks
+    /// a reservation's lines only to push their effects skips the walk.
+    #[inline]
+    pub(crate) fn wants_effects(&self) -> bool {
+        self.records.is_some() || self.alerting
     }
 
     /// [`push`](Self::push)'s work, out of line.

@@ -498,12 +498,14 @@ impl Inventory {
             }
             _ => self.hold_together(lines, looked, channel, &mut held, effects)?,
         }
-        for line in lines {
-            effects.push(|| Effect::Stock {
-                item: line.item(),
-                on_hand: 0,
-                reserved: i64::from(line.qty),
-            });
+        if effects.wants_effects() {
+            for line in lines {
+                effects.push(|| Effect::Stock {
+                    item: line.item(),
+                    on_hand: 0,
+                    reserved: i64::from(line.qty),
+                });
+            }
         }
         Ok(held)
     }

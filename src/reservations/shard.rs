@@ -459,14 +459,16 @@ impl ReservationShard {
         if let Some((units, None)) = back {
             effects.give_back(units);
         }
-        for (n, held) in self.lines(at).enumerate() {
-            let qty = held.qty;
-            let on_hand = -i64::from(take(n, held));
-            effects.push(|| Effect::Stock {
-                item: items.key(held.cell),
-                on_hand,
-                reserved: -i64::from(qty),
-            });
+        if effects.wants_effects() {
+            for (n, held) in self.lines(at).enumerate() {
+                let qty = held.qty;
+                let on_hand = -i64::from(take(n, held));
+                effects.push(|| Effect::Stock {
+                    item: items.key(held.cell),
+                    on_hand,
+                    reserved: -i64::from(qty),
+                });
+            }
         }
         self.index.unschedule(deadline, at, filed);
         self.index.finished(Finished {
