@@ -51,6 +51,14 @@ fn options(durability: Durability) -> JournalOptions {
 // payload() crosses what a slot holds in place.
 const _: () = assert!(omnistock::journal::INLINE_PAYLOAD < 70);
 
+/// `Sync` with segments rolled at `bytes`.
+fn small_segments(bytes: u64) -> JournalOptions {
+    JournalOptions {
+        segment_bytes: bytes,
+        ..options(Durability::Sync)
+    }
+}
+
 fn payload(seq: u64) -> Vec<u8> {
     // Lengths vary with the seq, 0 included, on both sides of what a ring
     // slot holds in place (INLINE_PAYLOAD).
@@ -462,10 +470,7 @@ fn verify_catches_an_edited_payload_whose_crc_was_recomputed() {
 #[test]
 fn verify_catches_a_header_state_that_only_matches_the_last_tag() {
     let dir = Scratch::new("header-state");
-    let small = JournalOptions {
-        segment_bytes: 300,
-        ..options(Durability::Sync)
-    };
+    let small = small_segments(300);
     written(dir.path(), 40, small);
     let files = segment_files(dir.path());
     assert!(files.len() >= 3);
@@ -488,10 +493,7 @@ fn verify_catches_a_header_state_that_only_matches_the_last_tag() {
 #[test]
 fn segments_roll_and_covered_ones_are_deleted_keeping_the_chain_verifiable() {
     let dir = Scratch::new("roll");
-    let small = JournalOptions {
-        segment_bytes: 300,
-        ..options(Durability::Sync)
-    };
+    let small = small_segments(300);
     let (journal, _) = open(dir.path(), small);
     for seq in 1..=200 {
         journal.append(seq, payload(seq));
@@ -544,10 +546,7 @@ fn segments_roll_and_covered_ones_are_deleted_keeping_the_chain_verifiable() {
 #[test]
 fn a_torn_header_of_a_new_last_segment_is_removed() {
     let dir = Scratch::new("torn-header");
-    let small = JournalOptions {
-        segment_bytes: 200,
-        ..options(Durability::Sync)
-    };
+    let small = small_segments(200);
     written(dir.path(), 20, small);
     let last = segment_files(dir.path()).pop().unwrap();
     let last_first: u64 = last.file_stem().unwrap().to_str().unwrap().parse().unwrap();

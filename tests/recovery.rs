@@ -26,6 +26,20 @@ fn open(dir: &Path, clock: &Arc<ManualClock>, durability: Durability) -> Invento
         .0
 }
 
+fn open_small_segments(dir: &Path, clock: &Arc<ManualClock>, archive: bool) -> Inventory {
+    let options = omnistock::durability::JournalOptions {
+        segment_bytes: 512,
+        archive,
+        ..Default::default()
+    };
+    Inventory::builder()
+        .clock(clock.clone())
+        .journal_options(dir, options)
+        .open()
+        .expect("opens")
+        .0
+}
+
 fn segments(dir: &Path) -> Vec<PathBuf> {
     let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
@@ -96,24 +110,21 @@ fn reopening_gives_back_stock_reservations_and_the_clock() {
 fn a_snapshot_deletes_covered_segments_and_recovery_starts_from_it() {
     let dir = fresh_dir("snapshot");
     let clock = Arc::new(ManualClock::new());
-    let (inventory, _) = Inventory::builder()
-        .clock(clock.clone())
-        .journal_options(
-            &dir,
-            omnistock::durability::JournalOptions {
-                segment_bytes: 512,
-                ..Default::default()
-            },
-        )
-        .open()
-        .unwrap();
+    let inventory = open_small_segments(&dir, &clock, false);
     some_traffic(&inventory, 1);
     let before = segments(&dir).len();
     assert!(before > 2, "small segments roll");
     let covers = inventory.snapshot().unwrap();
     assert!(covers > 0);
     assert!(segments(&dir).len() < before, "covered segments deleted");
+    assert!(!dir.join("archive").exists());
     some_traffic(&inventory, 100);
+    // History starts at the oldest segment kept, and reaches the last record.
+    let history = inventory.history(Sku(1), StoreId(1)).unwrap();
+    assert!(history[0].seq > 1, "the covered segments are gone");
+    assert!(history.windows(2).all(|w| w[0].seq < w[1].seq));
+    let written = inventory.journal_stats().unwrap().records;
+    assert_eq!(history.last().unwrap().seq, written);
     let items = inventory.items();
     let remembered = inventory.reservation_count();
     drop(inventory);
@@ -188,38 +199,6 @@ fn history_names_who_changed_a_count_and_why() {
     assert_eq!(history[1].at_ms, 7);
     let of_reservation = inventory.reservation_history(ReservationId(5)).unwrap();
     assert_eq!(of_reservation.len(), 1);
-    drop(inventory);
-    std::fs::remove_dir_all(&dir).unwrap();
-}
-
-fn open_small_segments(dir: &Path, clock: &Arc<ManualClock>, archive: bool) -> Inventory {
-    let options = omnistock::durability::JournalOptions {
-        segment_bytes: 512,
-        archive,
-        ..Default::default()
-    };
-    Inventory::builder()
-        .clock(clock.clone())
-        .journal_options(dir, options)
-        .open()
-        .expect("opens")
-        .0
-}
-
-#[test]
-fn history_after_a_snapshot_starts_at_the_oldest_segment_kept() {
-    let dir = fresh_dir("history-snapshot");
-    let clock = Arc::new(ManualClock::new());
-    let inventory = open_small_segments(&dir, &clock, false);
-    some_traffic(&inventory, 1);
-    inventory.snapshot().unwrap();
-    some_traffic(&inventory, 100);
-    let history = inventory.history(Sku(1), StoreId(1)).unwrap();
-    assert!(history[0].seq > 1, "the covered segments are gone");
-    assert!(history.windows(2).all(|w| w[0].seq < w[1].seq));
-    let last = history.last().unwrap();
-    assert_eq!(last.seq, inventory.journal_stats().unwrap().records);
-    assert!(!dir.join("archive").exists());
     drop(inventory);
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -380,12 +380,11 @@ impl Inventory {
         // (which this one excludes) adds to it.
         let archive = dir.join(journal::ARCHIVE);
         if archive.is_dir() {
-            let mut archived: Vec<PathBuf> = fs::read_dir(&archive)
-                .map_err(io_error(&archive))?
-                .filter_map(|entry| entry.ok().map(|entry| entry.path()))
-                .filter(|path| path.extension().is_some_and(|e| e == "journal"))
+            let archived: Vec<PathBuf> = journal::list_segments(&archive)
+                .map_err(RecoveryError::Journal)?
+                .into_iter()
+                .map(|segment| segment.path)
                 .collect();
-            archived.sort();
             let to = dest.join(journal::ARCHIVE);
             fs::create_dir(&to).map_err(io_error(&to))?;
             copy_synced(&archived, &to)?;

@@ -91,11 +91,7 @@ impl Chain {
 
     /// The tag a record whose chain state is this one carries.
     pub(crate) fn tag(&self) -> Tag {
-        let mut tag = [0u8; 16];
-        for (out, word) in tag.chunks_exact_mut(4).zip(self.0) {
-            out.copy_from_slice(&word.to_be_bytes());
-        }
-        tag
+        self.to_bytes()[..16].try_into().expect("16 bytes")
     }
 
     /// The state as 32 bytes (each word big-endian, as SHA-256 writes them).

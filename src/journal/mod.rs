@@ -51,10 +51,10 @@ mod writer;
 
 pub use error::JournalError;
 pub use format::MAX_PAYLOAD;
-pub(crate) use segments::ARCHIVE;
+pub use order::INLINE_PAYLOAD;
+pub(crate) use segments::{list_segments, ARCHIVE};
 pub use segments::{read, read_history, verify, Records, TailReport, VerifyReport};
 
-pub use order::INLINE_PAYLOAD;
 /// The ordering step, public only to the loom model (tests/loom_journal.rs).
 #[cfg(omnistock_loom)]
 #[doc(hidden)]

@@ -112,16 +112,6 @@ pub(crate) struct Continues {
     pub(crate) chain: Option<Chain>,
 }
 
-impl Cursor {
-    fn continues(&self) -> Continues {
-        Continues {
-            next_seq: self.expected,
-            tag: self.tag,
-            chain: self.chain,
-        }
-    }
-}
-
 /// How a segment starts.
 pub(crate) enum Start {
     Cursor(Cursor),
@@ -129,6 +119,15 @@ pub(crate) enum Start {
 }
 
 impl Cursor {
+    /// Where this walk ended (so far), for the next segment's header.
+    fn continues(&self) -> Continues {
+        Continues {
+            next_seq: self.expected,
+            tag: self.tag,
+            chain: self.chain,
+        }
+    }
+
     /// Reads `segment` and checks its header; `continues` is where the
     /// previous segment ended, when it was read. With `hash`, the walk
     /// recomputes the chain state from the header's (see
