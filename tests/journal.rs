@@ -544,6 +544,37 @@ fn segments_roll_and_covered_ones_are_deleted_keeping_the_chain_verifiable() {
 }
 
 #[test]
+fn sync_in_none_mode_covers_the_segments_rolled_since_the_last_sync() {
+    // `None` rolls without an fdatasync; `sync()` promises every record
+    // appended so far on disk, so it syncs the closed segments too (and
+    // the directory entries of the new ones): one fdatasync each.
+    let dir = Scratch::new("none-roll");
+    let none = JournalOptions {
+        segment_bytes: 300,
+        ..options(Durability::None)
+    };
+    let (journal, _) = open(dir.path(), none);
+    for seq in 1..=40 {
+        journal.append(seq, payload(seq));
+    }
+    journal.sync().unwrap();
+    let segments = segment_files(dir.path()).len() as u64;
+    assert!(segments > 4, "{segments} segments");
+    let stats = journal.stats();
+    assert!(
+        stats.fsyncs >= segments,
+        "{} fsyncs for {segments} segments",
+        stats.fsyncs
+    );
+    // Nothing rolled since: the next sync is the current segment's alone.
+    journal.append(41, payload(41));
+    journal.sync().unwrap();
+    assert!(journal.stats().fsyncs <= stats.fsyncs + 2);
+    drop(journal);
+    assert_eq!(all_records(dir.path(), 0).len(), 41);
+}
+
+#[test]
 fn a_torn_header_of_a_new_last_segment_is_removed() {
     let dir = Scratch::new("torn-header");
     let small = small_segments(200);

@@ -299,10 +299,7 @@ impl Inventory {
         let Some(journaled) = self.journaled() else {
             return Ok(0);
         };
-        let _one = journaled
-            .snapshots
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _one = journaled.snapshot_lock();
         self.snapshot_locked(journaled)
     }
 
@@ -349,10 +346,7 @@ impl Inventory {
         let Some(journaled) = self.journaled() else {
             return Ok(0);
         };
-        let _one = journaled
-            .snapshots
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _one = journaled.snapshot_lock();
         fs::create_dir_all(dest).map_err(io_error(dest))?;
         if fs::read_dir(dest).map_err(io_error(dest))?.next().is_some() {
             return Err(RecoveryError::Io {
@@ -388,6 +382,7 @@ impl Inventory {
             let to = dest.join(journal::ARCHIVE);
             fs::create_dir(&to).map_err(io_error(&to))?;
             copy_synced(&archived, &to)?;
+            sync_dir(&to)?;
         }
         sync_dir(dest)?;
         Ok(covers)
@@ -397,7 +392,8 @@ impl Inventory {
     /// those in the directory's segments (a snapshot deletes the segments
     /// it covers) and, with [`JournalOptions::archive`], every one since the
     /// journal began (or since the oldest archived file left after
-    /// pruning; see [`journal::read_history`]).
+    /// pruning; see [`journal::read_history`]). A snapshot waits while
+    /// the segments are read.
     ///
     /// # Errors
     ///
@@ -422,6 +418,9 @@ impl Inventory {
             return Ok(Vec::new());
         };
         let journal = &journaled.journal;
+        // A snapshot moves or deletes the segments it covers: none runs
+        // while the walk reads them.
+        let _no_snapshot = journaled.snapshot_lock();
         journal.sync().map_err(RecoveryError::Journal)?;
         let mut found = Vec::new();
         for next in journal::read_history(journal.dir()).map_err(RecoveryError::Journal)? {
@@ -444,7 +443,8 @@ impl Inventory {
     }
 
     /// Checks every CRC and the whole hash chain of the journal (see
-    /// [`verify`]).
+    /// [`verify`]), holding snapshots off meanwhile (a snapshot moves or
+    /// deletes the segments it covers).
     ///
     /// # Errors
     ///
@@ -452,6 +452,8 @@ impl Inventory {
     pub fn verify(&self) -> Result<Option<VerifyReport>, JournalError> {
         match self.journaled() {
             Some(journaled) => {
+                // No snapshot moves a segment away during the walk.
+                let _no_snapshot = journaled.snapshot_lock();
                 journaled.journal.sync()?;
                 journal::verify(journaled.journal.dir()).map(Some)
             }

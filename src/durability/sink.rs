@@ -40,8 +40,20 @@ thread_local! {
 pub(crate) struct Journaled {
     pub(crate) journal: Journal,
     pub(crate) durability: Durability,
-    /// One snapshot or backup at a time.
+    /// One snapshot or backup at a time, and none while `history` or
+    /// `verify` walks the segments a snapshot moves or deletes.
     pub(crate) snapshots: Mutex<()>,
+}
+
+#[cfg(feature = "journal")]
+impl Journaled {
+    /// Holds off snapshots (a panic while it was held changes nothing it
+    /// guards: it guards no data).
+    pub(crate) fn snapshot_lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.snapshots
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 #[cfg(feature = "journal")]

@@ -280,6 +280,7 @@ impl Journal {
                 }
             }
         };
+        let created_unsynced = tail.is_none() && !durable;
         let (file, path, len, chain, last_seq) = match tail {
             Some(cursor) => {
                 let file = OpenOptions::new()
@@ -335,6 +336,10 @@ impl Journal {
             written: last_seq,
             synced: last_seq,
             buf: Vec::new(),
+            rolled_unsynced: Vec::new(),
+            // A first segment created just now without a sync
+            // (`Durability::None`): the next sync makes its entry durable.
+            dir_unsynced: created_unsynced,
         };
         let watch = shared.clone();
         let handle = std::thread::Builder::new()
@@ -443,6 +448,11 @@ impl Journal {
     /// `DIR/archive/` instead. The current segment is never deleted. The
     /// remaining first segment's header carries the chain state entering
     /// it, so [`verify`] still checks the chain from there.
+    ///
+    /// Without `archive`, an archive an earlier run left would no longer
+    /// join the segments once one is deleted: before the first deletion it
+    /// is renamed `DIR/archive-before-SEQ/` (SEQ: the first segment
+    /// deleted), kept but no longer read by [`read_history`] or [`verify`].
     pub fn delete_through(&self, seq: u64) -> Result<(), JournalError> {
         self.sync()?;
         let dir = &self.shared.dir;
@@ -453,6 +463,9 @@ impl Journal {
         let mut segments = self.shared.segments.lock();
         let mut moved = false;
         while segments.len() >= 2 && segments[1] <= seq.saturating_add(1) {
+            if archive.is_none() && !moved {
+                detach_archive(dir, segments[0])?;
+            }
             let name = format::segment_name(segments[0]);
             let path = dir.join(&name);
             match &archive {
@@ -498,6 +511,19 @@ impl Journal {
     pub fn dir(&self) -> &Path {
         &self.shared.dir
     }
+}
+
+/// Renames `dir`'s archive, if it has one, to `archive-before-FIRST`
+/// (synced): segment `first` is about to be deleted, after which the
+/// archive would end short of the segments left.
+fn detach_archive(dir: &Path, first: u64) -> Result<(), JournalError> {
+    let archive = dir.join(segments::ARCHIVE);
+    if !archive.is_dir() {
+        return Ok(());
+    }
+    let detached = dir.join(format!("{}-before-{first}", segments::ARCHIVE));
+    fs::rename(&archive, &detached).map_err(|e| JournalError::io(&archive, e))?;
+    writer::sync_dir(dir)
 }
 
 impl Drop for Journal {

@@ -40,7 +40,17 @@ pub(crate) struct Writer {
     pub(crate) written: u64,
     pub(crate) synced: u64,
     pub(crate) buf: Vec<u8>,
+    /// `Durability::None` rolls without syncing: the segments closed
+    /// since the last sync, and whether the directory holds a segment
+    /// created since, which the next [`sync`](Writer::sync) makes durable
+    /// before the current segment.
+    pub(crate) rolled_unsynced: Vec<(File, PathBuf)>,
+    pub(crate) dir_unsynced: bool,
 }
+
+/// `Durability::None` keeps at most this many closed segments open for the
+/// next sync; one more syncs them at the roll.
+const MAX_ROLLED_UNSYNCED: usize = 8;
 
 impl Writer {
     fn order(&self) -> &Order {
@@ -120,9 +130,12 @@ impl Writer {
         Ok(true)
     }
 
-    /// `fdatasync` of the current segment, counted and timed.
+    /// `fdatasync` of the current segment (after the segments a
+    /// `Durability::None` roll closed without one, and the directory that
+    /// roll added to), counted and timed.
     fn sync(&mut self) -> Result<(), JournalError> {
         let started = Instant::now();
+        self.sync_rolled()?;
         self.file
             .sync_data()
             .map_err(|e| JournalError::io(&self.path, e))?;
@@ -190,12 +203,33 @@ impl Writer {
         Ok(())
     }
 
-    /// Closes the current segment (synced, unless `Durability::None`) and
-    /// starts a new one whose first record is `first_seq`.
+    /// Makes the segments closed by `Durability::None` rolls, and the
+    /// directory entries of those created, durable.
+    /// Counted as fsyncs.
+    fn sync_rolled(&mut self) -> Result<(), JournalError> {
+        let closed = self.rolled_unsynced.len() as u64;
+        for (file, path) in self.rolled_unsynced.drain(..) {
+            file.sync_data().map_err(|e| JournalError::io(&path, e))?;
+        }
+        if std::mem::take(&mut self.dir_unsynced) {
+            sync_dir(&self.shared.dir)?;
+        }
+        self.shared
+            .stats
+            .fsyncs
+            .fetch_add(closed, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Closes the current segment (synced, unless `Durability::None`, where
+    /// the next sync covers it) and starts a new one whose first record is
+    /// `first_seq`.
     fn roll(&mut self, first_seq: u64) -> Result<(), JournalError> {
-        self.cut_zeroed()?; // synced just below
+        self.cut_zeroed()?; // synced just below, or by the next sync
         if self.durability != Durability::None {
             self.sync()?;
+        } else if self.rolled_unsynced.len() >= MAX_ROLLED_UNSYNCED {
+            self.sync_rolled()?;
         }
         let dir = &self.shared.dir;
         let (file, path) = create_segment(
@@ -206,8 +240,12 @@ impl Writer {
             },
             self.durability != Durability::None,
         )?;
-        self.file = file;
-        self.path = path;
+        let closed = std::mem::replace(&mut self.file, file);
+        let closed_path = std::mem::replace(&mut self.path, path);
+        if self.durability == Durability::None {
+            self.rolled_unsynced.push((closed, closed_path));
+            self.dir_unsynced = true;
+        }
         self.len = HEADER_LEN as u64;
         self.allocated = self.len;
         self.shared.segments.lock().push_back(first_seq);
