@@ -247,6 +247,24 @@ impl<'a> EffectLog<'a> {
             .push(units);
     }
 
+    /// Whether finished campaign reservations' units wait to be given
+    /// back.
+    #[inline]
+    pub(crate) fn gives_back(&self) -> bool {
+        self.settle
+            .as_ref()
+            .is_some_and(|settle| !settle.given_back.is_empty())
+    }
+
+    /// The campaign units waiting to be given back, leaving the changed
+    /// items (for the alerts, evaluated after every lock is released).
+    pub(crate) fn take_given_back(&mut self) -> Vec<CampaignUnits> {
+        match &mut *self.settle {
+            Some(settle) => std::mem::take(&mut settle.given_back),
+            None => Vec::new(),
+        }
+    }
+
     /// What waits to be settled, leaving nothing.
     pub(crate) fn take_settlement(&mut self) -> Settlement {
         self.settle.take().map(|settle| *settle).unwrap_or_default()

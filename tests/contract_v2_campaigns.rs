@@ -751,3 +751,66 @@ fn threads_racing_for_a_quota_never_pass_it() {
     }
     assert_eq!(inventory.level(A, S).unwrap().reserved, total);
 }
+
+/// The alert observer runs after every lock is released: one that reads
+/// the inventory back (a metrics hook counting pending reservations, or
+/// looking up the reservation that crossed) does not deadlock, whichever
+/// operation raised the alert (a reserve, a release that is followed by
+/// a new crossing, a lazy and a reaped expiry).
+#[test]
+fn an_alert_observer_may_call_back_into_the_inventory() {
+    use std::sync::mpsc;
+    use std::sync::{OnceLock, Weak};
+    use std::time::Duration;
+    let slot: Arc<OnceLock<Weak<Inventory>>> = Arc::default();
+    let seen = slot.clone();
+    let readings: Arc<Mutex<Vec<usize>>> = Arc::default();
+    let kept = readings.clone();
+    let clock = Arc::new(omnistock::ManualClock::new());
+    let inventory = Arc::new(
+        Inventory::builder()
+            .expected_items(64)
+            .clock(clock.clone())
+            .alert_observer(Arc::new(move |alerts: &[Alert]| {
+                if let Some(inventory) = seen.get().and_then(Weak::upgrade) {
+                    let pending = inventory.pending_count();
+                    let _ = inventory.get(id(1));
+                    kept.lock().unwrap().push(pending + alerts.len());
+                }
+            }))
+            .build(),
+    );
+    slot.set(Arc::downgrade(&inventory)).unwrap();
+    inventory.restock(A, S, 10).unwrap();
+    inventory.set_reorder_point(A, S, 5);
+    let (done, finished) = mpsc::channel();
+    let worker = inventory.clone();
+    thread::spawn(move || {
+        let line = [Line::new(A, S, 6)];
+        // Crosses on the reserve; the release lifts it back over.
+        worker.reserve(id(1), Channel::Online, &line).unwrap();
+        worker.release(id(1)).unwrap();
+        // Crosses again; the lazy expiry inside the next call lifts it.
+        worker
+            .reserve_with_ttl(id(2), Channel::Online, &line, 10)
+            .unwrap();
+        clock.advance(20);
+        let _ = worker.get(id(2));
+        // Crosses again; the reaper's expiry lifts it; a commit crosses.
+        worker
+            .reserve_with_ttl(id(3), Channel::Online, &line, 10)
+            .unwrap();
+        clock.advance(20);
+        worker.expire();
+        worker.reserve(id(4), Channel::Online, &line).unwrap();
+        worker.commit(id(4)).unwrap();
+        done.send(()).unwrap();
+    });
+    assert_eq!(
+        finished.recv_timeout(Duration::from_secs(10)),
+        Ok(()),
+        "an operation hung inside the alert observer"
+    );
+    // Four crossings, each seen by the observer with the inventory read.
+    assert_eq!(readings.lock().unwrap().len(), 4);
+}

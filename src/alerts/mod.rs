@@ -44,8 +44,9 @@ pub struct Alert {
 /// Receives low-stock alerts (set with
 /// [`InventoryBuilder::alert_observer`](crate::InventoryBuilder::alert_observer)).
 /// Called on the thread whose operation crossed the reorder point, after
-/// the change, with the alerts of that operation (sorted by item); keep it
-/// quick (hand them to a channel).
+/// the change and after the operation released its locks (so it may read
+/// or change the inventory), with the alerts of that operation (sorted by
+/// item); keep it quick (hand them to a channel).
 pub trait AlertObserver: Send + Sync {
     /// The alerts one operation raised.
     fn on_alerts(&self, alerts: &[Alert]);

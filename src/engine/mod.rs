@@ -141,22 +141,27 @@ impl Inventory {
         EffectLog::new(self.observer.is_some(), self.alerts.watching(), steps)
     }
 
-    /// Settles an operation's log, under the shard lock where the
-    /// operation took one: gives finished campaign reservations' units
-    /// back and evaluates the changed items for alerts.
+    /// Gives finished campaign reservations' units back, under the shard
+    /// lock where the operation took one (so that no reserve of that
+    /// customer sees the reservation finished and its units still
+    /// counted). Alerts wait for [`publish`](Self::publish): an alert
+    /// observer may call back into the inventory.
     #[inline]
     pub(crate) fn settle_log(&self, effects: &mut EffectLog<'_>) {
-        if effects.needs_settling() {
-            self.settle(effects);
+        if effects.gives_back() {
+            self.give_back(effects);
         }
     }
 
-    /// Settles what is left to settle, then hands an operation's effects
-    /// and records on, after every lock is released; with a `Sync`
-    /// journal, waits until they are durable.
+    /// Settles what is left to settle (campaign units, then the changed
+    /// items' alerts), then hands an operation's effects and records on,
+    /// after every lock is released; with a `Sync` journal, waits until
+    /// they are durable.
     #[inline]
     pub(crate) fn publish(&self, effects: &mut EffectLog<'_>) -> Result<(), Error> {
-        self.settle_log(effects);
+        if effects.needs_settling() {
+            self.settle(effects);
+        }
         effects.flush(self.observer.as_deref())
     }
 
@@ -169,6 +174,15 @@ impl Inventory {
     ) -> Result<T, Error> {
         let durable = self.publish(effects);
         answer.and_then(|value| durable.map(|()| value))
+    }
+
+    /// The campaign part of [`settle_log`](Self::settle_log), out of line.
+    #[cold]
+    #[inline(never)]
+    fn give_back(&self, effects: &mut EffectLog<'_>) {
+        for units in &effects.take_given_back() {
+            self.campaigns.uncount(units);
+        }
     }
 
     /// The campaign and alert part of [`publish`](Self::publish), out of
