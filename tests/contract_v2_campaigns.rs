@@ -814,3 +814,38 @@ fn an_alert_observer_may_call_back_into_the_inventory() {
     // Four crossings, each seen by the observer with the inventory read.
     assert_eq!(readings.lock().unwrap().len(), 4);
 }
+
+/// `max_campaigns(n)` holds n campaign ids over the inventory's life, not
+/// the power of two above n: the id past them is invalid, while a held id
+/// (live or ended) may be defined again.
+#[test]
+fn max_campaigns_is_the_number_of_ids_held() {
+    let inventory = Inventory::builder()
+        .expected_items(64)
+        .max_campaigns(3)
+        .build();
+    assert_eq!(inventory.max_campaigns(), 3);
+    for n in 0..3 {
+        inventory
+            .define_campaign(CampaignId(n), A, S, 1, 1)
+            .unwrap();
+    }
+    let past = inventory.define_campaign(CampaignId(3), A, S, 1, 1);
+    assert!(matches!(past, Err(Error::Invalid { .. })), "{past:?}");
+    inventory
+        .define_campaign(CampaignId(1), A, S, 5, 2)
+        .unwrap();
+    inventory.end_campaign(CampaignId(2)).unwrap();
+    inventory
+        .define_campaign(CampaignId(2), B, S, 1, 1)
+        .unwrap();
+    let still = inventory.define_campaign(CampaignId(3), A, S, 1, 1);
+    assert!(matches!(still, Err(Error::Invalid { .. })), "{still:?}");
+
+    let none = Inventory::builder()
+        .expected_items(64)
+        .max_campaigns(0)
+        .build();
+    let refused = none.define_campaign(CampaignId(0), A, S, 1, 1);
+    assert!(matches!(refused, Err(Error::Invalid { .. })), "{refused:?}");
+}

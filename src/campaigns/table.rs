@@ -124,23 +124,28 @@ const PLANT_EAGER_REFUSAL: bool = cfg!(omnistock_plant_eager_refusal);
 #[derive(Debug)]
 pub(crate) struct CampaignTable {
     slots: Box<[Slot]>,
-    /// Serializes definitions and ends (readers never take it).
-    writer: Mutex<()>,
+    /// How many ids it gives slots to, at most.
+    capacity: usize,
+    /// Serializes definitions and ends (readers never take it), and counts
+    /// the slots given out.
+    writer: Mutex<usize>,
 }
 
 impl CampaignTable {
-    /// A table of at least `capacity` slots (rounded up to a power of two).
+    /// A table for `capacity` campaign ids (its slots rounded up to a
+    /// power of two, for the probe; the ids past `capacity` are refused).
     pub(crate) fn new(capacity: usize) -> Self {
-        let capacity = capacity.max(1).next_power_of_two();
+        let slots = capacity.max(1).next_power_of_two();
         CampaignTable {
-            slots: (0..capacity).map(|_| Slot::new()).collect(),
-            writer: Mutex::new(()),
+            slots: (0..slots).map(|_| Slot::new()).collect(),
+            capacity,
+            writer: Mutex::new(0),
         }
     }
 
-    /// Slots in the table: how many campaigns it can ever hold.
+    /// How many campaign ids it can ever hold.
     pub(crate) fn capacity(&self) -> usize {
-        self.slots.len()
+        self.capacity
     }
 
     fn start(&self, campaign: CampaignId) -> usize {
@@ -347,10 +352,12 @@ impl CampaignTable {
         quota: u32,
         per_customer: u32,
     ) -> Defined {
-        let _writer = self.writer.lock();
+        let mut given = self.writer.lock();
         let at = match self.probe(campaign) {
             Ok(at) => at,
+            Err(Some(_)) if *given >= self.capacity => return Defined::Full,
             Err(Some(at)) => {
+                *given += 1;
                 let slot = &self.slots[at as usize];
                 slot.campaign.store(campaign.0, Ordering::Relaxed);
                 slot.taken.store(true, Ordering::Release);

@@ -305,10 +305,10 @@ impl InventoryBuilder {
         self
     }
 
-    /// How many campaigns the inventory can hold at once and over its life
-    /// (default 1024; rounded up to a power of two). A campaign keeps its
-    /// place when it ends, for a later definition of the same id; a new id
-    /// past the last place is refused as invalid.
+    /// How many campaign ids the inventory can hold at once and over its
+    /// life (default 1024; 0: none). A campaign keeps its place when it
+    /// ends, for a later definition of the same id; a new id past the last
+    /// place is refused as invalid.
     pub fn max_campaigns(mut self, campaigns: usize) -> Self {
         self.max_campaigns = campaigns;
         self
