@@ -460,6 +460,15 @@ fn the_replay_tool_on_a_journal_recovers_its_answers_and_its_clock() {
         .unwrap();
     assert!(again.contains(r#""replayed":true"#), "{again}");
     assert!(again.contains(r#""expires_at_ms":901000"#), "{again}");
+    // Journaled, the tool holds as many campaigns as in memory (the
+    // library's default of 1,024 is not the replay tool's).
+    for campaign in 0..1100 {
+        let line = format!(
+            r#"{{"op":"campaign","campaign":{campaign},"sku":1,"store":2,"quota":5,"per_customer":1}}"#
+        );
+        let answer = replayer.handle_line(line.as_bytes()).unwrap();
+        assert_eq!(answer, r#"{"ok":true}"#, "campaign {campaign}");
+    }
     drop(replayer);
     std::fs::remove_dir_all(&dir).unwrap();
 }

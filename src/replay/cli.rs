@@ -46,6 +46,15 @@ Exit status: 0 at the end of the input, 1 on a read or write error,
 /// Campaigns a replay script may define.
 const REPLAY_MAX_CAMPAIGNS: usize = 1 << 14;
 
+/// The builder of a replay engine, in memory or journaled alike: the
+/// manual clock, alerts kept for the `alerts` op, room for many campaigns.
+fn replay_builder(clock: &Arc<ManualClock>) -> crate::InventoryBuilder {
+    Inventory::builder()
+        .clock(Arc::clone(clock) as Arc<dyn Clock>)
+        .keep_alerts(true)
+        .max_campaigns(REPLAY_MAX_CAMPAIGNS)
+}
+
 /// An engine driven by a replay script: an [`Inventory`] with the default
 /// ttl and retention on a [`ManualClock`] that starts at 0 and moves only on
 /// `advance` lines.
@@ -60,13 +69,7 @@ impl Replayer {
     #[must_use]
     pub fn new() -> Self {
         let clock = Arc::new(ManualClock::new());
-        // Alerts are kept for the `alerts` op; a script may define many
-        // campaigns.
-        let inventory = Inventory::builder()
-            .clock(Arc::clone(&clock) as Arc<dyn Clock>)
-            .keep_alerts(true)
-            .max_campaigns(REPLAY_MAX_CAMPAIGNS)
-            .build();
+        let inventory = replay_builder(&clock).build();
         Replayer { clock, inventory }
     }
 
@@ -119,10 +122,7 @@ impl Replayer {
         durability: crate::journal::Durability,
     ) -> Result<Self, crate::durability::RecoveryError> {
         let clock = Arc::new(ManualClock::new());
-        let (inventory, _) = Inventory::builder()
-            .clock(Arc::clone(&clock) as Arc<dyn Clock>)
-            .journal(dir, durability)
-            .open()?;
+        let (inventory, _) = replay_builder(&clock).journal(dir, durability).open()?;
         Ok(Replayer { clock, inventory })
     }
 }
