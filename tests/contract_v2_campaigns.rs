@@ -849,3 +849,46 @@ fn max_campaigns_is_the_number_of_ids_held() {
     let refused = none.define_campaign(CampaignId(0), A, S, 1, 1);
     assert!(matches!(refused, Err(Error::Invalid { .. })), "{refused:?}");
 }
+
+/// The known gap in alerts under concurrency (docs/CONTRACT.md, "Reorder
+/// points"): every sell that takes the item from at or above its point to
+/// below it is a downward crossing in any order the operations can be put
+/// in, so each should raise one alert; an evaluation reads the level of
+/// its own moment, and a restock by another thread in between makes it
+/// miss the dip. Ignored until each change's own before/after levels reach
+/// the evaluation; run it with `cargo test --release --test
+/// contract_v2_campaigns -- --ignored`.
+#[test]
+#[ignore = "known gap: a dip lifted back by another thread before it is evaluated raises no alert"]
+fn concurrent_dips_each_raise_one_alert() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let inventory = Arc::new(Inventory::builder().expected_items(64).build());
+    let point = 19;
+    inventory.restock(A, S, 24).unwrap();
+    inventory.set_reorder_point(A, S, point);
+    assert!(inventory.take_alerts().is_empty());
+    let crossings = Arc::new(AtomicU64::new(0));
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let inventory = inventory.clone();
+            let crossings = crossings.clone();
+            thread::spawn(move || {
+                for _ in 0..20_000 {
+                    let after = inventory.sell(A, S, 6, Channel::InStore).unwrap();
+                    if after.available_online < point && after.available_online + 6 >= point {
+                        crossings.fetch_add(1, Ordering::Relaxed);
+                    }
+                    inventory.restock(A, S, 6).unwrap();
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    assert_eq!(
+        inventory.take_alerts().len() as u64,
+        crossings.load(Ordering::Relaxed),
+        "alerts raised against downward crossings"
+    );
+}
