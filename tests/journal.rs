@@ -545,9 +545,9 @@ fn segments_roll_and_covered_ones_are_deleted_keeping_the_chain_verifiable() {
 
 #[test]
 fn sync_in_none_mode_covers_the_segments_rolled_since_the_last_sync() {
-    // `None` rolls without an fdatasync; `sync()` promises every record
-    // appended so far on disk, so it syncs the closed segments too (and
-    // the directory entries of the new ones): one fdatasync each.
+    // `sync()` promises every record appended so far on disk in every
+    // mode, and fdatasyncs the current segment: so a roll syncs the
+    // segment it closes even in `None` (one fdatasync each).
     let dir = Scratch::new("none-roll");
     let none = JournalOptions {
         segment_bytes: 300,

@@ -190,11 +190,8 @@ impl Inventory {
     #[cold]
     #[inline(never)]
     fn settle(&self, effects: &mut EffectLog<'_>) {
-        let settlement = effects.take_settlement();
-        for units in &settlement.given_back {
-            self.campaigns.uncount(units);
-        }
-        self.raise_alerts(settlement.touched);
+        self.give_back(effects);
+        self.raise_alerts(effects.take_settlement().touched);
     }
 
     /// Runs one [`Command`]; the dispatcher behind the replay tool and the

@@ -233,7 +233,6 @@ impl Journal {
     ) -> Result<(Journal, OpenReport), JournalError> {
         fs::create_dir_all(dir).map_err(|e| JournalError::io(dir, e))?;
         let lock = lock::DirLock::acquire(dir)?;
-        let durable = options.durability != Durability::None;
         let mut segments = segments::list_segments(dir)?;
         let mut report = OpenReport::default();
         let tail = loop {
@@ -280,7 +279,6 @@ impl Journal {
                 }
             }
         };
-        let created_unsynced = tail.is_none() && !durable;
         let (file, path, len, chain, last_seq) = match tail {
             Some(cursor) => {
                 let file = OpenOptions::new()
@@ -297,7 +295,7 @@ impl Journal {
                     first_seq: 1,
                     chain: Chain::START,
                 };
-                let (file, path) = writer::create_segment(dir, header, durable)?;
+                let (file, path) = writer::create_segment(dir, header)?;
                 segments.push(segments::SegmentFile {
                     first_seq: 1,
                     path: path.clone(),
@@ -336,10 +334,6 @@ impl Journal {
             written: last_seq,
             synced: last_seq,
             buf: Vec::new(),
-            rolled_unsynced: Vec::new(),
-            // A first segment created just now without a sync
-            // (`Durability::None`): the next sync makes its entry durable.
-            dir_unsynced: created_unsynced,
         };
         let watch = shared.clone();
         let handle = std::thread::Builder::new()

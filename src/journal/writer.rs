@@ -40,17 +40,7 @@ pub(crate) struct Writer {
     pub(crate) written: u64,
     pub(crate) synced: u64,
     pub(crate) buf: Vec<u8>,
-    /// `Durability::None` rolls without syncing: the segments closed
-    /// since the last sync, and whether the directory holds a segment
-    /// created since, which the next [`sync`](Writer::sync) makes durable
-    /// before the current segment.
-    pub(crate) rolled_unsynced: Vec<(File, PathBuf)>,
-    pub(crate) dir_unsynced: bool,
 }
-
-/// `Durability::None` keeps at most this many closed segments open for the
-/// next sync; one more syncs them at the roll.
-const MAX_ROLLED_UNSYNCED: usize = 8;
 
 impl Writer {
     fn order(&self) -> &Order {
@@ -130,12 +120,9 @@ impl Writer {
         Ok(true)
     }
 
-    /// `fdatasync` of the current segment (after the segments a
-    /// `Durability::None` roll closed without one, and the directory that
-    /// roll added to), counted and timed.
+    /// `fdatasync` of the current segment, counted and timed.
     fn sync(&mut self) -> Result<(), JournalError> {
         let started = Instant::now();
-        self.sync_rolled()?;
         self.file
             .sync_data()
             .map_err(|e| JournalError::io(&self.path, e))?;
@@ -203,34 +190,13 @@ impl Writer {
         Ok(())
     }
 
-    /// Makes the segments closed by `Durability::None` rolls, and the
-    /// directory entries of those created, durable.
-    /// Counted as fsyncs.
-    fn sync_rolled(&mut self) -> Result<(), JournalError> {
-        let closed = self.rolled_unsynced.len() as u64;
-        for (file, path) in self.rolled_unsynced.drain(..) {
-            file.sync_data().map_err(|e| JournalError::io(&path, e))?;
-        }
-        if std::mem::take(&mut self.dir_unsynced) {
-            sync_dir(&self.shared.dir)?;
-        }
-        self.shared
-            .stats
-            .fsyncs
-            .fetch_add(closed, Ordering::Relaxed);
-        Ok(())
-    }
-
-    /// Closes the current segment (synced, unless `Durability::None`, where
-    /// the next sync covers it) and starts a new one whose first record is
-    /// `first_seq`.
+    /// Closes the current segment, synced, and starts a new one whose
+    /// first record is `first_seq`, created durably: in every mode, so
+    /// that `sync()`, which syncs only the current segment, covers every
+    /// record (in `None`, three syncs a segment, not a wait per record).
     fn roll(&mut self, first_seq: u64) -> Result<(), JournalError> {
-        self.cut_zeroed()?; // synced just below, or by the next sync
-        if self.durability != Durability::None {
-            self.sync()?;
-        } else if self.rolled_unsynced.len() >= MAX_ROLLED_UNSYNCED {
-            self.sync_rolled()?;
-        }
+        self.cut_zeroed()?; // synced just below
+        self.sync()?;
         let dir = &self.shared.dir;
         let (file, path) = create_segment(
             dir,
@@ -238,14 +204,9 @@ impl Writer {
                 first_seq,
                 chain: self.chain,
             },
-            self.durability != Durability::None,
         )?;
-        let closed = std::mem::replace(&mut self.file, file);
-        let closed_path = std::mem::replace(&mut self.path, path);
-        if self.durability == Durability::None {
-            self.rolled_unsynced.push((closed, closed_path));
-            self.dir_unsynced = true;
-        }
+        self.file = file;
+        self.path = path;
         self.len = HEADER_LEN as u64;
         self.allocated = self.len;
         self.shared.segments.lock().push_back(first_seq);
@@ -257,12 +218,11 @@ impl Writer {
     }
 }
 
-/// Creates a segment file holding only `header`, opened for appending; with
-/// `durable`, the file and its directory entry are synced.
+/// Creates a segment file holding only `header`, opened for appending; the
+/// file and its directory entry are synced.
 pub(crate) fn create_segment(
     dir: &std::path::Path,
     header: Header,
-    durable: bool,
 ) -> Result<(File, PathBuf), JournalError> {
     let path = dir.join(format::segment_name(header.first_seq));
     let mut file = OpenOptions::new()
@@ -272,10 +232,8 @@ pub(crate) fn create_segment(
         .map_err(|e| JournalError::io(&path, e))?;
     file.write_all(&header.encode())
         .map_err(|e| JournalError::io(&path, e))?;
-    if durable {
-        file.sync_data().map_err(|e| JournalError::io(&path, e))?;
-        sync_dir(dir)?;
-    }
+    file.sync_data().map_err(|e| JournalError::io(&path, e))?;
+    sync_dir(dir)?;
     Ok((file, path))
 }
 
